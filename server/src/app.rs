@@ -1,0 +1,132 @@
+//! Start-up: turn a [`Config`] into an [`AppState`], and serve it.
+
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::crypto::CryptoError;
+use crate::crypto::keys::MasterKey;
+use crate::db::{Db, DbError};
+use crate::state::AppState;
+use crate::store::{self, StoreError};
+use crate::tus::locks::UploadLocks;
+
+/// Why the service could not start; each names what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The database could not be opened or migrated.
+    #[error("database: {0}")]
+    Db(#[from] DbError),
+    /// The object store could not be opened.
+    #[error("object store: {0}")]
+    Store(#[from] StoreError),
+    /// The master key is malformed.
+    #[error("FERRY_MASTER_KEY: {0}")]
+    MasterKey(#[from] CryptoError),
+    /// A file or socket could not be used.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartupError {
+    let context = context.into();
+    move |source| StartupError::Io { context, source }
+}
+
+/// The configured master key, or in development one generated into the data directory.
+fn master_key(config: &Config) -> Result<MasterKey, StartupError> {
+    if let Some(encoded) = &config.master_key {
+        return Ok(MasterKey::from_base64(encoded)?);
+    }
+    let path = config.data_dir.join("master.key");
+    if path.exists() {
+        let text =
+            std::fs::read_to_string(&path).map_err(io(format!("reading {}", path.display())))?;
+        return Ok(MasterKey::from_base64(text.trim())?);
+    }
+    tracing::warn!(
+        path = %path.display(),
+        "no FERRY_MASTER_KEY set: generated a development master key next to the data; \
+         set FERRY_MASTER_KEY (or FERRY_MASTER_KEY_FILE) in production"
+    );
+    let key = MasterKey::generate()?;
+    write_private(&path, key.to_base64().as_bytes())?;
+    Ok(key)
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), StartupError> {
+    let mut file = std::fs::OpenOptions::new()
+        .create_new(true)
+        .write(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io(format!("creating {}", path.display())))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(io(format!("writing {}", path.display())))
+}
+
+/// Opens the database, store and keys. `public_url` is the base of links when none is configured.
+pub async fn open(config: Config, public_url: String) -> Result<AppState, StartupError> {
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(io(format!("creating {}", config.data_dir.display())))?;
+    let master_key = master_key(&config)?;
+    let db = Db::connect(&config.database_url).await?;
+    let store = store::open(&config.store)?;
+    let public_url = config.public_url.clone().unwrap_or(public_url);
+    Ok(AppState {
+        db,
+        store,
+        master_key: Arc::new(master_key),
+        public_url: Arc::from(public_url.trim_end_matches('/')),
+        config: Arc::new(config),
+        locks: UploadLocks::default(),
+    })
+}
+
+/// Binds the listener, prints `ferry listening on http://ADDR` once ready, and serves until
+/// SIGINT/SIGTERM.
+pub async fn serve(config: Config) -> Result<(), StartupError> {
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(io(format!("binding {}", config.listen)))?;
+    let local = listener
+        .local_addr()
+        .map_err(io("reading the bound address"))?;
+    let state = open(config, format!("http://{local}")).await?;
+    let router = crate::http::router(state);
+    println!("ferry listening on http://{local}");
+    let _ = std::io::stdout().flush();
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(io("serving"))
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {},
+            _ = term.recv() => {},
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! Service configuration, layered: built-in defaults, then an optional `ferry.toml`, then
+//! `FERRY_*` environment variables (secrets may also come from `FERRY_*_FILE`). A bad value is
+//! an error naming the key; nothing here panics. `Debug` never prints the master key.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Largest upload accepted unless configured otherwise: 5 TiB.
+pub const DEFAULT_TUS_MAX_SIZE: u64 = 5 << 40;
+
+/// Everything `ferry` needs to run, resolved from defaults, file and environment.
+#[derive(Clone)]
+pub struct Config {
+    /// Address the HTTP service binds (`FERRY_LISTEN`); port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Where the embedded database, the file store and a dev master key live (`FERRY_DATA_DIR`).
+    pub data_dir: PathBuf,
+    /// `sqlite://…` (default `sqlite://DATA/ferry.db`) (`FERRY_DATABASE_URL`).
+    pub database_url: String,
+    /// `file://DIR` (default `file://DATA/objects`) (`FERRY_STORE`).
+    pub store: String,
+    /// Base of the links put into mails (`FERRY_PUBLIC_URL`); defaults to the bound address.
+    pub public_url: Option<String>,
+    /// Base64 master key (`FERRY_MASTER_KEY` or `FERRY_MASTER_KEY_FILE`); generated in dev.
+    pub master_key: Option<String>,
+    /// Largest `Upload-Length` accepted (`FERRY_TUS_MAX_SIZE`, bytes).
+    pub tus_max_size: u64,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &self.database_url)
+            .field("store", &self.store)
+            .field("public_url", &self.public_url)
+            .field(
+                "master_key",
+                &self.master_key.as_ref().map(|_| "[redacted]"),
+            )
+            .field("tus_max_size", &self.tus_max_size)
+            .finish()
+    }
+}
+
+/// Why the configuration could not be loaded; always names the offending key or file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A key had a value that does not parse.
+    #[error("configuration key {key}: {message}")]
+    Invalid {
+        /// The `FERRY_*` variable or `ferry.toml` key.
+        key: &'static str,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The configuration file exists but cannot be read or parsed.
+    #[error("configuration file {path}: {message}")]
+    File {
+        /// Path of the file.
+        path: PathBuf,
+        /// Reader or parser message.
+        message: String,
+    },
+}
+
+/// The shape of `ferry.toml`: the same keys as the environment, lower case, all optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    store: Option<String>,
+    public_url: Option<String>,
+    master_key_file: Option<PathBuf>,
+    tus_max_size: Option<u64>,
+}
+
+impl Config {
+    /// Loads defaults, then `ferry.toml` (path in `FERRY_CONFIG`, else `./ferry.toml` if it
+    /// exists), then the process environment.
+    pub fn load() -> Result<Self, ConfigError> {
+        Self::from_sources(|key| std::env::var(key).ok())
+    }
+
+    /// Same as [`Config::load`] with an explicit environment, so tests need not mutate the
+    /// process's.
+    pub fn from_sources(env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let file = match env("FERRY_CONFIG") {
+            Some(path) => read_file_config(Path::new(&path))?,
+            None if Path::new("ferry.toml").exists() => read_file_config(Path::new("ferry.toml"))?,
+            None => FileConfig::default(),
+        };
+
+        let listen_text = env("FERRY_LISTEN")
+            .or(file.listen)
+            .unwrap_or_else(|| "127.0.0.1:8080".to_owned());
+        let listen = listen_text.parse().map_err(|e| ConfigError::Invalid {
+            key: "FERRY_LISTEN",
+            message: format!("{listen_text:?} is not host:port ({e})"),
+        })?;
+        let data_dir = env("FERRY_DATA_DIR")
+            .map(PathBuf::from)
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("./data"));
+        let database_url = env("FERRY_DATABASE_URL")
+            .or(file.database_url)
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("ferry.db").display()));
+        let store = env("FERRY_STORE")
+            .or(file.store)
+            .unwrap_or_else(|| format!("file://{}", data_dir.join("objects").display()));
+        let public_url = env("FERRY_PUBLIC_URL").or(file.public_url);
+        if let Some(url) = &public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(ConfigError::Invalid {
+                key: "FERRY_PUBLIC_URL",
+                message: format!("{url:?} must start with http:// or https://"),
+            });
+        }
+        let master_key = match env("FERRY_MASTER_KEY") {
+            Some(key) => Some(key),
+            None => match env("FERRY_MASTER_KEY_FILE")
+                .map(PathBuf::from)
+                .or(file.master_key_file)
+            {
+                Some(path) => Some(
+                    std::fs::read_to_string(&path)
+                        .map_err(|e| ConfigError::File {
+                            path: path.clone(),
+                            message: e.to_string(),
+                        })?
+                        .trim()
+                        .to_owned(),
+                ),
+                None => None,
+            },
+        };
+        let tus_max_size = match env("FERRY_TUS_MAX_SIZE") {
+            Some(text) => text.parse().map_err(|_| ConfigError::Invalid {
+                key: "FERRY_TUS_MAX_SIZE",
+                message: format!("{text:?} is not a byte count"),
+            })?,
+            None => file.tus_max_size.unwrap_or(DEFAULT_TUS_MAX_SIZE),
+        };
+        Ok(Config {
+            listen,
+            data_dir,
+            database_url,
+            store,
+            public_url,
+            master_key,
+            tus_max_size,
+        })
+    }
+}
+
+fn read_file_config(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::File {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::from_sources(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_work_on_a_laptop() -> Result<(), ConfigError> {
+        let config = load(&[])?;
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.database_url, "sqlite://./data/ferry.db");
+        assert_eq!(config.store, "file://./data/objects");
+        assert_eq!(config.tus_max_size, 5 << 40);
+        Ok(())
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let err = load(&[("FERRY_LISTEN", "nowhere")])
+            .err()
+            .map(|e| e.to_string());
+        assert!(err.unwrap_or_default().contains("FERRY_LISTEN"));
+        let err = load(&[("FERRY_TUS_MAX_SIZE", "-1")])
+            .err()
+            .map(|e| e.to_string());
+        assert!(err.unwrap_or_default().contains("FERRY_TUS_MAX_SIZE"));
+    }
+
+    #[test]
+    fn debug_redacts_the_master_key() -> Result<(), ConfigError> {
+        let config = load(&[("FERRY_MASTER_KEY", "c2VjcmV0c2VjcmV0")])?;
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("c2VjcmV0c2VjcmV0"));
+        assert!(shown.contains("redacted"));
+        Ok(())
+    }
+}

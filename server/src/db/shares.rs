@@ -1,0 +1,212 @@
+//! Shares: one link token for a set of complete files, with its recipients.
+
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{Db, DbError, found};
+
+/// Everything needed to create a share in one transaction.
+pub struct NewShare<'a> {
+    /// Share id.
+    pub id: Uuid,
+    /// Owning tenant; every file must belong to it.
+    pub tenant_id: Uuid,
+    /// Creating key.
+    pub created_by: Uuid,
+    /// Link token selector.
+    pub token_selector: &'a str,
+    /// SHA-256 of the token's secret.
+    pub token_hash: &'a [u8],
+    /// Optional note for the recipients' page.
+    pub note: Option<&'a str>,
+    /// When the link stops working.
+    pub expires_at: OffsetDateTime,
+    /// Files, in display order.
+    pub files: &'a [Uuid],
+    /// Recipient addresses.
+    pub recipients: &'a [String],
+}
+
+/// A share looked up by its link token.
+#[derive(Debug, Clone)]
+pub struct ShareRow {
+    /// Share id.
+    pub id: Uuid,
+    /// Owning tenant.
+    pub tenant_id: Uuid,
+    /// SHA-256 of the token's secret, to verify the presented token.
+    pub token_hash: Vec<u8>,
+    /// Optional note.
+    pub note: Option<String>,
+    /// Expiry.
+    pub expires_at: OffsetDateTime,
+    /// Set once revoked.
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+/// A file as recipients see it.
+#[derive(Debug, Clone)]
+pub struct SharedFile {
+    /// File id.
+    pub id: Uuid,
+    /// Display name.
+    pub name: String,
+    /// Plaintext size.
+    pub size: u64,
+    /// Hex BLAKE3.
+    pub blake3: String,
+}
+
+/// Why files cannot be shared.
+#[derive(Debug, thiserror::Error)]
+pub enum ShareFilesError {
+    /// The file does not exist for this tenant.
+    #[error("file {0} not found")]
+    NotFound(Uuid),
+    /// The file is not complete (still uploading or terminated).
+    #[error("file {0} is not complete")]
+    NotComplete(Uuid),
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<sqlx::Error> for ShareFilesError {
+    fn from(e: sqlx::Error) -> Self {
+        ShareFilesError::Db(e.into())
+    }
+}
+
+type RawShared = (Uuid, String, Option<i64>, Option<String>);
+
+fn shared_from_raw((id, name, size, blake3): RawShared) -> SharedFile {
+    SharedFile {
+        id,
+        name,
+        size: size.and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
+        blake3: blake3.unwrap_or_default(),
+    }
+}
+
+impl Db {
+    /// Creates a share over complete files of its tenant; returns the files as shared.
+    pub async fn create_share(
+        &self,
+        new: &NewShare<'_>,
+    ) -> Result<Vec<SharedFile>, ShareFilesError> {
+        let mut tx = self.pool().begin().await?;
+        let mut files = Vec::with_capacity(new.files.len());
+        for file in new.files {
+            let row: Option<(Uuid, String, Option<i64>, Option<String>, String)> = sqlx::query_as(
+                "SELECT id, filename, length, blake3, state FROM uploads WHERE id = ? AND tenant_id = ?",
+            )
+            .bind(file)
+            .bind(new.tenant_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let (id, name, size, blake3, state) = row.ok_or(ShareFilesError::NotFound(*file))?;
+            if state != "complete" {
+                return Err(ShareFilesError::NotComplete(*file));
+            }
+            files.push(shared_from_raw((id, name, size, blake3)));
+        }
+        sqlx::query(
+            "INSERT INTO shares (id, tenant_id, created_by, token_selector, token_hash, note,
+                 created_at, expires_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(new.id)
+        .bind(new.tenant_id)
+        .bind(new.created_by)
+        .bind(new.token_selector)
+        .bind(new.token_hash)
+        .bind(new.note)
+        .bind(OffsetDateTime::now_utc())
+        .bind(new.expires_at)
+        .execute(&mut *tx)
+        .await?;
+        for (position, file) in new.files.iter().enumerate() {
+            sqlx::query("INSERT INTO share_files (share_id, upload_id, position) VALUES (?, ?, ?)")
+                .bind(new.id)
+                .bind(file)
+                .bind(i64::try_from(position).unwrap_or(i64::MAX))
+                .execute(&mut *tx)
+                .await?;
+        }
+        for email in new.recipients {
+            sqlx::query("INSERT OR IGNORE INTO share_recipients (share_id, email) VALUES (?, ?)")
+                .bind(new.id)
+                .bind(email)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(files)
+    }
+
+    /// The share whose token has this selector; the caller verifies the secret and expiry.
+    pub async fn share_by_selector(&self, selector: &str) -> Result<ShareRow, DbError> {
+        let row: Option<(
+            Uuid,
+            Uuid,
+            Vec<u8>,
+            Option<String>,
+            OffsetDateTime,
+            Option<OffsetDateTime>,
+        )> = sqlx::query_as(
+            "SELECT id, tenant_id, token_hash, note, expires_at, revoked_at
+                 FROM shares WHERE token_selector = ?",
+        )
+        .bind(selector)
+        .fetch_optional(self.pool())
+        .await?;
+        let (id, tenant_id, token_hash, note, expires_at, revoked_at) = found(row)?;
+        Ok(ShareRow {
+            id,
+            tenant_id,
+            token_hash,
+            note,
+            expires_at,
+            revoked_at,
+        })
+    }
+
+    /// The complete files of a share, in order.
+    pub async fn shared_files(
+        &self,
+        tenant_id: Uuid,
+        share_id: Uuid,
+    ) -> Result<Vec<SharedFile>, DbError> {
+        let rows: Vec<RawShared> = sqlx::query_as(
+            "SELECT u.id, u.filename, u.length, u.blake3 FROM share_files f
+             JOIN uploads u ON u.id = f.upload_id
+             WHERE f.share_id = ? AND u.tenant_id = ? AND u.state = 'complete'
+             ORDER BY f.position",
+        )
+        .bind(share_id)
+        .bind(tenant_id)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().map(shared_from_raw).collect())
+    }
+
+    /// One complete file of a share; `NotFound` if it is not part of it.
+    pub async fn shared_file(
+        &self,
+        tenant_id: Uuid,
+        share_id: Uuid,
+        file_id: Uuid,
+    ) -> Result<SharedFile, DbError> {
+        let row: Option<RawShared> = sqlx::query_as(
+            "SELECT u.id, u.filename, u.length, u.blake3 FROM share_files f
+             JOIN uploads u ON u.id = f.upload_id
+             WHERE f.share_id = ? AND f.upload_id = ? AND u.tenant_id = ? AND u.state = 'complete'",
+        )
+        .bind(share_id)
+        .bind(file_id)
+        .bind(tenant_id)
+        .fetch_optional(self.pool())
+        .await?;
+        found(row).map(shared_from_raw)
+    }
+}

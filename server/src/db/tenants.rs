@@ -1,0 +1,132 @@
+//! Tenants and their API keys.
+
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{Db, DbError, found, is_unique_violation};
+
+/// Who may do what within a tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Sets policy, reads the audit log, and may also send.
+    Admin,
+    /// Uploads files and creates shares.
+    Sender,
+}
+
+impl Role {
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Sender => "sender",
+        }
+    }
+
+    fn parse(text: &str) -> Role {
+        if text == "admin" {
+            Role::Admin
+        } else {
+            Role::Sender
+        }
+    }
+}
+
+/// An API key as stored: enough to verify a presented secret and to know its tenant and role.
+#[derive(Debug, Clone)]
+pub struct ApiKeyRow {
+    /// Key id, recorded as the owner of what it creates.
+    pub id: Uuid,
+    /// Tenant the key acts for.
+    pub tenant_id: Uuid,
+    /// Its role.
+    pub role: Role,
+    /// SHA-256 of the secret part.
+    pub secret_hash: Vec<u8>,
+}
+
+/// A newly created tenant.
+#[derive(Debug, Clone)]
+pub struct TenantRow {
+    /// Tenant id.
+    pub id: Uuid,
+    /// Unique name.
+    pub name: String,
+}
+
+impl Db {
+    /// Creates a tenant; `Conflict` if the name is taken.
+    pub async fn create_tenant(&self, name: &str) -> Result<TenantRow, DbError> {
+        let id = Uuid::new_v4();
+        sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?)")
+            .bind(id)
+            .bind(name)
+            .bind(OffsetDateTime::now_utc())
+            .execute(self.pool())
+            .await
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    DbError::Conflict("tenant name taken")
+                } else {
+                    e.into()
+                }
+            })?;
+        Ok(TenantRow {
+            id,
+            name: name.to_owned(),
+        })
+    }
+
+    /// Looks a tenant up by name (for the CLI).
+    pub async fn tenant_by_name(&self, name: &str) -> Result<TenantRow, DbError> {
+        let row: Option<(Uuid, String)> =
+            sqlx::query_as("SELECT id, name FROM tenants WHERE name = ?")
+                .bind(name)
+                .fetch_optional(self.pool())
+                .await?;
+        let (id, name) = found(row)?;
+        Ok(TenantRow { id, name })
+    }
+
+    /// Stores a new API key for `tenant_id`.
+    pub async fn insert_api_key(
+        &self,
+        tenant_id: Uuid,
+        role: Role,
+        selector: &str,
+        secret_hash: &[u8],
+    ) -> Result<Uuid, DbError> {
+        let id = Uuid::new_v4();
+        sqlx::query(
+            "INSERT INTO api_keys (id, tenant_id, role, selector, secret_hash, created_at)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(id)
+        .bind(tenant_id)
+        .bind(role.as_str())
+        .bind(selector)
+        .bind(secret_hash)
+        .bind(OffsetDateTime::now_utc())
+        .execute(self.pool())
+        .await?;
+        Ok(id)
+    }
+
+    /// The live (not revoked) key with this selector; the caller verifies the secret.
+    pub async fn api_key_by_selector(&self, selector: &str) -> Result<ApiKeyRow, DbError> {
+        let row: Option<(Uuid, Uuid, String, Vec<u8>)> = sqlx::query_as(
+            "SELECT id, tenant_id, role, secret_hash FROM api_keys
+             WHERE selector = ? AND revoked_at IS NULL",
+        )
+        .bind(selector)
+        .fetch_optional(self.pool())
+        .await?;
+        let (id, tenant_id, role, secret_hash) = found(row)?;
+        Ok(ApiKeyRow {
+            id,
+            tenant_id,
+            role: Role::parse(&role),
+            secret_hash,
+        })
+    }
+}

@@ -1,0 +1,300 @@
+//! Uploads (tus resources) and the wrapped data keys of their files.
+//!
+//! Progress is saved with optimistic concurrency: an update names the offset it started from
+//! and fails with `Conflict` if another writer moved it, so two writers can never both commit.
+
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{Db, DbError, found};
+
+/// Lifecycle of an upload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UploadState {
+    /// Accepting PATCH requests.
+    Uploading,
+    /// Every byte stored; the upload is now a file that can be shared.
+    Complete,
+    /// Deleted by its sender (tus termination); kept as a tombstone so HEAD can say 410.
+    Terminated,
+}
+
+impl UploadState {
+    /// The stored and displayed spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UploadState::Uploading => "uploading",
+            UploadState::Complete => "complete",
+            UploadState::Terminated => "terminated",
+        }
+    }
+
+    fn parse(text: &str) -> UploadState {
+        match text {
+            "complete" => UploadState::Complete,
+            "terminated" => UploadState::Terminated,
+            _ => UploadState::Uploading,
+        }
+    }
+}
+
+/// One upload as stored.
+#[derive(Debug, Clone)]
+pub struct UploadRow {
+    /// Upload id = file id.
+    pub id: Uuid,
+    /// Owning tenant.
+    pub tenant_id: Uuid,
+    /// API key that created it.
+    pub owner_key_id: Uuid,
+    /// Total plaintext length, `None` while deferred.
+    pub length: Option<u64>,
+    /// Plaintext bytes durably stored.
+    pub offset: u64,
+    /// The `Upload-Metadata` header as received, echoed on HEAD.
+    pub metadata: String,
+    /// Display name from the metadata (`filename` or `name`).
+    pub filename: String,
+    /// Lifecycle state.
+    pub state: UploadState,
+    /// BLAKE3 tree state (while uploading).
+    pub hash_state: Option<Vec<u8>>,
+    /// Sealed partial segment (while uploading).
+    pub sealed_tail: Option<Vec<u8>>,
+    /// Hex BLAKE3 of the plaintext once complete.
+    pub blake3: Option<String>,
+    /// When an unfinished upload is abandoned.
+    pub expires_at: Option<OffsetDateTime>,
+    /// When the last byte arrived.
+    pub completed_at: Option<OffsetDateTime>,
+}
+
+type RawUpload = (
+    Uuid,
+    Uuid,
+    Uuid,
+    Option<i64>,
+    i64,
+    String,
+    String,
+    String,
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
+    Option<String>,
+    Option<OffsetDateTime>,
+    Option<OffsetDateTime>,
+);
+
+const UPLOAD_COLUMNS: &str = "id, tenant_id, owner_key_id, length, upload_offset, metadata, \
+     filename, state, hash_state, sealed_tail, blake3, expires_at, completed_at";
+
+fn from_raw(raw: RawUpload) -> UploadRow {
+    let (id, tenant_id, owner_key_id, length, offset, metadata, filename, state) =
+        (raw.0, raw.1, raw.2, raw.3, raw.4, raw.5, raw.6, raw.7);
+    UploadRow {
+        id,
+        tenant_id,
+        owner_key_id,
+        length: length.map(to_u64),
+        offset: to_u64(offset),
+        metadata,
+        filename,
+        state: UploadState::parse(&state),
+        hash_state: raw.8,
+        sealed_tail: raw.9,
+        blake3: raw.10,
+        expires_at: raw.11,
+        completed_at: raw.12,
+    }
+}
+
+/// Lengths are stored as SQL INTEGER (i64); they are never negative.
+fn to_u64(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+/// Lengths above i64::MAX cannot occur (the maximum upload size is far below); saturate.
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// Everything needed to create an upload and its key in one transaction.
+pub struct NewUpload<'a> {
+    /// Fresh id (also the file id in the AAD).
+    pub id: Uuid,
+    /// Owning tenant.
+    pub tenant_id: Uuid,
+    /// Creating key.
+    pub owner_key_id: Uuid,
+    /// Declared length, or `None` when deferred.
+    pub length: Option<u64>,
+    /// Raw `Upload-Metadata`.
+    pub metadata: &'a str,
+    /// Display name.
+    pub filename: &'a str,
+    /// DEK wrapped by the tenant key.
+    pub wrapped_dek: &'a [u8],
+    /// Initial (empty) hash state.
+    pub hash_state: &'a [u8],
+    /// Abandonment time.
+    pub expires_at: OffsetDateTime,
+}
+
+/// The state a PATCH leaves behind.
+pub struct Progress<'a> {
+    /// New durable offset.
+    pub offset: u64,
+    /// Length, possibly just learnt from a deferred-length PATCH.
+    pub length: Option<u64>,
+    /// Hash state covering the full segments stored.
+    pub hash_state: &'a [u8],
+    /// The sealed partial segment, if any.
+    pub sealed_tail: Option<&'a [u8]>,
+    /// New abandonment time.
+    pub expires_at: OffsetDateTime,
+}
+
+impl Db {
+    /// Creates the upload row and its wrapped key together.
+    pub async fn create_upload(&self, new: &NewUpload<'_>) -> Result<(), DbError> {
+        let now = OffsetDateTime::now_utc();
+        let mut tx = self.pool().begin().await?;
+        sqlx::query(
+            "INSERT INTO uploads (id, tenant_id, owner_key_id, length, upload_offset, metadata,
+                 filename, state, hash_state, created_at, updated_at, expires_at)
+             VALUES (?, ?, ?, ?, 0, ?, ?, 'uploading', ?, ?, ?, ?)",
+        )
+        .bind(new.id)
+        .bind(new.tenant_id)
+        .bind(new.owner_key_id)
+        .bind(new.length.map(to_i64))
+        .bind(new.metadata)
+        .bind(new.filename)
+        .bind(new.hash_state)
+        .bind(now)
+        .bind(now)
+        .bind(new.expires_at)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("INSERT INTO file_keys (upload_id, tenant_id, wrapped_dek) VALUES (?, ?, ?)")
+            .bind(new.id)
+            .bind(new.tenant_id)
+            .bind(new.wrapped_dek)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The upload `id` of `tenant_id`, in any state; `NotFound` for other tenants' uploads.
+    pub async fn upload(&self, tenant_id: Uuid, id: Uuid) -> Result<UploadRow, DbError> {
+        let sql = format!("SELECT {UPLOAD_COLUMNS} FROM uploads WHERE id = ? AND tenant_id = ?");
+        let row: Option<RawUpload> = sqlx::query_as(&sql)
+            .bind(id)
+            .bind(tenant_id)
+            .fetch_optional(self.pool())
+            .await?;
+        found(row).map(from_raw)
+    }
+
+    /// The wrapped DEK of a file; `NotFound` once shredded.
+    pub async fn wrapped_dek(&self, tenant_id: Uuid, id: Uuid) -> Result<Vec<u8>, DbError> {
+        let row: Option<(Vec<u8>,)> = sqlx::query_as(
+            "SELECT wrapped_dek FROM file_keys WHERE upload_id = ? AND tenant_id = ?",
+        )
+        .bind(id)
+        .bind(tenant_id)
+        .fetch_optional(self.pool())
+        .await?;
+        found(row).map(|(w,)| w)
+    }
+
+    /// Saves a PATCH's progress if the upload is still at `from_offset`; `Conflict` otherwise.
+    pub async fn save_progress(
+        &self,
+        tenant_id: Uuid,
+        id: Uuid,
+        from_offset: u64,
+        progress: &Progress<'_>,
+    ) -> Result<(), DbError> {
+        let done = sqlx::query(
+            "UPDATE uploads SET upload_offset = ?, length = ?, hash_state = ?, sealed_tail = ?,
+                 expires_at = ?, updated_at = ?
+             WHERE id = ? AND tenant_id = ? AND upload_offset = ? AND state = 'uploading'",
+        )
+        .bind(to_i64(progress.offset))
+        .bind(progress.length.map(to_i64))
+        .bind(progress.hash_state)
+        .bind(progress.sealed_tail)
+        .bind(progress.expires_at)
+        .bind(OffsetDateTime::now_utc())
+        .bind(id)
+        .bind(tenant_id)
+        .bind(to_i64(from_offset))
+        .execute(self.pool())
+        .await?;
+        if done.rows_affected() == 1 {
+            Ok(())
+        } else {
+            Err(DbError::Conflict("upload offset moved"))
+        }
+    }
+
+    /// Marks the upload complete with its final length and hash, if still at `from_offset`.
+    pub async fn complete_upload(
+        &self,
+        tenant_id: Uuid,
+        id: Uuid,
+        from_offset: u64,
+        length: u64,
+        blake3_hex: &str,
+    ) -> Result<(), DbError> {
+        let now = OffsetDateTime::now_utc();
+        let done = sqlx::query(
+            "UPDATE uploads SET upload_offset = ?, length = ?, state = 'complete', blake3 = ?,
+                 hash_state = NULL, sealed_tail = NULL, expires_at = NULL,
+                 completed_at = ?, updated_at = ?
+             WHERE id = ? AND tenant_id = ? AND upload_offset = ? AND state = 'uploading'",
+        )
+        .bind(to_i64(length))
+        .bind(to_i64(length))
+        .bind(blake3_hex)
+        .bind(now)
+        .bind(now)
+        .bind(id)
+        .bind(tenant_id)
+        .bind(to_i64(from_offset))
+        .execute(self.pool())
+        .await?;
+        if done.rows_affected() == 1 {
+            Ok(())
+        } else {
+            Err(DbError::Conflict("upload offset moved"))
+        }
+    }
+
+    /// Terminates an upload: shreds its key and keeps a tombstone row. Idempotent.
+    pub async fn terminate_upload(&self, tenant_id: Uuid, id: Uuid) -> Result<(), DbError> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("DELETE FROM file_keys WHERE upload_id = ? AND tenant_id = ?")
+            .bind(id)
+            .bind(tenant_id)
+            .execute(&mut *tx)
+            .await?;
+        let done = sqlx::query(
+            "UPDATE uploads SET state = 'terminated', hash_state = NULL, sealed_tail = NULL,
+                 updated_at = ?
+             WHERE id = ? AND tenant_id = ?",
+        )
+        .bind(OffsetDateTime::now_utc())
+        .bind(id)
+        .bind(tenant_id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Err(DbError::NotFound);
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,168 @@
+//! The one place where failures become HTTP responses.
+//!
+//! Policy: every error body is JSON `{"error": code, "message": text}`. Client errors say
+//! what to fix. Server errors (5xx) are logged here with their cause and answered with a
+//! generic message, so internals (paths, SQL, keys) never reach a client.
+
+use axum::Json;
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::db::DbError;
+use crate::db::shares::ShareFilesError;
+use crate::download::DownloadError;
+use crate::tus::TusError;
+
+/// A failed request: status, machine-readable code, human message, extra headers.
+#[derive(Debug)]
+pub struct AppError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl AppError {
+    /// An error with the given status, code and message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        AppError {
+            status,
+            code,
+            message: message.into(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// Adds a response header (e.g. `Content-Range` on 416).
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+
+    /// 400 with a message saying what is wrong.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    /// 401: no or wrong API key.
+    pub fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid API key is required (Authorization: Bearer …)",
+        )
+        .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))
+    }
+
+    /// 404, saying nothing about whether the thing exists for someone else.
+    pub fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "not found")
+    }
+
+    /// 500 for a failure whose cause is logged, not shown.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        )
+    }
+
+    /// 503 for a storage failure worth retrying; the cause is logged.
+    pub fn unavailable(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "storage unavailable");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "storage is unavailable; retry later",
+        )
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let mut response = (
+            self.status,
+            Json(json!({"error": self.code, "message": self.message})),
+        )
+            .into_response();
+        let headers = response.headers_mut();
+        for (name, value) in self.headers {
+            headers.insert(name, value);
+        }
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        response
+    }
+}
+
+impl From<DbError> for AppError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::NotFound => AppError::not_found(),
+            DbError::Conflict(what) => AppError::new(StatusCode::CONFLICT, "conflict", what),
+            other => AppError::unavailable(other),
+        }
+    }
+}
+
+impl From<TusError> for AppError {
+    fn from(e: TusError) -> Self {
+        let message = e.to_string();
+        match e {
+            TusError::NotFound => AppError::not_found(),
+            TusError::Gone => AppError::new(StatusCode::GONE, "gone", message),
+            TusError::OffsetMismatch { .. } => {
+                AppError::new(StatusCode::CONFLICT, "offset_mismatch", message)
+            }
+            TusError::TooLarge(_) => {
+                AppError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", message)
+            }
+            TusError::BadRequest(_) => AppError::bad_request(message),
+            TusError::Locked => AppError::new(StatusCode::LOCKED, "locked", message),
+            TusError::ChecksumMismatch => {
+                AppError::new(checksum_mismatch(), "checksum_mismatch", message)
+            }
+            TusError::Interrupted(_) => AppError::bad_request(message),
+            TusError::Integrity(cause) => {
+                AppError::internal(format!("upload state failed authentication: {cause}"))
+            }
+            TusError::Storage(cause) => AppError::unavailable(cause),
+        }
+    }
+}
+
+/// tus's own status for a checksum mismatch.
+fn checksum_mismatch() -> StatusCode {
+    StatusCode::from_u16(460).unwrap_or(StatusCode::BAD_REQUEST)
+}
+
+impl From<DownloadError> for AppError {
+    fn from(e: DownloadError) -> Self {
+        match e {
+            DownloadError::NotFound => AppError::not_found(),
+            DownloadError::Gone => AppError::new(StatusCode::GONE, "gone", e.to_string()),
+            DownloadError::Integrity => {
+                AppError::internal("a stored object failed its integrity check")
+            }
+            DownloadError::Storage(cause) => AppError::unavailable(cause),
+        }
+    }
+}
+
+impl From<ShareFilesError> for AppError {
+    fn from(e: ShareFilesError) -> Self {
+        match e {
+            ShareFilesError::NotFound(_) => AppError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown_file",
+                e.to_string(),
+            ),
+            ShareFilesError::NotComplete(_) => {
+                AppError::new(StatusCode::CONFLICT, "file_incomplete", e.to_string())
+            }
+            ShareFilesError::Db(db) => db.into(),
+        }
+    }
+}

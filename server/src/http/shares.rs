@@ -1,0 +1,94 @@
+//! Senders' share endpoints under `/api/v1/shares`.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::error::AppError;
+use super::json::ApiJson;
+use crate::auth::Caller;
+use crate::shares::{self, CreateShare, ShareError};
+use crate::state::AppState;
+
+/// Routes for senders' shares.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/v1/shares", post(create_share))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateShareBody {
+    files: Vec<Uuid>,
+    recipients: Vec<String>,
+    retention_days: Option<i64>,
+    note: Option<String>,
+}
+
+#[derive(Serialize)]
+struct FileView {
+    id: Uuid,
+    name: String,
+    size: u64,
+    blake3: String,
+}
+
+#[derive(Serialize)]
+struct ShareView {
+    id: Uuid,
+    url: String,
+    #[serde(with = "time::serde::rfc3339")]
+    expires_at: OffsetDateTime,
+    files: Vec<FileView>,
+}
+
+impl From<ShareError> for AppError {
+    fn from(e: ShareError) -> Self {
+        match e {
+            ShareError::Invalid(message) => {
+                AppError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", message)
+            }
+            ShareError::Files(files) => files.into(),
+            ShareError::Random => AppError::internal("random generator failed"),
+        }
+    }
+}
+
+async fn create_share(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<CreateShareBody>,
+) -> Result<(StatusCode, Json<ShareView>), AppError> {
+    let created = shares::create_share(
+        &state,
+        &caller,
+        CreateShare {
+            files: body.files,
+            recipients: body.recipients,
+            retention_days: body.retention_days,
+            note: body.note,
+        },
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(ShareView {
+            id: created.id,
+            url: created.url,
+            expires_at: created.expires_at,
+            files: created
+                .files
+                .into_iter()
+                .map(|f| FileView {
+                    id: f.id,
+                    name: f.name,
+                    size: f.size,
+                    blake3: f.blake3,
+                })
+                .collect(),
+        }),
+    ))
+}

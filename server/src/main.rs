@@ -1,0 +1,79 @@
+//! The `ferry` command: the HTTP service and the operator's tools.
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use ferry::auth::mint_api_key;
+use ferry::config::Config;
+use ferry::db::Db;
+use ferry::db::tenants::Role;
+use tracing_subscriber::EnvFilter;
+
+/// Send large files safely by e-mail.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP service (FERRY_LISTEN, default 127.0.0.1:8080).
+    Serve,
+    /// Manage tenants.
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TenantCommand {
+    /// Create a tenant and print its id and a first admin API key (shown only once).
+    Create {
+        /// Unique tenant name.
+        name: String,
+        /// Print `{"tenant_id", "api_key"}` as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("FERRY_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let config = Config::load()?;
+    match cli.command {
+        Command::Serve => ferry::app::serve(config).await?,
+        Command::Tenant {
+            command: TenantCommand::Create { name, json },
+        } => {
+            std::fs::create_dir_all(&config.data_dir)
+                .with_context(|| format!("creating {}", config.data_dir.display()))?;
+            let db = Db::connect(&config.database_url).await?;
+            let tenant = db.create_tenant(&name).await?;
+            let key = mint_api_key()?;
+            db.insert_api_key(tenant.id, Role::Admin, &key.selector, &key.secret_hash)
+                .await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"tenant_id": tenant.id, "api_key": key.text})
+                );
+            } else {
+                println!("tenant  {} ({})", tenant.name, tenant.id);
+                println!(
+                    "api key {}  (admin; shown only now, keep it safe)",
+                    key.text
+                );
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,36 @@
+//! The shared state every request and job works with: small on purpose.
+
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use crate::config::Config;
+use crate::crypto::CryptoError;
+use crate::crypto::keys::{MasterKey, TenantKek};
+use crate::db::Db;
+use crate::store::ObjectStore;
+use crate::tus::locks::UploadLocks;
+
+/// Database, store, keys, configuration and the in-process upload locks.
+#[derive(Clone)]
+pub struct AppState {
+    /// Database pool.
+    pub db: Db,
+    /// Object store for sealed segments.
+    pub store: Arc<dyn ObjectStore>,
+    /// Root of the key hierarchy.
+    pub master_key: Arc<MasterKey>,
+    /// Resolved configuration.
+    pub config: Arc<Config>,
+    /// One writer per upload.
+    pub locks: UploadLocks,
+    /// Base of public links (configured, or the bound address).
+    pub public_url: Arc<str>,
+}
+
+impl AppState {
+    /// The key-encryption key of a tenant, derived on demand (cheap: one HKDF).
+    pub fn tenant_kek(&self, tenant_id: Uuid) -> Result<TenantKek, CryptoError> {
+        self.master_key.tenant_kek(tenant_id)
+    }
+}

@@ -1,0 +1,93 @@
+//! Object storage: where the sealed segments of each file live.
+//!
+//! The trait is what Ferry needs of a store, not a mirror of S3: append sealed bytes at a known
+//! durable position, make them durable, read any range back, delete. Its methods block; the
+//! upload and download pipelines call them from blocking threads.
+
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+pub mod disk;
+
+/// Failures of a store. Every variant is retryable by the client unless stated.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The object does not exist (never written, or deleted).
+    #[error("object not found")]
+    NotFound,
+    /// The object is shorter than the range asked for: it was damaged or truncated.
+    #[error("object shorter than expected")]
+    Truncated,
+    /// I/O with the backing store failed.
+    #[error("store I/O: {0}")]
+    Io(#[from] std::io::Error),
+    /// The store URL is not one this build understands (not retryable).
+    #[error("unsupported store {0:?} (this build supports file://DIR)")]
+    Unsupported(String),
+}
+
+/// A place to keep encrypted objects.
+pub trait ObjectStore: Send + Sync + 'static {
+    /// Opens the object of `file` to continue writing at `stored_offset`, which must be a
+    /// position whose preceding bytes are durable; anything already beyond it is overwritten.
+    ///
+    /// # Errors
+    /// `Io` if the object cannot be created or opened.
+    fn open_writer(
+        &self,
+        file: Uuid,
+        stored_offset: u64,
+    ) -> Result<Box<dyn ObjectWriter>, StoreError>;
+
+    /// Opens the object of `file` for ranged reads.
+    ///
+    /// # Errors
+    /// `NotFound` if there is no such object, `Io` otherwise.
+    fn open_reader(&self, file: Uuid) -> Result<Box<dyn ObjectReader>, StoreError>;
+
+    /// Deletes the object of `file`; deleting a missing object succeeds.
+    ///
+    /// # Errors
+    /// `Io` if the store refuses.
+    fn delete(&self, file: Uuid) -> Result<(), StoreError>;
+}
+
+/// Sequential writer of one object.
+pub trait ObjectWriter: Send {
+    /// Appends sealed bytes at the current position.
+    ///
+    /// # Errors
+    /// `Io` on write failure; the bytes may or may not be there, but they are not durable.
+    fn append(&mut self, bytes: &[u8]) -> Result<(), StoreError>;
+
+    /// Makes every appended byte durable; only after it returns may an offset be acknowledged.
+    ///
+    /// # Errors
+    /// `Io` if durability cannot be guaranteed.
+    fn sync(&mut self) -> Result<(), StoreError>;
+
+    /// Ends the object at the current position (dropping anything a crashed writer left
+    /// beyond it) and makes it durable.
+    ///
+    /// # Errors
+    /// `Io` on failure; the object is then not complete.
+    fn finish(&mut self) -> Result<(), StoreError>;
+}
+
+/// Ranged reader of one object.
+pub trait ObjectReader: Send {
+    /// Fills `buf` with the bytes starting at `offset`.
+    ///
+    /// # Errors
+    /// `Truncated` if the object ends before `buf` is full, `Io` otherwise.
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), StoreError>;
+}
+
+/// Opens the store named by a `FERRY_STORE` URL.
+pub fn open(url: &str) -> Result<Arc<dyn ObjectStore>, StoreError> {
+    match url.strip_prefix("file://") {
+        Some(dir) => Ok(Arc::new(disk::DiskStore::open(dir)?)),
+        None => Err(StoreError::Unsupported(url.to_owned())),
+    }
+}

@@ -1,0 +1,136 @@
+//! The upload pipeline's CPU and I/O half: plaintext in, BLAKE3 tree state and sealed
+//! segments out, appended to the object. Runs on blocking threads, one batch at a time.
+//!
+//! Invariant: the object holds exactly the `segments` full segments the hash state covers;
+//! the partial segment (< 64 KiB) stays in memory as `tail` until it fills, and is saved
+//! sealed in the database at each commit, so the acknowledged offset is exact.
+
+use crate::crypto::CryptoError;
+use crate::crypto::segment::{SEGMENT_PLAINTEXT, STORED_SEGMENT_MAX, SegmentCipher};
+use crate::hash::{HashStateError, TreeHasher};
+use crate::store::{ObjectStore, ObjectWriter, StoreError};
+use uuid::Uuid;
+
+/// Failures inside the pipeline; all of them leave the last committed state intact.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// Sealing or opening the saved tail failed.
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    /// The saved hash state is unusable.
+    #[error(transparent)]
+    Hash(#[from] HashStateError),
+    /// The object store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What a commit writes to the database.
+pub struct Snapshot {
+    /// Plaintext bytes covered.
+    pub offset: u64,
+    /// Encoded hash state.
+    pub hash_state: Vec<u8>,
+    /// The sealed partial segment, if there is one.
+    pub sealed_tail: Option<Vec<u8>>,
+}
+
+/// One upload's pipeline state between batches.
+pub struct Ingest {
+    cipher: SegmentCipher,
+    hasher: TreeHasher,
+    tail: Vec<u8>,
+    sealed: Vec<u8>,
+    writer: Box<dyn ObjectWriter>,
+}
+
+impl Ingest {
+    /// Resumes an upload from its committed state: hash state, and the sealed tail if any.
+    pub fn resume(
+        store: &dyn ObjectStore,
+        file_id: Uuid,
+        cipher: SegmentCipher,
+        hash_state: &[u8],
+        sealed_tail: Option<&[u8]>,
+    ) -> Result<Self, IngestError> {
+        let hasher = TreeHasher::from_bytes(hash_state)?;
+        let mut tail = Vec::with_capacity(SEGMENT_PLAINTEXT);
+        if let Some(sealed) = sealed_tail {
+            tail.extend_from_slice(&cipher.open_tail(hasher.segments(), sealed)?);
+        }
+        let writer = store.open_writer(file_id, hasher.segments() * STORED_SEGMENT_MAX as u64)?;
+        Ok(Ingest {
+            cipher,
+            hasher,
+            tail,
+            sealed: Vec::new(),
+            writer,
+        })
+    }
+
+    /// Plaintext bytes absorbed so far (committed or not).
+    pub fn offset(&self) -> u64 {
+        self.hasher.segments() * SEGMENT_PLAINTEXT as u64 + self.tail.len() as u64
+    }
+
+    /// Hashes, seals and appends every full segment `data` completes; keeps the rest as tail.
+    pub fn absorb(&mut self, mut data: &[u8]) -> Result<(), IngestError> {
+        if !self.tail.is_empty() {
+            let take = (SEGMENT_PLAINTEXT - self.tail.len()).min(data.len());
+            self.tail.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.tail.len() == SEGMENT_PLAINTEXT {
+                let segment = std::mem::take(&mut self.tail);
+                self.seal_full(&segment)?;
+                self.tail = segment;
+                self.tail.clear();
+            }
+        }
+        while data.len() >= SEGMENT_PLAINTEXT {
+            let (segment, rest) = data.split_at(SEGMENT_PLAINTEXT);
+            self.seal_full(segment)?;
+            data = rest;
+        }
+        self.tail.extend_from_slice(data);
+        if !self.sealed.is_empty() {
+            self.writer.append(&self.sealed)?;
+            self.sealed.clear();
+        }
+        Ok(())
+    }
+
+    fn seal_full(&mut self, segment: &[u8]) -> Result<(), IngestError> {
+        let index = self.hasher.segments();
+        self.hasher.push_segment(segment)?;
+        self.cipher
+            .seal_into(index, false, segment, &mut self.sealed)?;
+        Ok(())
+    }
+
+    /// Makes the appended segments durable and describes the state to commit.
+    pub fn checkpoint(&mut self) -> Result<Snapshot, IngestError> {
+        self.writer.sync()?;
+        let sealed_tail = if self.tail.is_empty() {
+            None
+        } else {
+            Some(self.cipher.seal_tail(self.hasher.segments(), &self.tail)?)
+        };
+        Ok(Snapshot {
+            offset: self.offset(),
+            hash_state: self.hasher.to_bytes(),
+            sealed_tail,
+        })
+    }
+
+    /// Seals the tail as the final segment, ends the object durably, and returns the file's
+    /// BLAKE3 hash.
+    pub fn finish(&mut self) -> Result<blake3::Hash, IngestError> {
+        let index = self.hasher.segments();
+        self.cipher
+            .seal_into(index, true, &self.tail, &mut self.sealed)?;
+        self.writer.append(&self.sealed)?;
+        self.sealed.clear();
+        self.writer.finish()?;
+        Ok(self.hasher.finalize(&self.tail)?)
+    }
+}

@@ -1,0 +1,512 @@
+//! Create, write and terminate uploads.
+//!
+//! A PATCH body is read on the async side into batches; each batch goes through [`Ingest`] on
+//! a blocking thread while the next one is read (a two-deep pipeline, so memory per upload is
+//! a few batches whatever the file size). Progress is committed every [`COMMIT_EVERY`] bytes
+//! and when the body ends or breaks, always in the order: store sync, then database.
+
+use std::fmt::Display;
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use time::OffsetDateTime;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+use super::UNFINISHED_TTL;
+use super::checksum::ExpectedChecksum;
+use super::ingest::{Ingest, IngestError};
+use super::metadata::{Metadata, MetadataError};
+use crate::auth::Caller;
+use crate::crypto::CryptoError;
+use crate::crypto::segment::{Dek, SegmentCipher};
+use crate::db::DbError;
+use crate::db::uploads::{NewUpload, Progress, UploadRow, UploadState};
+use crate::hash::TreeHasher;
+use crate::state::AppState;
+
+/// Plaintext handed to the pipeline per step.
+const BATCH: usize = 256 * 1024;
+/// A long PATCH commits its progress at least this often, so a crash loses little.
+const COMMIT_EVERY: u64 = 32 << 20;
+
+/// Why a tus request failed; the HTTP layer maps each to its tus status code.
+#[derive(Debug, thiserror::Error)]
+pub enum TusError {
+    /// Unknown upload, or another tenant's (404).
+    #[error("upload not found")]
+    NotFound,
+    /// Terminated or abandoned upload (410).
+    #[error("upload is gone")]
+    Gone,
+    /// `Upload-Offset` does not match the stored offset (409).
+    #[error("Upload-Offset is {got}, the upload is at {expected}")]
+    OffsetMismatch {
+        /// The stored offset.
+        expected: u64,
+        /// What the client sent.
+        got: u64,
+    },
+    /// More bytes than the upload's length or the server's maximum (413).
+    #[error("{0}")]
+    TooLarge(String),
+    /// Malformed request (400).
+    #[error("{0}")]
+    BadRequest(String),
+    /// Another request holds the upload and did not let go (423).
+    #[error("another request is writing to this upload; retry shortly")]
+    Locked,
+    /// The body does not match `Upload-Checksum` (460); nothing was stored.
+    #[error("the body does not match Upload-Checksum; nothing was stored")]
+    ChecksumMismatch,
+    /// The client's body ended early; what arrived before was stored.
+    #[error("the request body was interrupted: {0}")]
+    Interrupted(String),
+    /// A stored key or tail failed to decrypt: data was tampered with.
+    #[error("stored upload state failed authentication")]
+    Integrity(#[source] CryptoError),
+    /// Database or store failure; the last committed state is intact.
+    #[error("storage failure: {0}")]
+    Storage(String),
+}
+
+impl From<DbError> for TusError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::NotFound => TusError::NotFound,
+            other => TusError::Storage(other.to_string()),
+        }
+    }
+}
+
+impl From<IngestError> for TusError {
+    fn from(e: IngestError) -> Self {
+        match e {
+            IngestError::Crypto(c @ CryptoError::Authentication) => TusError::Integrity(c),
+            other => TusError::Storage(other.to_string()),
+        }
+    }
+}
+
+impl From<CryptoError> for TusError {
+    fn from(e: CryptoError) -> Self {
+        match e {
+            CryptoError::Authentication => TusError::Integrity(e),
+            other => TusError::Storage(other.to_string()),
+        }
+    }
+}
+
+impl From<MetadataError> for TusError {
+    fn from(e: MetadataError) -> Self {
+        TusError::BadRequest(e.to_string())
+    }
+}
+
+/// A creation request, parsed.
+pub struct CreateRequest {
+    /// `Upload-Length`, or `None` for `Upload-Defer-Length: 1`.
+    pub length: Option<u64>,
+    /// Raw `Upload-Metadata`.
+    pub metadata: String,
+}
+
+/// A PATCH (or creation-with-upload) request, parsed.
+pub struct PatchRequest {
+    /// `Upload-Offset`.
+    pub offset: u64,
+    /// `Upload-Length`, when a deferred length is being declared.
+    pub length: Option<u64>,
+    /// `Upload-Checksum`, if sent.
+    pub checksum: Option<ExpectedChecksum>,
+    /// `Content-Length`, if sent.
+    pub content_length: Option<u64>,
+}
+
+/// The state after a PATCH.
+#[derive(Debug, Clone)]
+pub struct PatchOutcome {
+    /// New durable offset.
+    pub offset: u64,
+    /// When the upload will be abandoned, while unfinished.
+    pub expires_at: Option<OffsetDateTime>,
+    /// Hex BLAKE3, if the upload completed.
+    pub blake3: Option<String>,
+}
+
+/// When an upload that is still uploading will be abandoned.
+pub fn upload_expiry(row: &UploadRow) -> Option<OffsetDateTime> {
+    match row.state {
+        UploadState::Uploading => row.expires_at,
+        _ => None,
+    }
+}
+
+fn check_length(state: &AppState, length: u64) -> Result<(), TusError> {
+    if length > state.config.tus_max_size {
+        return Err(TusError::TooLarge(format!(
+            "Upload-Length {length} exceeds the maximum of {} bytes",
+            state.config.tus_max_size
+        )));
+    }
+    Ok(())
+}
+
+/// Creates an upload with a fresh data key wrapped by the tenant's key.
+pub async fn create(
+    state: &AppState,
+    caller: &Caller,
+    request: &CreateRequest,
+) -> Result<UploadRow, TusError> {
+    if let Some(length) = request.length {
+        check_length(state, length)?;
+    }
+    let metadata = Metadata::parse(&request.metadata)?;
+    let id = Uuid::new_v4();
+    let dek = Dek::generate()?;
+    let wrapped = state.tenant_kek(caller.tenant_id)?.wrap(&dek, id)?;
+    state
+        .db
+        .create_upload(&NewUpload {
+            id,
+            tenant_id: caller.tenant_id,
+            owner_key_id: caller.key_id,
+            length: request.length,
+            metadata: &request.metadata,
+            filename: &metadata.filename(),
+            wrapped_dek: &wrapped,
+            hash_state: &TreeHasher::new().to_bytes(),
+            expires_at: OffsetDateTime::now_utc() + UNFINISHED_TTL,
+        })
+        .await?;
+    Ok(state.db.upload(caller.tenant_id, id).await?)
+}
+
+/// Terminates an upload: its key is shredded at once, then its object deleted.
+pub async fn terminate(state: &AppState, caller: &Caller, id: Uuid) -> Result<(), TusError> {
+    let _writer = state
+        .locks
+        .acquire(id)
+        .await
+        .map_err(|_| TusError::Locked)?;
+    let row = state.db.upload(caller.tenant_id, id).await?;
+    if row.state == UploadState::Terminated {
+        return Err(TusError::Gone);
+    }
+    state.db.terminate_upload(caller.tenant_id, id).await?;
+    let store = state.store.clone();
+    tokio::task::spawn_blocking(move || store.delete(id))
+        .await
+        .map_err(|e| TusError::Storage(e.to_string()))?
+        .map_err(|e| TusError::Storage(e.to_string()))?;
+    Ok(())
+}
+
+/// How the body loop ended.
+enum End {
+    /// The body ended normally.
+    Done,
+    /// The client's connection broke.
+    Broken(String),
+    /// A newer request asked for the upload.
+    TakenOver,
+    /// The body carried more than the upload's length.
+    TooLong,
+}
+
+type InFlight = JoinHandle<(Ingest, Vec<u8>, Result<(), IngestError>)>;
+
+/// The two-deep pipeline: one batch being filled here while the previous one is absorbed.
+struct Pipeline {
+    ingest: Option<Ingest>,
+    in_flight: Option<InFlight>,
+    filling: Vec<u8>,
+    spare: Vec<u8>,
+}
+
+impl Pipeline {
+    fn new(ingest: Ingest) -> Self {
+        Pipeline {
+            ingest: Some(ingest),
+            in_flight: None,
+            filling: Vec::with_capacity(BATCH),
+            spare: Vec::with_capacity(BATCH),
+        }
+    }
+
+    /// Waits for the batch being absorbed, if any.
+    async fn settle(&mut self) -> Result<(), TusError> {
+        if let Some(handle) = self.in_flight.take() {
+            let (ingest, mut buffer, result) =
+                handle.await.map_err(|e| TusError::Storage(e.to_string()))?;
+            self.ingest = Some(ingest);
+            buffer.clear();
+            self.spare = buffer;
+            result?;
+        }
+        Ok(())
+    }
+
+    /// Hands the filled batch to a blocking thread.
+    async fn dispatch(&mut self) -> Result<(), TusError> {
+        self.settle().await?;
+        if self.filling.is_empty() {
+            return Ok(());
+        }
+        let mut ingest = self
+            .ingest
+            .take()
+            .ok_or_else(|| TusError::Storage("pipeline lost".into()))?;
+        let batch = std::mem::replace(&mut self.filling, std::mem::take(&mut self.spare));
+        self.in_flight = Some(tokio::task::spawn_blocking(move || {
+            let result = ingest.absorb(&batch);
+            (ingest, batch, result)
+        }));
+        Ok(())
+    }
+
+    async fn push(&mut self, mut bytes: &[u8]) -> Result<(), TusError> {
+        while !bytes.is_empty() {
+            let take = (BATCH - self.filling.len()).min(bytes.len());
+            self.filling.extend_from_slice(&bytes[..take]);
+            bytes = &bytes[take..];
+            if self.filling.len() == BATCH {
+                self.dispatch().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Absorbs everything pushed so far and returns the idle pipeline state.
+    async fn drain(&mut self) -> Result<&mut Ingest, TusError> {
+        self.dispatch().await?;
+        self.settle().await?;
+        self.ingest
+            .as_mut()
+            .ok_or_else(|| TusError::Storage("pipeline lost".into()))
+    }
+
+    /// Runs a blocking step on the drained pipeline state.
+    async fn run<T: Send + 'static>(
+        &mut self,
+        step: impl FnOnce(&mut Ingest) -> Result<T, IngestError> + Send + 'static,
+    ) -> Result<T, TusError> {
+        self.drain().await?;
+        let mut ingest = self
+            .ingest
+            .take()
+            .ok_or_else(|| TusError::Storage("pipeline lost".into()))?;
+        let (ingest, result) = tokio::task::spawn_blocking(move || {
+            let result = step(&mut ingest);
+            (ingest, result)
+        })
+        .await
+        .map_err(|e| TusError::Storage(e.to_string()))?;
+        self.ingest = Some(ingest);
+        Ok(result?)
+    }
+}
+
+/// Writes a PATCH body (or a creation-with-upload body) to upload `id`.
+pub async fn write<S, E>(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+    mut request: PatchRequest,
+    mut body: S,
+) -> Result<PatchOutcome, TusError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: Display,
+{
+    let writer = state
+        .locks
+        .acquire(id)
+        .await
+        .map_err(|_| TusError::Locked)?;
+    let row = state.db.upload(caller.tenant_id, id).await?;
+    let length = settle_length(state, &row, &request)?;
+    if row.state == UploadState::Complete {
+        return if request.offset == row.offset && request.content_length.unwrap_or(0) == 0 {
+            Ok(PatchOutcome {
+                offset: row.offset,
+                expires_at: None,
+                blake3: row.blake3,
+            })
+        } else {
+            Err(TusError::TooLarge("the upload is already complete".into()))
+        };
+    }
+    if let Some(limit) = length
+        && request.offset + request.content_length.unwrap_or(0) > limit
+    {
+        return Err(TusError::TooLarge(format!(
+            "the body would end at {} but Upload-Length is {limit}",
+            request.offset + request.content_length.unwrap_or(0)
+        )));
+    }
+
+    let wrapped = state.db.wrapped_dek(caller.tenant_id, id).await?;
+    let dek = state.tenant_kek(caller.tenant_id)?.unwrap(&wrapped, id)?;
+    let cipher = SegmentCipher::new(&dek, id)?;
+    let store = state.store.clone();
+    let hash_state = row.hash_state.clone().unwrap_or_default();
+    let sealed_tail = row.sealed_tail.clone();
+    let ingest = tokio::task::spawn_blocking(move || {
+        Ingest::resume(
+            store.as_ref(),
+            id,
+            cipher,
+            &hash_state,
+            sealed_tail.as_deref(),
+        )
+    })
+    .await
+    .map_err(|e| TusError::Storage(e.to_string()))??;
+
+    let mut pipeline = Pipeline::new(ingest);
+    let mut committed = row.offset;
+    let room = length.map(|l| l - row.offset);
+    let mut received = 0u64;
+    let end = loop {
+        let frame = tokio::select! {
+            biased;
+            () = writer.stop.cancelled() => break End::TakenOver,
+            frame = body.next() => frame,
+        };
+        let bytes = match frame {
+            None => break End::Done,
+            Some(Err(e)) => break End::Broken(e.to_string()),
+            Some(Ok(bytes)) => bytes,
+        };
+        if room.is_some_and(|room| received + bytes.len() as u64 > room) {
+            break End::TooLong;
+        }
+        received += bytes.len() as u64;
+        if let Some(checksum) = request.checksum.as_mut() {
+            checksum.update(&bytes);
+        }
+        pipeline.push(&bytes).await?;
+        if request.checksum.is_none() && row.offset + received - committed >= COMMIT_EVERY {
+            commit(state, caller, id, &mut pipeline, &mut committed, length).await?;
+        }
+    };
+
+    let verified = match &request.checksum {
+        None => true,
+        Some(checksum) => matches!(end, End::Done) && checksum.matches(),
+    };
+    if !verified {
+        // Bytes already appended past the committed offset are overwritten by the next write.
+        return Err(match end {
+            End::Done => TusError::ChecksumMismatch,
+            End::Broken(e) => TusError::Interrupted(e),
+            End::TakenOver => TusError::Locked,
+            End::TooLong => TusError::TooLarge("the body is longer than Upload-Length".into()),
+        });
+    }
+    let offset = row.offset + received;
+    if length == Some(offset) {
+        let hash = pipeline.run(|ingest| ingest.finish()).await?;
+        let hex = hash.to_hex().to_string();
+        state
+            .db
+            .complete_upload(caller.tenant_id, id, committed, offset, &hex)
+            .await?;
+        return Ok(PatchOutcome {
+            offset,
+            expires_at: None,
+            blake3: Some(hex),
+        });
+    }
+    let expires_at = commit(state, caller, id, &mut pipeline, &mut committed, length).await?;
+    match end {
+        End::Done | End::TakenOver => Ok(PatchOutcome {
+            offset: committed,
+            expires_at: Some(expires_at),
+            blake3: None,
+        }),
+        End::Broken(e) => Err(TusError::Interrupted(e)),
+        End::TooLong => Err(TusError::TooLarge(
+            "the body is longer than Upload-Length".into(),
+        )),
+    }
+}
+
+/// Decides the upload's length for this request (deferred lengths are declared on PATCH).
+fn settle_length(
+    state: &AppState,
+    row: &UploadRow,
+    request: &PatchRequest,
+) -> Result<Option<u64>, TusError> {
+    match row.state {
+        UploadState::Terminated => return Err(TusError::Gone),
+        UploadState::Uploading
+            if row
+                .expires_at
+                .is_some_and(|t| t < OffsetDateTime::now_utc()) =>
+        {
+            return Err(TusError::Gone);
+        }
+        _ => {}
+    }
+    if request.offset != row.offset {
+        return Err(TusError::OffsetMismatch {
+            expected: row.offset,
+            got: request.offset,
+        });
+    }
+    match (row.length, request.length) {
+        (Some(stored), Some(sent)) if stored != sent => Err(TusError::BadRequest(format!(
+            "Upload-Length is already {stored}; it cannot change to {sent}"
+        ))),
+        (None, Some(sent)) => {
+            check_length(state, sent)?;
+            if sent < row.offset {
+                return Err(TusError::BadRequest(format!(
+                    "Upload-Length {sent} is below the bytes already stored ({})",
+                    row.offset
+                )));
+            }
+            Ok(Some(sent))
+        }
+        (stored, _) => Ok(stored),
+    }
+}
+
+/// Syncs the store, then records the new offset; returns the new abandonment time.
+async fn commit(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+    pipeline: &mut Pipeline,
+    committed: &mut u64,
+    length: Option<u64>,
+) -> Result<OffsetDateTime, TusError> {
+    let snapshot = pipeline.run(|ingest| ingest.checkpoint()).await?;
+    let expires_at = OffsetDateTime::now_utc() + UNFINISHED_TTL;
+    state
+        .db
+        .save_progress(
+            caller.tenant_id,
+            id,
+            *committed,
+            &Progress {
+                offset: snapshot.offset,
+                length,
+                hash_state: &snapshot.hash_state,
+                sealed_tail: snapshot.sealed_tail.as_deref(),
+                expires_at,
+            },
+        )
+        .await
+        .map_err(|e| match e {
+            DbError::Conflict(_) => TusError::OffsetMismatch {
+                expected: snapshot.offset,
+                got: *committed,
+            },
+            other => other.into(),
+        })?;
+    *committed = snapshot.offset;
+    Ok(expires_at)
+}
