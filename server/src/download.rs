@@ -12,7 +12,8 @@ use uuid::Uuid;
 use crate::auth::parse_link_token;
 use crate::crypto::CryptoError;
 use crate::crypto::segment::{
-    STORED_SEGMENT_MAX, SegmentCipher, SegmentSpan, segment_plain_len, span_for_range,
+    STORED_SEGMENT_MAX, SegmentCipher, SegmentSpan, segment_count, segment_plain_len,
+    span_for_range, stored_len,
 };
 use crate::db::DbError;
 use crate::db::shares::{ShareRow, SharedFile};
@@ -174,7 +175,13 @@ pub async fn stream_range(
     let store = state.store.clone();
     let plaintext_len = open.file.size;
     let file_id = open.file.id;
-    let span = span_for_range(plaintext_len, start, end);
+    let mut span = span_for_range(plaintext_len, start, end);
+    if end + 1 == plaintext_len {
+        // Reading to the end always verifies the final segment, even when it is empty (a
+        // length that is a multiple of 64 KiB): that is how truncation is detected.
+        span.last = segment_count(plaintext_len) - 1;
+        span.stored_end = stored_len(plaintext_len);
+    }
     let (first, mut reader) = tokio::task::spawn_blocking(move || {
         let reader = store.open_reader(file_id)?;
         let mut range = RangeReader {

@@ -392,11 +392,16 @@ where
         }
     };
 
-    let verified = match &request.checksum {
-        None => true,
-        Some(checksum) => matches!(end, End::Done) && checksum.matches(),
+    // A body that overran the length or failed its checksum is refused whole (beyond any
+    // checkpoint already committed); a broken or taken-over body keeps what arrived, unless
+    // a checksum was promised and so cannot be verified.
+    let keep = match (&end, &request.checksum) {
+        (End::TooLong, _) => false,
+        (End::Done, Some(checksum)) => checksum.matches(),
+        (_, Some(_)) => false,
+        (_, None) => true,
     };
-    if !verified {
+    if !keep {
         // Bytes already appended past the committed offset are overwritten by the next write.
         return Err(match end {
             End::Done => TusError::ChecksumMismatch,

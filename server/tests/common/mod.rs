@@ -1,0 +1,225 @@
+//! A real Ferry server on a loopback port, in this test process, with a fresh data
+//! directory, and helpers that speak tus over real HTTP.
+
+#![allow(dead_code, missing_docs)]
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use ferry::auth::mint_api_key;
+use ferry::config::Config;
+use ferry::crypto::keys::MasterKey;
+use ferry::db::tenants::Role;
+use ferry::state::AppState;
+use reqwest::{Client, Response, StatusCode};
+use tempfile::TempDir;
+use tokio::net::TcpListener;
+use uuid::Uuid;
+
+pub struct TestServer {
+    pub base: String,
+    pub state: AppState,
+    pub client: Client,
+    pub key: String,
+    pub tenant_id: Uuid,
+    pub data: TempDir,
+}
+
+impl TestServer {
+    pub async fn start() -> Result<Self> {
+        let data = tempfile::tempdir()?;
+        let data_dir = data.path().to_string_lossy().into_owned();
+        let master = MasterKey::generate()?.to_base64();
+        let config = Config::from_sources(|key| match key {
+            "FERRY_DATA_DIR" => Some(data_dir.clone()),
+            "FERRY_LISTEN" => Some("127.0.0.1:0".to_owned()),
+            "FERRY_MASTER_KEY" => Some(master.clone()),
+            _ => None,
+        })?;
+        let listener = TcpListener::bind(config.listen).await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let state = ferry::app::open(config, base.clone()).await?;
+        let router = ferry::http::router(state.clone());
+        tokio::spawn(async move { axum::serve(listener, router).await });
+
+        let client = Client::builder()
+            .timeout(Duration::from_secs(120))
+            .build()?;
+        for _ in 0..200 {
+            if client
+                .get(format!("{base}/healthz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        let (tenant_id, key) = new_tenant(&state, "acme").await?;
+        Ok(TestServer {
+            base,
+            state,
+            client,
+            key,
+            tenant_id,
+            data,
+        })
+    }
+
+    /// Another tenant's admin key, for isolation tests.
+    pub async fn other_tenant_key(&self) -> Result<String> {
+        Ok(
+            new_tenant(&self.state, &format!("other-{}", Uuid::new_v4()))
+                .await?
+                .1,
+        )
+    }
+
+    pub fn tus(&self, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, url)
+            .bearer_auth(&self.key)
+            .header("Tus-Resumable", "1.0.0")
+    }
+
+    /// Creates an upload and returns its URL.
+    pub async fn create(&self, length: u64, filename: &str) -> Result<String> {
+        let metadata = format!("filename {}", b64(filename.as_bytes()));
+        let response = self
+            .tus(reqwest::Method::POST, &format!("{}/files", self.base))
+            .header("Upload-Length", length)
+            .header("Upload-Metadata", metadata)
+            .send()
+            .await?;
+        if response.status() != StatusCode::CREATED {
+            bail!(
+                "create answered {}: {}",
+                response.status(),
+                response.text().await?
+            );
+        }
+        location(&response)
+    }
+
+    pub async fn patch(&self, url: &str, offset: u64, body: Vec<u8>) -> Result<Response> {
+        Ok(self
+            .tus(reqwest::Method::PATCH, url)
+            .header("Upload-Offset", offset)
+            .header("Content-Type", "application/offset+octet-stream")
+            .body(body)
+            .send()
+            .await?)
+    }
+
+    pub async fn head_offset(&self, url: &str) -> Result<u64> {
+        let response = self.tus(reqwest::Method::HEAD, url).send().await?;
+        if response.status() != StatusCode::OK {
+            bail!("HEAD answered {}", response.status());
+        }
+        header_u64(&response, "upload-offset")
+    }
+
+    /// Uploads `content` in one PATCH and returns the file id.
+    pub async fn upload(&self, content: &[u8], filename: &str) -> Result<Uuid> {
+        let url = self.create(content.len() as u64, filename).await?;
+        if !content.is_empty() {
+            let response = self.patch(&url, 0, content.to_vec()).await?;
+            if response.status() != StatusCode::NO_CONTENT {
+                bail!(
+                    "PATCH answered {}: {}",
+                    response.status(),
+                    response.text().await?
+                );
+            }
+        }
+        file_id(&url)
+    }
+
+    /// Shares files and returns the share's download URL.
+    pub async fn share(&self, files: &[Uuid]) -> Result<String> {
+        let response = self
+            .client
+            .post(format!("{}/api/v1/shares", self.base))
+            .bearer_auth(&self.key)
+            .json(&serde_json::json!({"files": files, "recipients": ["a@x.eu"]}))
+            .send()
+            .await?;
+        if response.status() != StatusCode::CREATED {
+            bail!(
+                "share answered {}: {}",
+                response.status(),
+                response.text().await?
+            );
+        }
+        let body: serde_json::Value = response.json().await?;
+        Ok(body["url"].as_str().context("share url")?.to_owned())
+    }
+
+    /// The on-disk object of a file (file store layout).
+    pub fn object_path(&self, id: Uuid) -> std::path::PathBuf {
+        let name = id.simple().to_string();
+        self.data.path().join("objects").join(&name[..2]).join(name)
+    }
+}
+
+pub async fn new_tenant(state: &AppState, name: &str) -> Result<(Uuid, String)> {
+    let tenant = state.db.create_tenant(name).await?;
+    let key = mint_api_key()?;
+    state
+        .db
+        .insert_api_key(tenant.id, Role::Admin, &key.selector, &key.secret_hash)
+        .await?;
+    Ok((tenant.id, key.text))
+}
+
+pub fn b64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+pub fn location(response: &Response) -> Result<String> {
+    Ok(response
+        .headers()
+        .get("location")
+        .context("Location header")?
+        .to_str()?
+        .to_owned())
+}
+
+pub fn header_u64(response: &Response, name: &str) -> Result<u64> {
+    Ok(response
+        .headers()
+        .get(name)
+        .with_context(|| format!("{name} header"))?
+        .to_str()?
+        .parse()?)
+}
+
+pub fn file_id(url: &str) -> Result<Uuid> {
+    Ok(Uuid::parse_str(
+        url.rsplit('/').next().context("id in URL")?,
+    )?)
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so failures are reproducible.
+pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        out.extend_from_slice(&state.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Asserts a JSON error body of the API's shape and returns its code.
+pub async fn error_code(response: Response) -> Result<String> {
+    let body: serde_json::Value = response.json().await.context("error body is JSON")?;
+    let code = body["error"].as_str().context("error field")?.to_owned();
+    body["message"].as_str().context("message field")?;
+    Ok(code)
+}
