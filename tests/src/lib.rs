@@ -53,7 +53,44 @@ pub fn ferry_bin() -> Result<PathBuf> {
          tests, or set FERRY_BIN",
         bin.display()
     );
+    warn_if_stale(&bin);
     Ok(bin)
+}
+
+/// Warn (once) when a server source file is newer than the binary: `cargo test` does not
+/// rebuild another package's binary, so the tests would silently exercise old code.
+fn warn_if_stale(bin: &Path) {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let Ok(built) = bin.metadata().and_then(|m| m.modified()) else {
+            return;
+        };
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut stack = vec![root.join("server"), root.join("migrations")];
+        while let Some(dir) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| t > built)
+                {
+                    eprintln!(
+                        "warning: {} is newer than {}: run `cargo build -p ferry` to test the \
+                         current server",
+                        path.display(),
+                        bin.display()
+                    );
+                    return;
+                }
+            }
+        }
+    });
 }
 
 /// A tenant created with `ferry tenant create NAME --json`.
