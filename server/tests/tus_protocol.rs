@@ -506,7 +506,7 @@ async fn racing_patches_never_corrupt_an_upload() -> Result<()> {
         .bytes()
         .await?;
     assert!(
-        &body[..] == &content[..],
+        body[..] == content[..],
         "the stored file is exactly the winner's bytes"
     );
     Ok(())
@@ -534,5 +534,51 @@ async fn empty_uploads_complete_at_creation() -> Result<()> {
         .await?;
     assert_eq!(response.status(), StatusCode::OK);
     assert!(response.bytes().await?.is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_stalled_body_commits_what_arrived() -> Result<()> {
+    let server = TestServer::start().await?;
+    let content = random_bytes(300_000, 8);
+    let url = server.create(content.len() as u64, "stall.bin").await?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    let request = server
+        .tus(Method::PATCH, &url)
+        .header("Upload-Offset", 0)
+        .header("Content-Type", "application/offset+octet-stream")
+        .body(reqwest::Body::wrap_stream(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        ))
+        .send();
+    let patch = tokio::spawn(request);
+    tx.send(Ok(content[..100_001].to_vec())).await?;
+    // While the body is stalled, the server commits what it has (HEAD shows it).
+    let mut seen = 0;
+    for _ in 0..100 {
+        seen = server.head_offset(&url).await?;
+        if seen == 100_001 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        seen, 100_001,
+        "a stalled PATCH commits the bytes it received"
+    );
+    tx.send(Ok(content[100_001..].to_vec())).await?;
+    drop(tx);
+    let response = patch.await??;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(header_u64(&response, "upload-offset")?, 300_000);
+    let share = server.share(&[file_id(&url)?]).await?;
+    let body = server
+        .client
+        .get(format!("{share}/f/{}", file_id(&url)?))
+        .send()
+        .await?
+        .bytes()
+        .await?;
+    assert!(body[..] == content[..]);
     Ok(())
 }

@@ -28,7 +28,7 @@ pub struct NewShare<'a> {
 }
 
 /// A share looked up by its link token.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ShareRow {
     /// Share id.
     pub id: Uuid,
@@ -78,6 +78,8 @@ impl From<sqlx::Error> for ShareFilesError {
 }
 
 type RawShared = (Uuid, String, Option<i64>, Option<String>);
+/// A file's display columns plus its upload state.
+type FileWithState = (Uuid, String, Option<i64>, Option<String>, String);
 
 fn shared_from_raw((id, name, size, blake3): RawShared) -> SharedFile {
     SharedFile {
@@ -97,7 +99,7 @@ impl Db {
         let mut tx = self.pool().begin().await?;
         let mut files = Vec::with_capacity(new.files.len());
         for file in new.files {
-            let row: Option<(Uuid, String, Option<i64>, Option<String>, String)> = sqlx::query_as(
+            let row: Option<FileWithState> = sqlx::query_as(
                 "SELECT id, filename, length, blake3, state FROM uploads WHERE id = ? AND tenant_id = ?",
             )
             .bind(file)
@@ -146,29 +148,14 @@ impl Db {
 
     /// The share whose token has this selector; the caller verifies the secret and expiry.
     pub async fn share_by_selector(&self, selector: &str) -> Result<ShareRow, DbError> {
-        let row: Option<(
-            Uuid,
-            Uuid,
-            Vec<u8>,
-            Option<String>,
-            OffsetDateTime,
-            Option<OffsetDateTime>,
-        )> = sqlx::query_as(
+        let row: Option<ShareRow> = sqlx::query_as(
             "SELECT id, tenant_id, token_hash, note, expires_at, revoked_at
-                 FROM shares WHERE token_selector = ?",
+             FROM shares WHERE token_selector = ?",
         )
         .bind(selector)
         .fetch_optional(self.pool())
         .await?;
-        let (id, tenant_id, token_hash, note, expires_at, revoked_at) = found(row)?;
-        Ok(ShareRow {
-            id,
-            tenant_id,
-            token_hash,
-            note,
-            expires_at,
-            revoked_at,
-        })
+        found(row)
     }
 
     /// The complete files of a share, in order.

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use time::OffsetDateTime;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::UNFINISHED_TTL;
@@ -29,6 +30,9 @@ use crate::state::AppState;
 const BATCH: usize = 256 * 1024;
 /// A long PATCH commits its progress at least this often, so a crash loses little.
 const COMMIT_EVERY: u64 = 32 << 20;
+/// A body that stalls this long commits what it has, so a slow client that then loses its
+/// connection to a crashing server keeps everything the server had received.
+const IDLE_COMMIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Why a tus request failed; the HTTP layer maps each to its tus status code.
 #[derive(Debug, thiserror::Error)]
@@ -368,12 +372,24 @@ where
     let mut committed = row.offset;
     let room = length.map(|l| l - row.offset);
     let mut received = 0u64;
+    let mut last_frame = Instant::now();
+    let idle = tokio::time::sleep(IDLE_COMMIT);
+    tokio::pin!(idle);
     let end = loop {
+        let uncommitted = request.checksum.is_none() && row.offset + received > committed;
         let frame = tokio::select! {
             biased;
             () = writer.stop.cancelled() => break End::TakenOver,
+            () = &mut idle, if uncommitted => {
+                if last_frame.elapsed() >= IDLE_COMMIT {
+                    commit(state, caller, id, &mut pipeline, &mut committed, length).await?;
+                }
+                idle.as_mut().reset(last_frame.max(Instant::now() - IDLE_COMMIT) + IDLE_COMMIT);
+                continue;
+            }
             frame = body.next() => frame,
         };
+        last_frame = Instant::now();
         let bytes = match frame {
             None => break End::Done,
             Some(Err(e)) => break End::Broken(e.to_string()),
