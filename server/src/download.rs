@@ -12,8 +12,8 @@ use uuid::Uuid;
 use crate::auth::parse_link_token;
 use crate::crypto::CryptoError;
 use crate::crypto::segment::{
-    STORED_SEGMENT_MAX, SegmentCipher, SegmentSpan, segment_count, segment_plain_len,
-    span_for_range, stored_len,
+    NONCE_LEN, SEGMENT_OVERHEAD, SEGMENT_PLAINTEXT, STORED_SEGMENT_MAX, SegmentCipher, SegmentSpan,
+    segment_count, segment_plain_len, span_for_range, stored_len,
 };
 use crate::db::DbError;
 use crate::db::shares::{ShareRow, SharedFile};
@@ -143,23 +143,33 @@ impl RangeReader {
         ];
         self.reader.read_exact_at(stored_start, &mut buffer)?;
 
-        let mut out = Vec::with_capacity(buffer.len());
-        let mut at = 0usize;
+        // Decrypt each segment in place and slide the wanted plaintext to the front of the
+        // same buffer: one allocation and no extra copy per batch.
+        let mut read_at = 0usize;
+        let mut write_at = 0usize;
         for index in self.next..=last {
             let (plain_len, is_last) = segment_plain_len(self.plaintext_len, index);
-            let stored = &mut buffer[at..at + plain_len + STORED_SEGMENT_MAX
-                - crate::crypto::segment::SEGMENT_PLAINTEXT];
-            at += stored.len();
-            let plain = self.cipher.open_in_place(index, is_last, stored)?;
-            let seg_start = index * crate::crypto::segment::SEGMENT_PLAINTEXT as u64;
-            let from = self.start.saturating_sub(seg_start).min(plain.len() as u64) as usize;
+            let stored_len = plain_len + SEGMENT_OVERHEAD;
+            let segment = buffer
+                .get_mut(read_at..read_at + stored_len)
+                .ok_or(DownloadError::Integrity)?;
+            let plain_len = self.cipher.open_in_place(index, is_last, segment)?.len();
+            let segment_start = index * SEGMENT_PLAINTEXT as u64;
+            let from = self
+                .start
+                .saturating_sub(segment_start)
+                .min(plain_len as u64) as usize;
             let to = (self.end + 1)
-                .saturating_sub(seg_start)
-                .min(plain.len() as u64) as usize;
-            out.extend_from_slice(&plain[from..to]);
+                .saturating_sub(segment_start)
+                .min(plain_len as u64) as usize;
+            let plain_at = read_at + NONCE_LEN;
+            buffer.copy_within(plain_at + from..plain_at + to, write_at);
+            write_at += to - from;
+            read_at += stored_len;
         }
+        buffer.truncate(write_at);
         self.next = last + 1;
-        Ok(Some(Bytes::from(out)))
+        Ok(Some(Bytes::from(buffer)))
     }
 }
 
