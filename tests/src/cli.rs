@@ -1,0 +1,108 @@
+//! The `ferry` binary under test: where to find it (warning when it is older than the server
+//! sources) and its one-shot CLI commands, such as `ferry tenant create`.
+//!
+//! Finding the binary: `FERRY_BIN` if set, else `ferry` next to the test executable's
+//! `target/<profile>/` directory (the test script runs `cargo build -p ferry` first).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+use anyhow::{Context, Result, anyhow, ensure};
+use serde::Deserialize;
+
+/// Path of the `ferry` binary under test: `FERRY_BIN`, or `../../ferry` relative to the
+/// running test executable (`target/debug/deps/<test>` → `target/debug/ferry`).
+pub fn ferry_bin() -> Result<PathBuf> {
+    if let Some(bin) = std::env::var_os("FERRY_BIN") {
+        let bin = PathBuf::from(bin);
+        ensure!(bin.is_file(), "FERRY_BIN={} does not exist", bin.display());
+        return Ok(bin);
+    }
+    let exe = std::env::current_exe().context("cannot find the test executable")?;
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .ok_or_else(|| anyhow!("unexpected test executable path {}", exe.display()))?;
+    let bin = profile_dir.join(format!("ferry{}", std::env::consts::EXE_SUFFIX));
+    ensure!(
+        bin.is_file(),
+        "the ferry binary is missing at {}: run `cargo build -p ferry` before the end-to-end \
+         tests, or set FERRY_BIN",
+        bin.display()
+    );
+    warn_if_stale(&bin);
+    Ok(bin)
+}
+
+/// Warn (once) when a server source file is newer than the binary: `cargo test` does not
+/// rebuild another package's binary, so the tests would silently exercise old code.
+fn warn_if_stale(bin: &Path) {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let Ok(built) = bin.metadata().and_then(|m| m.modified()) else {
+            return;
+        };
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut stack = vec![root.join("server"), root.join("migrations")];
+        while let Some(dir) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| t > built)
+                {
+                    eprintln!(
+                        "warning: {} is newer than {}: run `cargo build -p ferry` to test the \
+                         current server",
+                        path.display(),
+                        bin.display()
+                    );
+                    return;
+                }
+            }
+        }
+    });
+}
+
+/// A tenant created with `ferry tenant create NAME --json`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Tenant {
+    /// The tenant's id (a UUID).
+    pub tenant_id: String,
+    /// The tenant's admin API key, sent as `Authorization: Bearer <api_key>`.
+    pub api_key: String,
+}
+
+/// Create a tenant in the data directory `data_dir` through the CLI.
+pub fn create_tenant(data_dir: &Path, name: &str) -> Result<Tenant> {
+    let bin = ferry_bin()?;
+    let out = Command::new(&bin)
+        .args(["tenant", "create", name, "--json"])
+        .env("FERRY_DATA_DIR", data_dir)
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("cannot run {} tenant create", bin.display()))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure!(
+        out.status.success(),
+        "`ferry tenant create {name} --json` failed ({})\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        out.status
+    );
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .ok_or_else(|| {
+            anyhow!("`ferry tenant create --json` printed no JSON line\nstdout:\n{stdout}\nstderr:\n{stderr}")
+        })?;
+    serde_json::from_str(line)
+        .with_context(|| format!("`ferry tenant create --json` printed {line:?}"))
+}
