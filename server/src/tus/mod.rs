@@ -2,9 +2,11 @@
 //! encryption and hashing pipeline, terminating. The HTTP layer parses headers and calls in.
 
 pub mod checksum;
+mod error;
 pub mod ingest;
 pub mod locks;
 pub mod metadata;
+mod pipeline;
 mod upload;
 
 pub use upload::{

@@ -2,110 +2,36 @@
 //!
 //! A PATCH body is read on the async side into batches; each batch goes through [`Ingest`] on
 //! a blocking thread while the next one is read (a two-deep pipeline, so memory per upload is
-//! a few batches whatever the file size). Progress is committed every [`COMMIT_EVERY`] bytes
-//! and when the body ends or breaks, always in the order: store sync, then database.
+//! a few batches whatever the file size). Progress is committed every [`COMMIT_EVERY`] bytes,
+//! after [`IDLE_COMMIT`] without body bytes, and when the body ends or breaks, always in the
+//! order: store sync, then database.
 
 use std::fmt::Display;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use time::OffsetDateTime;
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::UNFINISHED_TTL;
 use super::checksum::ExpectedChecksum;
-use super::ingest::{Ingest, IngestError};
-use super::metadata::{Metadata, MetadataError};
+pub use super::error::TusError;
+use super::ingest::Ingest;
+use super::metadata::Metadata;
+use super::pipeline::Pipeline;
 use crate::auth::Caller;
-use crate::crypto::CryptoError;
 use crate::crypto::segment::{Dek, SegmentCipher};
 use crate::db::DbError;
 use crate::db::uploads::{NewUpload, Progress, UploadRow, UploadState};
 use crate::hash::TreeHasher;
 use crate::state::AppState;
 
-/// Plaintext handed to the pipeline per step.
-const BATCH: usize = 256 * 1024;
 /// A long PATCH commits its progress at least this often, so a crash loses little.
 const COMMIT_EVERY: u64 = 32 << 20;
 /// A body that stalls this long commits what it has, so a slow client that then loses its
 /// connection to a crashing server keeps everything the server had received.
 const IDLE_COMMIT: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// Why a tus request failed; the HTTP layer maps each to its tus status code.
-#[derive(Debug, thiserror::Error)]
-pub enum TusError {
-    /// Unknown upload, or another tenant's (404).
-    #[error("upload not found")]
-    NotFound,
-    /// Terminated or abandoned upload (410).
-    #[error("upload is gone")]
-    Gone,
-    /// `Upload-Offset` does not match the stored offset (409).
-    #[error("Upload-Offset is {got}, the upload is at {expected}")]
-    OffsetMismatch {
-        /// The stored offset.
-        expected: u64,
-        /// What the client sent.
-        got: u64,
-    },
-    /// More bytes than the upload's length or the server's maximum (413).
-    #[error("{0}")]
-    TooLarge(String),
-    /// Malformed request (400).
-    #[error("{0}")]
-    BadRequest(String),
-    /// Another request holds the upload and did not let go (423).
-    #[error("another request is writing to this upload; retry shortly")]
-    Locked,
-    /// The body does not match `Upload-Checksum` (460); nothing was stored.
-    #[error("the body does not match Upload-Checksum; nothing was stored")]
-    ChecksumMismatch,
-    /// The client's body ended early; what arrived before was stored.
-    #[error("the request body was interrupted: {0}")]
-    Interrupted(String),
-    /// A stored key or tail failed to decrypt: data was tampered with.
-    #[error("stored upload state failed authentication")]
-    Integrity(#[source] CryptoError),
-    /// Database or store failure; the last committed state is intact.
-    #[error("storage failure: {0}")]
-    Storage(String),
-}
-
-impl From<DbError> for TusError {
-    fn from(e: DbError) -> Self {
-        match e {
-            DbError::NotFound => TusError::NotFound,
-            other => TusError::Storage(other.to_string()),
-        }
-    }
-}
-
-impl From<IngestError> for TusError {
-    fn from(e: IngestError) -> Self {
-        match e {
-            IngestError::Crypto(c @ CryptoError::Authentication) => TusError::Integrity(c),
-            other => TusError::Storage(other.to_string()),
-        }
-    }
-}
-
-impl From<CryptoError> for TusError {
-    fn from(e: CryptoError) -> Self {
-        match e {
-            CryptoError::Authentication => TusError::Integrity(e),
-            other => TusError::Storage(other.to_string()),
-        }
-    }
-}
-
-impl From<MetadataError> for TusError {
-    fn from(e: MetadataError) -> Self {
-        TusError::BadRequest(e.to_string())
-    }
-}
 
 /// A creation request, parsed.
 pub struct CreateRequest {
@@ -218,99 +144,6 @@ enum End {
     TooLong,
 }
 
-type InFlight = JoinHandle<(Ingest, Vec<u8>, Result<(), IngestError>)>;
-
-/// The two-deep pipeline: one batch being filled here while the previous one is absorbed.
-struct Pipeline {
-    ingest: Option<Ingest>,
-    in_flight: Option<InFlight>,
-    filling: Vec<u8>,
-    spare: Vec<u8>,
-}
-
-impl Pipeline {
-    fn new(ingest: Ingest) -> Self {
-        Pipeline {
-            ingest: Some(ingest),
-            in_flight: None,
-            filling: Vec::with_capacity(BATCH),
-            spare: Vec::with_capacity(BATCH),
-        }
-    }
-
-    /// Waits for the batch being absorbed, if any.
-    async fn settle(&mut self) -> Result<(), TusError> {
-        if let Some(handle) = self.in_flight.take() {
-            let (ingest, mut buffer, result) =
-                handle.await.map_err(|e| TusError::Storage(e.to_string()))?;
-            self.ingest = Some(ingest);
-            buffer.clear();
-            self.spare = buffer;
-            result?;
-        }
-        Ok(())
-    }
-
-    /// Hands the filled batch to a blocking thread.
-    async fn dispatch(&mut self) -> Result<(), TusError> {
-        self.settle().await?;
-        if self.filling.is_empty() {
-            return Ok(());
-        }
-        let mut ingest = self
-            .ingest
-            .take()
-            .ok_or_else(|| TusError::Storage("pipeline lost".into()))?;
-        let batch = std::mem::replace(&mut self.filling, std::mem::take(&mut self.spare));
-        self.in_flight = Some(tokio::task::spawn_blocking(move || {
-            let result = ingest.absorb(&batch);
-            (ingest, batch, result)
-        }));
-        Ok(())
-    }
-
-    async fn push(&mut self, mut bytes: &[u8]) -> Result<(), TusError> {
-        while !bytes.is_empty() {
-            let take = (BATCH - self.filling.len()).min(bytes.len());
-            self.filling.extend_from_slice(&bytes[..take]);
-            bytes = &bytes[take..];
-            if self.filling.len() == BATCH {
-                self.dispatch().await?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Absorbs everything pushed so far and returns the idle pipeline state.
-    async fn drain(&mut self) -> Result<&mut Ingest, TusError> {
-        self.dispatch().await?;
-        self.settle().await?;
-        self.ingest
-            .as_mut()
-            .ok_or_else(|| TusError::Storage("pipeline lost".into()))
-    }
-
-    /// Runs a blocking step on the drained pipeline state.
-    async fn run<T: Send + 'static>(
-        &mut self,
-        step: impl FnOnce(&mut Ingest) -> Result<T, IngestError> + Send + 'static,
-    ) -> Result<T, TusError> {
-        self.drain().await?;
-        let mut ingest = self
-            .ingest
-            .take()
-            .ok_or_else(|| TusError::Storage("pipeline lost".into()))?;
-        let (ingest, result) = tokio::task::spawn_blocking(move || {
-            let result = step(&mut ingest);
-            (ingest, result)
-        })
-        .await
-        .map_err(|e| TusError::Storage(e.to_string()))?;
-        self.ingest = Some(ingest);
-        Ok(result?)
-    }
-}
-
 /// Writes a PATCH body (or a creation-with-upload body) to upload `id`.
 pub async fn write<S, E>(
     state: &AppState,
@@ -381,10 +214,13 @@ where
             biased;
             () = writer.stop.cancelled() => break End::TakenOver,
             () = &mut idle, if uncommitted => {
-                if last_frame.elapsed() >= IDLE_COMMIT {
+                let deadline = if last_frame.elapsed() >= IDLE_COMMIT {
                     commit(state, caller, id, &mut pipeline, &mut committed, length).await?;
-                }
-                idle.as_mut().reset(last_frame.max(Instant::now() - IDLE_COMMIT) + IDLE_COMMIT);
+                    Instant::now() + IDLE_COMMIT
+                } else {
+                    last_frame + IDLE_COMMIT
+                };
+                idle.as_mut().reset(deadline);
                 continue;
             }
             frame = body.next() => frame,

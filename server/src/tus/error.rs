@@ -1,0 +1,81 @@
+//! What can go wrong in a tus request, in domain terms; `http::error` maps each variant to
+//! its tus status code.
+
+use crate::crypto::CryptoError;
+use crate::db::DbError;
+
+use super::ingest::IngestError;
+use super::metadata::MetadataError;
+
+/// Why a tus request failed; the HTTP layer maps each to its tus status code.
+#[derive(Debug, thiserror::Error)]
+pub enum TusError {
+    /// Unknown upload, or another tenant's (404).
+    #[error("upload not found")]
+    NotFound,
+    /// Terminated or abandoned upload (410).
+    #[error("upload is gone")]
+    Gone,
+    /// `Upload-Offset` does not match the stored offset (409).
+    #[error("Upload-Offset is {got}, the upload is at {expected}")]
+    OffsetMismatch {
+        /// The stored offset.
+        expected: u64,
+        /// What the client sent.
+        got: u64,
+    },
+    /// More bytes than the upload's length or the server's maximum (413).
+    #[error("{0}")]
+    TooLarge(String),
+    /// Malformed request (400).
+    #[error("{0}")]
+    BadRequest(String),
+    /// Another request holds the upload and did not let go (423).
+    #[error("another request is writing to this upload; retry shortly")]
+    Locked,
+    /// The body does not match `Upload-Checksum` (460); nothing was stored.
+    #[error("the body does not match Upload-Checksum; nothing was stored")]
+    ChecksumMismatch,
+    /// The client's body ended early; what arrived before was stored.
+    #[error("the request body was interrupted: {0}")]
+    Interrupted(String),
+    /// A stored key or tail failed to decrypt: data was tampered with.
+    #[error("stored upload state failed authentication")]
+    Integrity(#[source] CryptoError),
+    /// Database or store failure; the last committed state is intact.
+    #[error("storage failure: {0}")]
+    Storage(String),
+}
+
+impl From<DbError> for TusError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::NotFound => TusError::NotFound,
+            other => TusError::Storage(other.to_string()),
+        }
+    }
+}
+
+impl From<IngestError> for TusError {
+    fn from(e: IngestError) -> Self {
+        match e {
+            IngestError::Crypto(c @ CryptoError::Authentication) => TusError::Integrity(c),
+            other => TusError::Storage(other.to_string()),
+        }
+    }
+}
+
+impl From<CryptoError> for TusError {
+    fn from(e: CryptoError) -> Self {
+        match e {
+            CryptoError::Authentication => TusError::Integrity(e),
+            other => TusError::Storage(other.to_string()),
+        }
+    }
+}
+
+impl From<MetadataError> for TusError {
+    fn from(e: MetadataError) -> Self {
+        TusError::BadRequest(e.to_string())
+    }
+}
