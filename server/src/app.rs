@@ -5,6 +5,7 @@ use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
 use std::sync::Arc;
 
+use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
@@ -103,11 +104,26 @@ pub async fn serve(config: Config) -> Result<(), StartupError> {
         .local_addr()
         .map_err(io("reading the bound address"))?;
     let state = open(config, format!("http://{local}")).await?;
-    let router = crate::http::router(state);
     println!("ferry listening on http://{local}");
     let _ = std::io::stdout().flush();
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
+    serve_listener(listener, state, shutdown_signal()).await
+}
+
+/// Serves `state` on an already bound listener until `shutdown` resolves (tests use this with
+/// a port-0 listener).
+pub async fn serve_listener(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartupError> {
+    // Small answers (a 1-byte Range, tus HEADs) must not wait for Nagle + delayed ACK (40 ms).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
+    axum::serve(listener, crate::http::router(state))
+        .with_graceful_shutdown(shutdown)
         .await
         .map_err(io("serving"))
 }

@@ -210,20 +210,26 @@ pub async fn stream_range(
     .map_err(|e| DownloadError::Storage(e.to_string()))??;
 
     let (tx, rx) = mpsc::channel(2);
+    // Queue the first batch now, so the response's headers and first bytes leave together.
+    if let Some(bytes) = first
+        && tx.try_send(Ok(bytes)).is_err()
+    {
+        return Err(DownloadError::Storage("download channel closed".into()));
+    }
     tokio::task::spawn_blocking(move || {
-        let mut batch = first;
-        while let Some(bytes) = batch {
-            if tx.blocking_send(Ok(bytes)).is_err() {
-                return; // the recipient went away
-            }
-            batch = match reader.next_batch() {
-                Ok(next) => next,
+        loop {
+            let batch = match reader.next_batch() {
+                Ok(Some(bytes)) => Ok(bytes),
+                Ok(None) => return,
                 Err(e) => {
                     tracing::error!(file = %file_id, error = %e, "download aborted");
-                    let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
-                    return;
+                    Err(std::io::Error::other(e.to_string()))
                 }
             };
+            let failed = batch.is_err();
+            if tx.blocking_send(batch).is_err() || failed {
+                return; // the recipient went away, or the stream is broken off
+            }
         }
     });
     Ok(rx)

@@ -582,3 +582,54 @@ async fn a_stalled_body_commits_what_arrived() -> Result<()> {
     assert!(body[..] == content[..]);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_client_that_vanishes_mid_body_keeps_what_arrived() -> Result<()> {
+    let server = TestServer::start().await?;
+    let content = random_bytes(500_000, 9);
+    let url = server.create(content.len() as u64, "gone.bin").await?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    let request = server
+        .tus(Method::PATCH, &url)
+        .header("Upload-Offset", 0)
+        .header("Content-Type", "application/offset+octet-stream")
+        .body(reqwest::Body::wrap_stream(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        ))
+        .send();
+    let patch = tokio::spawn(request);
+    tx.send(Ok(content[..200_001].to_vec())).await?;
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    patch.abort(); // the connection closes mid-body
+    let started = std::time::Instant::now();
+    let mut seen = 0;
+    while started.elapsed() < std::time::Duration::from_secs(5) {
+        seen = server.head_offset(&url).await?;
+        if seen == 200_001 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    eprintln!("offset {seen} after {:?}", started.elapsed());
+    assert_eq!(
+        seen, 200_001,
+        "bytes that reached the server before the client vanished are kept"
+    );
+    assert_eq!(
+        server
+            .patch(&url, seen, content[seen as usize..].to_vec())
+            .await?
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    let share = server.share(&[file_id(&url)?]).await?;
+    let body = server
+        .client
+        .get(format!("{share}/f/{}", file_id(&url)?))
+        .send()
+        .await?
+        .bytes()
+        .await?;
+    assert!(body[..] == content[..]);
+    Ok(())
+}

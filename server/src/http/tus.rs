@@ -130,6 +130,24 @@ fn upload_id(raw: &str) -> Result<Uuid, AppError> {
     Uuid::parse_str(raw).map_err(|_| AppError::not_found())
 }
 
+/// Runs [`tus::write`] in its own task: if the client vanishes and the connection drops this
+/// handler, the write still sees the broken body, commits what arrived and releases the
+/// upload, instead of being cancelled halfway.
+async fn write_detached(
+    state: &AppState,
+    caller: Caller,
+    id: Uuid,
+    request: PatchRequest,
+    body: Body,
+) -> Result<PatchOutcome, tus::TusError> {
+    let state = state.clone();
+    tokio::spawn(
+        async move { tus::write(&state, &caller, id, request, body.into_data_stream()).await },
+    )
+    .await
+    .map_err(|e| tus::TusError::Storage(e.to_string()))?
+}
+
 async fn create_upload(
     State(state): State<AppState>,
     caller: Caller,
@@ -179,7 +197,7 @@ async fn create_upload(
     let outcome = if with_body || length == Some(0) {
         let mut request = patch_request(&headers, 0)?;
         request.length = None;
-        match tus::write(&state, &caller, row.id, request, body.into_data_stream()).await {
+        match write_detached(&state, caller, row.id, request, body).await {
             Ok(outcome) => outcome,
             // The upload exists either way; the client resumes it with HEAD.
             Err(e) => {
@@ -250,14 +268,7 @@ async fn patch_upload(
     let offset = number(&headers, "upload-offset")?
         .ok_or_else(|| AppError::bad_request("Upload-Offset is required"))?;
     let request = patch_request(&headers, offset)?;
-    let outcome = tus::write(
-        &state,
-        &caller,
-        upload_id(&id)?,
-        request,
-        body.into_data_stream(),
-    )
-    .await?;
+    let outcome = write_detached(&state, caller, upload_id(&id)?, request, body).await?;
     let mut response = HeaderMap::new();
     outcome_headers(&mut response, &outcome);
     Ok((StatusCode::NO_CONTENT, response).into_response())

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use uuid::Uuid;
 
-use super::{ObjectReader, ObjectStore, ObjectWriter, StoreError};
+use super::{ObjectReader, ObjectStore, ObjectSyncer, ObjectWriter, StoreError};
 
 /// Objects under a directory, fanned out by the first two hex digits of the file id.
 #[derive(Debug)]
@@ -90,9 +90,28 @@ impl ObjectWriter for DiskWriter {
         Ok(())
     }
 
+    fn syncer(&self) -> Result<Box<dyn ObjectSyncer>, StoreError> {
+        Ok(Box::new(DiskSyncer {
+            file: self.file.try_clone()?,
+        }))
+    }
+
     fn finish(&mut self) -> Result<(), StoreError> {
         self.file.set_len(self.position)?;
         self.file.sync_all()?;
+        Ok(())
+    }
+}
+
+/// A second handle on the object's file: `fdatasync` on it covers every write made through
+/// any handle before the call.
+struct DiskSyncer {
+    file: File,
+}
+
+impl ObjectSyncer for DiskSyncer {
+    fn sync(&self) -> Result<(), StoreError> {
+        self.file.sync_data()?;
         Ok(())
     }
 }

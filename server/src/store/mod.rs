@@ -67,12 +67,28 @@ pub trait ObjectWriter: Send {
     /// `Io` if durability cannot be guaranteed.
     fn sync(&mut self) -> Result<(), StoreError>;
 
+    /// A handle that makes durable, from another thread, at least every byte appended so
+    /// far, so a checkpoint's sync can overlap with further appends.
+    ///
+    /// # Errors
+    /// `Io` if the handle cannot be made.
+    fn syncer(&self) -> Result<Box<dyn ObjectSyncer>, StoreError>;
+
     /// Ends the object at the current position (dropping anything a crashed writer left
     /// beyond it) and makes it durable.
     ///
     /// # Errors
     /// `Io` on failure; the object is then not complete.
     fn finish(&mut self) -> Result<(), StoreError>;
+}
+
+/// Makes an object's appended bytes durable (see [`ObjectWriter::syncer`]).
+pub trait ObjectSyncer: Send {
+    /// Returns once every byte appended before the syncer was made is durable.
+    ///
+    /// # Errors
+    /// `Io` if durability cannot be guaranteed.
+    fn sync(&self) -> Result<(), StoreError>;
 }
 
 /// Ranged reader of one object.

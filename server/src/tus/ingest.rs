@@ -8,7 +8,7 @@
 use crate::crypto::CryptoError;
 use crate::crypto::segment::{SEGMENT_PLAINTEXT, STORED_SEGMENT_MAX, SegmentCipher};
 use crate::hash::{HashStateError, TreeHasher};
-use crate::store::{ObjectStore, ObjectWriter, StoreError};
+use crate::store::{ObjectStore, ObjectSyncer, ObjectWriter, StoreError};
 use uuid::Uuid;
 
 /// Failures inside the pipeline; all of them leave the last committed state intact.
@@ -110,6 +110,16 @@ impl Ingest {
     /// Makes the appended segments durable and describes the state to commit.
     pub fn checkpoint(&mut self) -> Result<Snapshot, IngestError> {
         self.writer.sync()?;
+        self.snapshot()
+    }
+
+    /// Describes the state to commit once `syncer` (taken now) has made it durable; appends
+    /// may go on meanwhile.
+    pub fn snapshot_for_sync(&mut self) -> Result<(Snapshot, Box<dyn ObjectSyncer>), IngestError> {
+        Ok((self.snapshot()?, self.writer.syncer()?))
+    }
+
+    fn snapshot(&self) -> Result<Snapshot, IngestError> {
         let sealed_tail = if self.tail.is_empty() {
             None
         } else {

@@ -8,7 +8,7 @@ use super::ingest::{Ingest, IngestError};
 use super::upload::TusError;
 
 /// Plaintext handed to the pipeline per step.
-const BATCH: usize = 256 * 1024;
+const BATCH: usize = 512 * 1024;
 type InFlight = JoinHandle<(Ingest, Vec<u8>, Result<(), IngestError>)>;
 
 /// The two-deep pipeline: one batch being filled here while the previous one is absorbed.

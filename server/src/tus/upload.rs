@@ -11,13 +11,15 @@ use std::fmt::Display;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use time::OffsetDateTime;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::UNFINISHED_TTL;
 use super::checksum::ExpectedChecksum;
 pub use super::error::TusError;
-use super::ingest::Ingest;
+use super::ingest::{Ingest, Snapshot};
 use super::metadata::Metadata;
 use super::pipeline::Pipeline;
 use crate::auth::Caller;
@@ -132,19 +134,10 @@ pub async fn terminate(state: &AppState, caller: &Caller, id: Uuid) -> Result<()
     Ok(())
 }
 
-/// How the body loop ended.
-enum End {
-    /// The body ended normally.
-    Done,
-    /// The client's connection broke.
-    Broken(String),
-    /// A newer request asked for the upload.
-    TakenOver,
-    /// The body carried more than the upload's length.
-    TooLong,
-}
-
 /// Writes a PATCH body (or a creation-with-upload body) to upload `id`.
+///
+/// Runs to completion even if the client goes away (callers spawn it), so what arrived is
+/// committed and no database write outlives the upload's lock.
 pub async fn write<S, E>(
     state: &AppState,
     caller: &Caller,
@@ -174,12 +167,12 @@ where
             Err(TusError::TooLarge("the upload is already complete".into()))
         };
     }
+    let declared_end = request.offset + request.content_length.unwrap_or(0);
     if let Some(limit) = length
-        && request.offset + request.content_length.unwrap_or(0) > limit
+        && declared_end > limit
     {
         return Err(TusError::TooLarge(format!(
-            "the body would end at {} but Upload-Length is {limit}",
-            request.offset + request.content_length.unwrap_or(0)
+            "the body would end at {declared_end} but Upload-Length is {limit}"
         )));
     }
 
@@ -202,47 +195,28 @@ where
     .map_err(|e| TusError::Storage(e.to_string()))??;
 
     let mut pipeline = Pipeline::new(ingest);
-    let mut committed = row.offset;
-    let room = length.map(|l| l - row.offset);
-    let mut received = 0u64;
-    let mut last_frame = Instant::now();
-    let idle = tokio::time::sleep(IDLE_COMMIT);
-    tokio::pin!(idle);
-    let end = loop {
-        let uncommitted = request.checksum.is_none() && row.offset + received > committed;
-        let frame = tokio::select! {
-            biased;
-            () = writer.stop.cancelled() => break End::TakenOver,
-            () = &mut idle, if uncommitted => {
-                let deadline = if last_frame.elapsed() >= IDLE_COMMIT {
-                    commit(state, caller, id, &mut pipeline, &mut committed, length).await?;
-                    Instant::now() + IDLE_COMMIT
-                } else {
-                    last_frame + IDLE_COMMIT
-                };
-                idle.as_mut().reset(deadline);
-                continue;
-            }
-            frame = body.next() => frame,
-        };
-        last_frame = Instant::now();
-        let bytes = match frame {
-            None => break End::Done,
-            Some(Err(e)) => break End::Broken(e.to_string()),
-            Some(Ok(bytes)) => bytes,
-        };
-        if room.is_some_and(|room| received + bytes.len() as u64 > room) {
-            break End::TooLong;
-        }
-        received += bytes.len() as u64;
-        if let Some(checksum) = request.checksum.as_mut() {
-            checksum.update(&bytes);
-        }
-        pipeline.push(&bytes).await?;
-        if request.checksum.is_none() && row.offset + received - committed >= COMMIT_EVERY {
-            commit(state, caller, id, &mut pipeline, &mut committed, length).await?;
-        }
+    let mut committer = Committer {
+        state: state.clone(),
+        tenant_id: caller.tenant_id,
+        id,
+        length,
+        committed: row.offset,
+        background: None,
     };
+    let room = length.map(|l| l - row.offset);
+    let read = read_body(
+        &mut body,
+        &writer.stop,
+        &mut request,
+        room,
+        &mut pipeline,
+        &mut committer,
+    )
+    .await;
+    // Never return (and release the lock) while a checkpoint is still being written.
+    let background = committer.settle().await;
+    let (end, received) = read?;
+    background?;
 
     // A body that overran the length or failed its checksum is refused whole (beyond any
     // checkpoint already committed); a broken or taken-over body keeps what arrived, unless
@@ -268,7 +242,7 @@ where
         let hex = hash.to_hex().to_string();
         state
             .db
-            .complete_upload(caller.tenant_id, id, committed, offset, &hex)
+            .complete_upload(caller.tenant_id, id, committer.committed, offset, &hex)
             .await?;
         return Ok(PatchOutcome {
             offset,
@@ -276,17 +250,83 @@ where
             blake3: Some(hex),
         });
     }
-    let expires_at = commit(state, caller, id, &mut pipeline, &mut committed, length).await?;
+    let expires_at = committer.commit_now(&mut pipeline).await?;
     match end {
-        End::Done | End::TakenOver => Ok(PatchOutcome {
-            offset: committed,
+        End::Broken(e) => Err(TusError::Interrupted(e)),
+        _ => Ok(PatchOutcome {
+            offset: committer.committed,
             expires_at: Some(expires_at),
             blake3: None,
         }),
-        End::Broken(e) => Err(TusError::Interrupted(e)),
-        End::TooLong => Err(TusError::TooLarge(
-            "the body is longer than Upload-Length".into(),
-        )),
+    }
+}
+
+/// How the body loop ended.
+enum End {
+    /// The body ended normally.
+    Done,
+    /// The client's connection broke.
+    Broken(String),
+    /// A newer request asked for the upload.
+    TakenOver,
+    /// The body carried more than the upload's length.
+    TooLong,
+}
+
+/// Reads the body into the pipeline, checkpointing as it goes; returns how it ended and the
+/// bytes received.
+async fn read_body<S, E>(
+    body: &mut S,
+    stop: &CancellationToken,
+    request: &mut PatchRequest,
+    room: Option<u64>,
+    pipeline: &mut Pipeline,
+    committer: &mut Committer,
+) -> Result<(End, u64), TusError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: Display,
+{
+    let start = committer.committed;
+    let mut received = 0u64;
+    let mut last_frame = Instant::now();
+    let idle = tokio::time::sleep(IDLE_COMMIT);
+    tokio::pin!(idle);
+    loop {
+        let uncommitted = request.checksum.is_none() && start + received > committer.committed;
+        let frame = tokio::select! {
+            biased;
+            () = stop.cancelled() => return Ok((End::TakenOver, received)),
+            () = &mut idle, if uncommitted => {
+                let deadline = if last_frame.elapsed() >= IDLE_COMMIT {
+                    committer.commit_now(pipeline).await?;
+                    Instant::now() + IDLE_COMMIT
+                } else {
+                    last_frame + IDLE_COMMIT
+                };
+                idle.as_mut().reset(deadline);
+                continue;
+            }
+            frame = body.next() => frame,
+        };
+        last_frame = Instant::now();
+        let bytes = match frame {
+            None => return Ok((End::Done, received)),
+            Some(Err(e)) => return Ok((End::Broken(e.to_string()), received)),
+            Some(Ok(bytes)) => bytes,
+        };
+        if room.is_some_and(|room| received + bytes.len() as u64 > room) {
+            return Ok((End::TooLong, received));
+        }
+        received += bytes.len() as u64;
+        if let Some(checksum) = request.checksum.as_mut() {
+            checksum.update(&bytes);
+        }
+        pipeline.push(&bytes).await?;
+        if request.checksum.is_none() && start + received - committer.checkpointed() >= COMMIT_EVERY
+        {
+            committer.commit_in_background(pipeline).await?;
+        }
     }
 }
 
@@ -331,23 +371,96 @@ fn settle_length(
     }
 }
 
-/// Syncs the store, then records the new offset; returns the new abandonment time.
-async fn commit(
-    state: &AppState,
-    caller: &Caller,
+/// Records progress: store sync first, then the database update guarded by the offset the
+/// last commit left. A background checkpoint syncs while the body keeps flowing; at most one
+/// is in flight, and every path settles it before the request ends.
+struct Committer {
+    state: AppState,
+    tenant_id: Uuid,
     id: Uuid,
-    pipeline: &mut Pipeline,
-    committed: &mut u64,
     length: Option<u64>,
+    /// Offset of the last database commit.
+    committed: u64,
+    /// A checkpoint being synced and saved, and the offset it will commit.
+    background: Option<(u64, JoinHandle<Result<(), TusError>>)>,
+}
+
+impl Committer {
+    /// The offset the next checkpoint counts from (the one in flight, or the last committed).
+    fn checkpointed(&self) -> u64 {
+        self.background
+            .as_ref()
+            .map_or(self.committed, |(offset, _)| *offset)
+    }
+
+    /// Waits for the background checkpoint, if any.
+    async fn settle(&mut self) -> Result<(), TusError> {
+        if let Some((offset, task)) = self.background.take() {
+            task.await.map_err(|e| TusError::Storage(e.to_string()))??;
+            self.committed = offset;
+        }
+        Ok(())
+    }
+
+    /// Starts a checkpoint whose sync overlaps with further appends.
+    async fn commit_in_background(&mut self, pipeline: &mut Pipeline) -> Result<(), TusError> {
+        self.settle().await?;
+        let (snapshot, syncer) = pipeline.run(|ingest| ingest.snapshot_for_sync()).await?;
+        let (state, tenant_id, id, length, from) = (
+            self.state.clone(),
+            self.tenant_id,
+            self.id,
+            self.length,
+            self.committed,
+        );
+        let offset = snapshot.offset;
+        let task = tokio::spawn(async move {
+            tokio::task::spawn_blocking(move || syncer.sync())
+                .await
+                .map_err(|e| TusError::Storage(e.to_string()))?
+                .map_err(|e| TusError::Storage(e.to_string()))?;
+            save(&state, tenant_id, id, from, length, &snapshot)
+                .await
+                .map(|_| ())
+        });
+        self.background = Some((offset, task));
+        Ok(())
+    }
+
+    /// Syncs and commits everything absorbed so far; returns the new abandonment time.
+    async fn commit_now(&mut self, pipeline: &mut Pipeline) -> Result<OffsetDateTime, TusError> {
+        self.settle().await?;
+        let snapshot = pipeline.run(|ingest| ingest.checkpoint()).await?;
+        let expires_at = save(
+            &self.state,
+            self.tenant_id,
+            self.id,
+            self.committed,
+            self.length,
+            &snapshot,
+        )
+        .await?;
+        self.committed = snapshot.offset;
+        Ok(expires_at)
+    }
+}
+
+/// Writes a durable snapshot's state if the upload is still at `from`.
+async fn save(
+    state: &AppState,
+    tenant_id: Uuid,
+    id: Uuid,
+    from: u64,
+    length: Option<u64>,
+    snapshot: &Snapshot,
 ) -> Result<OffsetDateTime, TusError> {
-    let snapshot = pipeline.run(|ingest| ingest.checkpoint()).await?;
     let expires_at = OffsetDateTime::now_utc() + UNFINISHED_TTL;
     state
         .db
         .save_progress(
-            caller.tenant_id,
+            tenant_id,
             id,
-            *committed,
+            from,
             &Progress {
                 offset: snapshot.offset,
                 length,
@@ -360,10 +473,9 @@ async fn commit(
         .map_err(|e| match e {
             DbError::Conflict(_) => TusError::OffsetMismatch {
                 expected: snapshot.offset,
-                got: *committed,
+                got: from,
             },
             other => other.into(),
         })?;
-    *committed = snapshot.offset;
     Ok(expires_at)
 }

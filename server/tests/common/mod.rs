@@ -39,8 +39,11 @@ impl TestServer {
         let listener = TcpListener::bind(config.listen).await?;
         let base = format!("http://{}", listener.local_addr()?);
         let state = ferry::app::open(config, base.clone()).await?;
-        let router = ferry::http::router(state.clone());
-        tokio::spawn(async move { axum::serve(listener, router).await });
+        tokio::spawn(ferry::app::serve_listener(
+            listener,
+            state.clone(),
+            std::future::pending(),
+        ));
 
         let client = Client::builder()
             .timeout(Duration::from_secs(120))
