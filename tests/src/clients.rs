@@ -71,7 +71,8 @@ pub fn python() -> Result<PathBuf> {
 }
 
 /// Run `scripts/install-test-tools` once per test process (it is fast when nothing changed),
-/// so that the clients exist whichever way the tests were started.
+/// so that the clients (tus clients, playwright-core and Chromium) exist whichever way the
+/// tests were started.
 pub fn ensure_client_tools() -> Result<()> {
     static DONE: OnceLock<std::result::Result<(), String>> = OnceLock::new();
     DONE.get_or_init(|| {

@@ -14,9 +14,11 @@
 //! - `server`: the running `ferry serve` child process ([`Server`]);
 //! - `api`: HTTP access to a server ([`Api`], [`http_client`], tus helpers);
 //! - `files`: random source files, BLAKE3, and recipient downloads;
-//! - `clients`: the real tus clients ([`TusClient`], [`run_client`], [`spawn_client`]).
+//! - `clients`: the real tus clients ([`TusClient`], [`run_client`], [`spawn_client`]);
+//! - `browser`: a recipient in headless Chromium ([`open_share_in_browser`]).
 
 mod api;
+mod browser;
 mod cli;
 mod clients;
 mod files;
@@ -24,6 +26,9 @@ mod server;
 
 pub use api::{
     Api, FileInfo, Share, ShareFile, TUS_VERSION, TusHead, base64, file_id_from_url, http_client,
+};
+pub use browser::{
+    BrowserDownload, BrowserVisit, ConsoleMessage, browser_dir, chromium, open_share_in_browser,
 };
 pub use cli::{Tenant, create_tenant, ferry_bin};
 pub use clients::{
