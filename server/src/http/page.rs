@@ -37,8 +37,11 @@ pub fn human_size(bytes: u64) -> String {
 }
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:48rem;margin:2rem auto;padding:0 1rem;color:#1b1b1b}\
-table{border-collapse:collapse;width:100%}td,th{padding:.5rem;border-bottom:1px solid #ddd;text-align:left}\
-code{font-size:.75rem;word-break:break-all}a.button{background:#0b5394;color:#fff;padding:.4rem .8rem;border-radius:4px;text-decoration:none}";
+table{border-collapse:collapse;width:100%}td,th{padding:.5rem;border-bottom:1px solid #ddd;text-align:left;vertical-align:top}\
+.name{font-weight:600;overflow-wrap:anywhere}.size{white-space:nowrap}\
+.hash{display:block;margin-top:.25rem;color:#555;font-size:.7rem;word-break:break-all}\
+a.button{background:#0b5394;color:#fff;padding:.4rem .8rem;border-radius:4px;text-decoration:none;white-space:nowrap}\
+.sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}";
 
 fn document(title: &str, body: &str) -> String {
     format!(
@@ -61,7 +64,9 @@ pub fn share(token: &str, share: &ShareRow, files: &[SharedFile]) -> String {
     for file in files {
         let _ = write!(
             rows,
-            "<tr><td>{name}</td><td>{size}</td><td><code>{hash}</code></td>\
+            "<tr><td><span class=\"name\">{name}</span>\
+             <code class=\"hash\" title=\"BLAKE3 of the file\">BLAKE3 {hash}</code></td>\
+             <td class=\"size\">{size}</td>\
              <td><a class=\"button\" href=\"/d/{token}/f/{id}\" download>Download</a></td></tr>",
             name = escape(&file.name),
             size = human_size(file.size),
@@ -70,10 +75,6 @@ pub fn share(token: &str, share: &ShareRow, files: &[SharedFile]) -> String {
             id = file.id,
         );
     }
-    let expires = share
-        .expires_at
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
     let note = share
         .note
         .as_deref()
@@ -82,11 +83,26 @@ pub fn share(token: &str, share: &ShareRow, files: &[SharedFile]) -> String {
     document(
         "Files for you — Ferry",
         &format!(
-            "<h1>Files for you</h1>{note}<p>Available until <time>{expires}</time>.</p>\
-             <table><thead><tr><th>File</th><th>Size</th><th>BLAKE3</th><th></th></tr></thead>\
-             <tbody>{rows}</tbody></table>"
+            "<h1>Files for you</h1>{note}<p>Available until {expires}.</p>\
+             <table><thead><tr><th>File</th><th>Size</th><th><span class=\"sr\">Download</span></th></tr></thead>\
+             <tbody>{rows}</tbody></table>",
+            expires = expiry(share.expires_at),
         ),
     )
+}
+
+/// `<time>` with the machine value, showing e.g. "8 December 2026, 05:37 UTC".
+fn expiry(at: time::OffsetDateTime) -> String {
+    let at = at.to_offset(time::UtcOffset::UTC);
+    let machine = at
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let shown = at
+        .format(time::macros::format_description!(
+            "[day padding:none] [month repr:long] [year], [hour]:[minute] UTC"
+        ))
+        .unwrap_or_default();
+    format!("<time datetime=\"{machine}\">{shown}</time>")
 }
 
 /// `attachment` with an ASCII fallback name and the exact name in RFC 8187 `filename*`.
@@ -144,5 +160,10 @@ mod tests {
         assert_eq!(escape("<script>\"&'"), "&lt;script&gt;&quot;&amp;&#39;");
         assert_eq!(human_size(1536), "1.5 KiB");
         assert_eq!(human_size(12), "12 B");
+        let at = time::macros::datetime!(2026-12-08 05:37:41.5 UTC);
+        assert_eq!(
+            expiry(at),
+            "<time datetime=\"2026-12-08T05:37:41.5Z\">8 December 2026, 05:37 UTC</time>"
+        );
     }
 }
