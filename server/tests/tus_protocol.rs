@@ -64,14 +64,7 @@ async fn resumes_across_patches_that_split_segments() -> Result<()> {
         .patch(&url, offset, content[offset as usize..].to_vec())
         .await?;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
-    let status: serde_json::Value = server
-        .client
-        .get(format!("{}/api/v1/files/{}", server.base, file_id(&url)?))
-        .bearer_auth(&server.key)
-        .send()
-        .await?
-        .json()
-        .await?;
+    let status: serde_json::Value = server.file_status(&url).await?;
     assert_eq!(status["state"], "complete");
     assert_eq!(status["size"], 200_000);
     assert_eq!(status["blake3"], blake3::hash(&content).to_hex().as_str());
@@ -105,14 +98,7 @@ async fn creation_with_upload_and_deferred_length() -> Result<()> {
         .send()
         .await?;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
-    let share = server.share(&[file_id(&url)?]).await?;
-    let body = server
-        .client
-        .get(format!("{share}/f/{}", file_id(&url)?))
-        .send()
-        .await?
-        .bytes()
-        .await?;
+    let body = server.share_and_download(file_id(&url)?).await?;
     assert_eq!(&body[..], &content[..]);
     Ok(())
 }
@@ -174,14 +160,7 @@ async fn checksums_are_verified_and_a_mismatch_stores_nothing() -> Result<()> {
         .patch(&url, 100_000, content[100_000..].to_vec())
         .await?;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
-    let status: serde_json::Value = server
-        .client
-        .get(format!("{}/api/v1/files/{}", server.base, file_id(&url)?))
-        .bearer_auth(&server.key)
-        .send()
-        .await?
-        .json()
-        .await?;
+    let status: serde_json::Value = server.file_status(&url).await?;
     assert_eq!(
         status["blake3"],
         blake3::hash(&content).to_hex().as_str(),
@@ -292,14 +271,7 @@ async fn bad_requests_get_clear_errors_and_change_nothing() -> Result<()> {
             .status(),
         StatusCode::NO_CONTENT
     );
-    let share = server.share(&[file_id(&url)?]).await?;
-    let body = server
-        .client
-        .get(format!("{share}/f/{}", file_id(&url)?))
-        .send()
-        .await?
-        .bytes()
-        .await?;
+    let body = server.share_and_download(file_id(&url)?).await?;
     assert_eq!(&body[..], &stored_bytes[..]);
     Ok(())
 }
@@ -497,14 +469,7 @@ async fn racing_patches_never_corrupt_an_upload() -> Result<()> {
             StatusCode::NO_CONTENT
         );
     }
-    let share = server.share(&[file_id(&url)?]).await?;
-    let body = server
-        .client
-        .get(format!("{share}/f/{}", file_id(&url)?))
-        .send()
-        .await?
-        .bytes()
-        .await?;
+    let body = server.share_and_download(file_id(&url)?).await?;
     assert!(
         body[..] == content[..],
         "the stored file is exactly the winner's bytes"
@@ -516,14 +481,7 @@ async fn racing_patches_never_corrupt_an_upload() -> Result<()> {
 async fn empty_uploads_complete_at_creation() -> Result<()> {
     let server = TestServer::start().await?;
     let url = server.create(0, "empty.txt").await?;
-    let status: serde_json::Value = server
-        .client
-        .get(format!("{}/api/v1/files/{}", server.base, file_id(&url)?))
-        .bearer_auth(&server.key)
-        .send()
-        .await?
-        .json()
-        .await?;
+    let status: serde_json::Value = server.file_status(&url).await?;
     assert_eq!(status["state"], "complete");
     assert_eq!(status["blake3"], blake3::hash(b"").to_hex().as_str());
     let share = server.share(&[file_id(&url)?]).await?;
@@ -542,16 +500,7 @@ async fn a_stalled_body_commits_what_arrived() -> Result<()> {
     let server = TestServer::start().await?;
     let content = random_bytes(300_000, 8);
     let url = server.create(content.len() as u64, "stall.bin").await?;
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
-    let request = server
-        .tus(Method::PATCH, &url)
-        .header("Upload-Offset", 0)
-        .header("Content-Type", "application/offset+octet-stream")
-        .body(reqwest::Body::wrap_stream(
-            tokio_stream::wrappers::ReceiverStream::new(rx),
-        ))
-        .send();
-    let patch = tokio::spawn(request);
+    let (tx, patch) = server.streamed_patch(&url, 0);
     tx.send(Ok(content[..100_001].to_vec())).await?;
     // While the body is stalled, the server commits what it has (HEAD shows it).
     let mut seen = 0;
@@ -571,14 +520,7 @@ async fn a_stalled_body_commits_what_arrived() -> Result<()> {
     let response = patch.await??;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     assert_eq!(header_u64(&response, "upload-offset")?, 300_000);
-    let share = server.share(&[file_id(&url)?]).await?;
-    let body = server
-        .client
-        .get(format!("{share}/f/{}", file_id(&url)?))
-        .send()
-        .await?
-        .bytes()
-        .await?;
+    let body = server.share_and_download(file_id(&url)?).await?;
     assert!(body[..] == content[..]);
     Ok(())
 }
@@ -588,16 +530,7 @@ async fn a_client_that_vanishes_mid_body_keeps_what_arrived() -> Result<()> {
     let server = TestServer::start().await?;
     let content = random_bytes(500_000, 9);
     let url = server.create(content.len() as u64, "gone.bin").await?;
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
-    let request = server
-        .tus(Method::PATCH, &url)
-        .header("Upload-Offset", 0)
-        .header("Content-Type", "application/offset+octet-stream")
-        .body(reqwest::Body::wrap_stream(
-            tokio_stream::wrappers::ReceiverStream::new(rx),
-        ))
-        .send();
-    let patch = tokio::spawn(request);
+    let (tx, patch) = server.streamed_patch(&url, 0);
     tx.send(Ok(content[..200_001].to_vec())).await?;
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     patch.abort(); // the connection closes mid-body
@@ -622,14 +555,7 @@ async fn a_client_that_vanishes_mid_body_keeps_what_arrived() -> Result<()> {
             .status(),
         StatusCode::NO_CONTENT
     );
-    let share = server.share(&[file_id(&url)?]).await?;
-    let body = server
-        .client
-        .get(format!("{share}/f/{}", file_id(&url)?))
-        .send()
-        .await?
-        .bytes()
-        .await?;
+    let body = server.share_and_download(file_id(&url)?).await?;
     assert!(body[..] == content[..]);
     Ok(())
 }

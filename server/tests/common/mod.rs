@@ -16,6 +16,9 @@ use tempfile::TempDir;
 use tokio::net::TcpListener;
 use uuid::Uuid;
 
+/// Feeds a streamed request body piece by piece.
+pub type BodySender = tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>;
+
 pub struct TestServer {
     pub base: String,
     pub state: AppState,
@@ -157,6 +160,50 @@ impl TestServer {
         }
         let body: serde_json::Value = response.json().await?;
         Ok(body["url"].as_str().context("share url")?.to_owned())
+    }
+
+    /// The sender's view of an upload (`GET /api/v1/files/{id}`).
+    pub async fn file_status(&self, upload_url: &str) -> Result<serde_json::Value> {
+        let url = format!("{}/api/v1/files/{}", self.base, file_id(upload_url)?);
+        Ok(self
+            .client
+            .get(url)
+            .bearer_auth(&self.key)
+            .send()
+            .await?
+            .json()
+            .await?)
+    }
+
+    /// Shares one file and downloads it whole, as a recipient would.
+    pub async fn share_and_download(&self, id: Uuid) -> Result<Vec<u8>> {
+        let share = self.share(&[id]).await?;
+        let response = self.client.get(format!("{share}/f/{id}")).send().await?;
+        if response.status() != StatusCode::OK {
+            bail!("download answered {}", response.status());
+        }
+        Ok(response.bytes().await?.to_vec())
+    }
+
+    /// Starts a PATCH whose body the test feeds piece by piece through the returned sender.
+    pub fn streamed_patch(
+        &self,
+        url: &str,
+        offset: u64,
+    ) -> (
+        BodySender,
+        tokio::task::JoinHandle<reqwest::Result<Response>>,
+    ) {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let request = self
+            .tus(reqwest::Method::PATCH, url)
+            .header("Upload-Offset", offset)
+            .header("Content-Type", "application/offset+octet-stream")
+            .body(reqwest::Body::wrap_stream(
+                tokio_stream::wrappers::ReceiverStream::new(rx),
+            ))
+            .send();
+        (tx, tokio::spawn(request))
     }
 
     /// The on-disk object of a file (file store layout).
