@@ -28,6 +28,9 @@ pub struct Config {
     pub master_key: Option<String>,
     /// Largest `Upload-Length` accepted (`FERRY_TUS_MAX_SIZE`, bytes).
     pub tus_max_size: u64,
+    /// Regions the operator declares to be inside the EEA, beyond the built-in list
+    /// (`FERRY_EEA_REGIONS`, comma-separated; for self-hosted stores).
+    pub eea_regions: String,
 }
 
 impl fmt::Debug for Config {
@@ -43,6 +46,7 @@ impl fmt::Debug for Config {
                 &self.master_key.as_ref().map(|_| "[redacted]"),
             )
             .field("tus_max_size", &self.tus_max_size)
+            .field("eea_regions", &self.eea_regions)
             .finish()
     }
 }
@@ -79,6 +83,7 @@ struct FileConfig {
     public_url: Option<String>,
     master_key_file: Option<PathBuf>,
     tus_max_size: Option<u64>,
+    eea_regions: Option<String>,
 }
 
 impl Config {
@@ -148,7 +153,11 @@ impl Config {
             })?,
             None => file.tus_max_size.unwrap_or(DEFAULT_TUS_MAX_SIZE),
         };
+        let eea_regions = env("FERRY_EEA_REGIONS")
+            .or(file.eea_regions)
+            .unwrap_or_default();
         Ok(Config {
+            eea_regions,
             listen,
             data_dir,
             database_url,

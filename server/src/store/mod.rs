@@ -9,6 +9,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 pub mod disk;
+pub mod s3;
 
 /// Failures of a store. Every variant is retryable by the client unless stated.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +26,12 @@ pub enum StoreError {
     /// The store URL is not one this build understands (not retryable).
     #[error("unsupported store {0:?} (this build supports file://DIR)")]
     Unsupported(String),
+    /// An `s3://` URL is malformed (not retryable).
+    #[error(transparent)]
+    S3Url(#[from] s3::S3UrlError),
+    /// The store would keep data outside the EEA (not retryable).
+    #[error(transparent)]
+    Residency(#[from] s3::residency::ResidencyError),
 }
 
 /// A place to keep encrypted objects.
@@ -100,10 +107,61 @@ pub trait ObjectReader: Send {
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), StoreError>;
 }
 
-/// Opens the store named by a `FERRY_STORE` URL.
-pub fn open(url: &str) -> Result<Arc<dyn ObjectStore>, StoreError> {
-    match url.strip_prefix("file://") {
-        Some(dir) => Ok(Arc::new(disk::DiskStore::open(dir)?)),
-        None => Err(StoreError::Unsupported(url.to_owned())),
+/// Opens the store named by a `FERRY_STORE` URL. `eea_regions` are the operator's additions
+/// to the EEA allowlist (`FERRY_EEA_REGIONS`).
+pub fn open(url: &str, eea_regions: &str) -> Result<Arc<dyn ObjectStore>, StoreError> {
+    if let Some(dir) = url.strip_prefix("file://") {
+        return Ok(Arc::new(disk::DiskStore::open(dir)?));
+    }
+    if url.starts_with("s3://") {
+        let location = s3::S3Location::parse(url)?;
+        s3::residency::EeaAllowlist::new(eea_regions).check_region(&location.region)?;
+        // The location is valid and inside the EEA, but the multipart writer is not built yet.
+        return Err(StoreError::Unsupported(format!(
+            "{url} (valid and inside the EEA, but this build has no S3 writer yet: issue 3)"
+        )));
+    }
+    Err(StoreError::Unsupported(url.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open_error(url: &str, extra: &str) -> String {
+        match open(url, extra) {
+            Ok(_) => String::new(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn start_up_refuses_stores_outside_the_eea() {
+        let err = open_error("s3://ferry?region=us-east-1", "");
+        assert!(
+            err.contains("\"us-east-1\" is not on the EEA allowlist"),
+            "{err}"
+        );
+        let err = open_error(
+            "s3://ferry?region=eu-west-2&endpoint=https://s3.example",
+            "",
+        );
+        assert!(err.contains("eu-west-2"), "{err}");
+        let err = open_error(
+            "s3://ferry?region=garage&endpoint=http://127.0.0.1:3900",
+            "",
+        );
+        assert!(err.contains("FERRY_EEA_REGIONS"), "{err}");
+    }
+
+    #[test]
+    fn an_eea_s3_store_is_recognised_but_not_yet_writable() {
+        let err = open_error(
+            "s3://ferry?region=garage&endpoint=http://127.0.0.1:3900",
+            "garage",
+        );
+        assert!(err.contains("valid and inside the EEA"), "{err}");
+        let err = open_error("gs://ferry", "");
+        assert!(err.contains("unsupported store"), "{err}");
     }
 }
