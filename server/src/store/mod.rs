@@ -115,7 +115,14 @@ pub fn open(url: &str, eea_regions: &str) -> Result<Arc<dyn ObjectStore>, StoreE
     }
     if url.starts_with("s3://") {
         let location = s3::S3Location::parse(url)?;
-        s3::residency::EeaAllowlist::new(eea_regions).check_region(&location.region)?;
+        let allowlist = s3::residency::EeaAllowlist::new(eea_regions);
+        if !allowlist.extra().is_empty() {
+            tracing::warn!(
+                regions = ?allowlist.extra(),
+                "FERRY_EEA_REGIONS: the operator declares these store regions to be inside the EEA"
+            );
+        }
+        allowlist.check_region(&location.region)?;
         // The location is valid and inside the EEA, but the multipart writer is not built yet.
         return Err(StoreError::Unsupported(format!(
             "{url} (valid and inside the EEA, but this build has no S3 writer yet: issue 3)"
