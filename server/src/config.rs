@@ -18,7 +18,7 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Where the embedded database, the file store and a dev master key live (`FERRY_DATA_DIR`).
     pub data_dir: PathBuf,
-    /// `sqlite://…` (default `sqlite://DATA/ferry.db`) (`FERRY_DATABASE_URL`).
+    /// `sqlite://…` (default `sqlite://DATA/ferry.db`) or `postgres://…` (`FERRY_DATABASE_URL`).
     pub database_url: String,
     /// `file://DIR` (default `file://DATA/objects`) (`FERRY_STORE`).
     pub store: String,
@@ -38,7 +38,7 @@ impl fmt::Debug for Config {
         f.debug_struct("Config")
             .field("listen", &self.listen)
             .field("data_dir", &self.data_dir)
-            .field("database_url", &self.database_url)
+            .field("database_url", &redact_password(&self.database_url))
             .field("store", &self.store)
             .field("public_url", &self.public_url)
             .field(
@@ -169,6 +169,20 @@ impl Config {
     }
 }
 
+/// `scheme://user:secret@host` → `scheme://user:[redacted]@host`, so URLs can be logged.
+fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:[redacted]@{host}"),
+        None => url.to_owned(),
+    }
+}
+
 fn read_file_config(path: &Path) -> Result<FileConfig, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
         path: path.to_owned(),
@@ -213,6 +227,21 @@ mod tests {
             .err()
             .map(|e| e.to_string());
         assert!(err.unwrap_or_default().contains("FERRY_TUS_MAX_SIZE"));
+    }
+
+    #[test]
+    fn debug_redacts_database_passwords() -> Result<(), ConfigError> {
+        let config = load(&[(
+            "FERRY_DATABASE_URL",
+            "postgres://ferry:hunter2@db:5432/ferry",
+        )])?;
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(
+            shown.contains("postgres://ferry:[redacted]@db:5432/ferry"),
+            "{shown}"
+        );
+        Ok(())
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Recipients' downloads against a real server: byte ranges, validators, the page, and
-//! what is at rest (ciphertext only, in the documented format, tamper-evident).
+//! what is at rest (ciphertext only, in the documented format, tamper-evident). Every
+//! scenario runs twice, on SQLite and on PostgreSQL (`NAME::sqlite`, `NAME::postgres`).
 
 mod common;
 
@@ -10,6 +11,14 @@ use common::{TestServer, random_bytes};
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_RANGE, ETAG, IF_RANGE, RANGE};
 
+common::on_both_backends!(
+    ranges_cover_boundaries_suffixes_and_errors,
+    etag_is_the_blake3_and_if_range_guards_ranges,
+    the_share_page_lists_files_and_bad_links_are_404,
+    stored_objects_are_ciphertext_in_format_v1,
+    a_tampered_object_is_never_served,
+);
+
 const S: u64 = 65_536;
 
 async fn shared_file(server: &TestServer, content: &[u8]) -> Result<(String, uuid::Uuid)> {
@@ -18,9 +27,7 @@ async fn shared_file(server: &TestServer, content: &[u8]) -> Result<(String, uui
     Ok((format!("{share}/f/{id}"), id))
 }
 
-#[tokio::test]
-async fn ranges_cover_boundaries_suffixes_and_errors() -> Result<()> {
-    let server = TestServer::start().await?;
+async fn ranges_cover_boundaries_suffixes_and_errors(server: TestServer) -> Result<()> {
     let content = random_bytes(3 * S as usize + 1234, 11);
     let len = content.len() as u64;
     let (url, _) = shared_file(&server, &content).await?;
@@ -73,9 +80,7 @@ async fn ranges_cover_boundaries_suffixes_and_errors() -> Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn etag_is_the_blake3_and_if_range_guards_ranges() -> Result<()> {
-    let server = TestServer::start().await?;
+async fn etag_is_the_blake3_and_if_range_guards_ranges(server: TestServer) -> Result<()> {
     let content = random_bytes(100_000, 12);
     let (url, _) = shared_file(&server, &content).await?;
     let etag = format!("\"{}\"", blake3::hash(&content).to_hex());
@@ -116,9 +121,7 @@ async fn etag_is_the_blake3_and_if_range_guards_ranges() -> Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn the_share_page_lists_files_and_bad_links_are_404() -> Result<()> {
-    let server = TestServer::start().await?;
+async fn the_share_page_lists_files_and_bad_links_are_404(server: TestServer) -> Result<()> {
     let id = server
         .upload(b"<b>hello</b>", "<script>x</script>.txt")
         .await?;
@@ -170,9 +173,7 @@ async fn the_share_page_lists_files_and_bad_links_are_404() -> Result<()> {
 
 /// Reads the stored object and decrypts it with the `aes-gcm` crate from the documented
 /// format alone: the format is proven by an independent implementation.
-#[tokio::test]
-async fn stored_objects_are_ciphertext_in_format_v1() -> Result<()> {
-    let server = TestServer::start().await?;
+async fn stored_objects_are_ciphertext_in_format_v1(server: TestServer) -> Result<()> {
     let content = random_bytes(2 * S as usize + 5000, 13);
     let (_, id) = shared_file(&server, &content).await?;
     let object = std::fs::read(server.object_path(id))?;
@@ -221,9 +222,7 @@ async fn stored_objects_are_ciphertext_in_format_v1() -> Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn a_tampered_object_is_never_served() -> Result<()> {
-    let server = TestServer::start().await?;
+async fn a_tampered_object_is_never_served(server: TestServer) -> Result<()> {
     let content = random_bytes(40 * S as usize, 14);
     let (url, id) = shared_file(&server, &content).await?;
     let path = server.object_path(id);

@@ -1,5 +1,6 @@
 //! The tus protocol against a real server: the happy paths of every extension and every
-//! kind of bad input, which must get a clear error and leave the upload intact.
+//! kind of bad input, which must get a clear error and leave the upload intact. Every
+//! scenario runs twice, on SQLite and on PostgreSQL (`NAME::sqlite`, `NAME::postgres`).
 
 mod common;
 
@@ -7,9 +8,21 @@ use anyhow::Result;
 use common::{TestServer, b64, error_code, file_id, header_u64, location, random_bytes};
 use reqwest::{Method, StatusCode};
 
-#[tokio::test]
-async fn options_advertises_extensions_and_limits() -> Result<()> {
-    let server = TestServer::start().await?;
+common::on_both_backends!(
+    options_advertises_extensions_and_limits,
+    resumes_across_patches_that_split_segments,
+    creation_with_upload_and_deferred_length,
+    checksums_are_verified_and_a_mismatch_stores_nothing,
+    bad_requests_get_clear_errors_and_change_nothing,
+    termination_shreds_the_upload,
+    keys_are_required_and_tenants_are_isolated,
+    racing_patches_never_corrupt_an_upload,
+    empty_uploads_complete_at_creation,
+    a_stalled_body_commits_what_arrived,
+    a_client_that_vanishes_mid_body_keeps_what_arrived,
+);
+
+async fn options_advertises_extensions_and_limits(server: TestServer) -> Result<()> {
     let response = server
         .client
         .request(Method::OPTIONS, format!("{}/files", server.base))
@@ -37,9 +50,7 @@ async fn options_advertises_extensions_and_limits() -> Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn resumes_across_patches_that_split_segments() -> Result<()> {
-    let server = TestServer::start().await?;
+async fn resumes_across_patches_that_split_segments(server: TestServer) -> Result<()> {
     let content = random_bytes(200_000, 1);
     let url = server.create(content.len() as u64, "a.bin").await?;
     let mut offset = 0;
@@ -71,9 +82,7 @@ async fn resumes_across_patches_that_split_segments() -> Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn creation_with_upload_and_deferred_length() -> Result<()> {
-    let server = TestServer::start().await?;
+async fn creation_with_upload_and_deferred_length(server: TestServer) -> Result<()> {
     let content = random_bytes(100_000, 2);
     // Creation with upload: the first 70,000 bytes ride on the POST.
     let response = server
@@ -103,10 +112,8 @@ async fn creation_with_upload_and_deferred_length() -> Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn checksums_are_verified_and_a_mismatch_stores_nothing() -> Result<()> {
+async fn checksums_are_verified_and_a_mismatch_stores_nothing(server: TestServer) -> Result<()> {
     use sha1::Digest as _;
-    let server = TestServer::start().await?;
     let content = random_bytes(150_000, 3);
     let url = server.create(content.len() as u64, "c.bin").await?;
     let piece = &content[..100_000];
@@ -169,9 +176,7 @@ async fn checksums_are_verified_and_a_mismatch_stores_nothing() -> Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn bad_requests_get_clear_errors_and_change_nothing() -> Result<()> {
-    let server = TestServer::start().await?;
+async fn bad_requests_get_clear_errors_and_change_nothing(server: TestServer) -> Result<()> {
     let content = random_bytes(1000, 4);
     let url = server.create(1000, "bad.bin").await?;
     assert_eq!(
@@ -276,9 +281,7 @@ async fn bad_requests_get_clear_errors_and_change_nothing() -> Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn termination_shreds_the_upload() -> Result<()> {
-    let server = TestServer::start().await?;
+async fn termination_shreds_the_upload(server: TestServer) -> Result<()> {
     let url = server.create(100_000, "t.bin").await?;
     assert_eq!(
         server
@@ -316,9 +319,7 @@ async fn termination_shreds_the_upload() -> Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn keys_are_required_and_tenants_are_isolated() -> Result<()> {
-    let server = TestServer::start().await?;
+async fn keys_are_required_and_tenants_are_isolated(server: TestServer) -> Result<()> {
     let url = server.create(10, "mine.bin").await?;
     let id = file_id(&url)?;
 
@@ -402,9 +403,7 @@ async fn keys_are_required_and_tenants_are_isolated() -> Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn racing_patches_never_corrupt_an_upload() -> Result<()> {
-    let server = TestServer::start().await?;
+async fn racing_patches_never_corrupt_an_upload(server: TestServer) -> Result<()> {
     let len = 4 << 20;
     let a = random_bytes(len, 6);
     let b = random_bytes(len, 7);
@@ -477,9 +476,7 @@ async fn racing_patches_never_corrupt_an_upload() -> Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn empty_uploads_complete_at_creation() -> Result<()> {
-    let server = TestServer::start().await?;
+async fn empty_uploads_complete_at_creation(server: TestServer) -> Result<()> {
     let url = server.create(0, "empty.txt").await?;
     let status: serde_json::Value = server.file_status(&url).await?;
     assert_eq!(status["state"], "complete");
@@ -495,9 +492,7 @@ async fn empty_uploads_complete_at_creation() -> Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn a_stalled_body_commits_what_arrived() -> Result<()> {
-    let server = TestServer::start().await?;
+async fn a_stalled_body_commits_what_arrived(server: TestServer) -> Result<()> {
     let content = random_bytes(300_000, 8);
     let url = server.create(content.len() as u64, "stall.bin").await?;
     let (tx, patch) = server.streamed_patch(&url, 0);
@@ -525,9 +520,7 @@ async fn a_stalled_body_commits_what_arrived() -> Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn a_client_that_vanishes_mid_body_keeps_what_arrived() -> Result<()> {
-    let server = TestServer::start().await?;
+async fn a_client_that_vanishes_mid_body_keeps_what_arrived(server: TestServer) -> Result<()> {
     let content = random_bytes(500_000, 9);
     let url = server.create(content.len() as u64, "gone.bin").await?;
     let (tx, patch) = server.streamed_patch(&url, 0);

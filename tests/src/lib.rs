@@ -15,13 +15,15 @@
 //! - `api`: HTTP access to a server ([`Api`], [`http_client`], tus helpers);
 //! - `files`: random source files, BLAKE3, and recipient downloads;
 //! - `clients`: the real tus clients ([`TusClient`], [`run_client`], [`spawn_client`]);
-//! - `browser`: a recipient in headless Chromium ([`open_share_in_browser`]).
+//! - `browser`: a recipient in headless Chromium ([`open_share_in_browser`]);
+//! - `garage`: a real single-node Garage S3 store for the S3 backend ([`Garage`]).
 
 mod api;
 mod browser;
 mod cli;
 mod clients;
 mod files;
+mod garage;
 mod server;
 
 pub use api::{
@@ -39,4 +41,5 @@ pub use files::{
     Download, SourceFile, blake3_file, download_and_compare, download_bytes, download_to_file,
     random_file,
 };
+pub use garage::{GARAGE_REGION, GARAGE_VERSION, Garage, garage_bin};
 pub use server::Server;

@@ -1,13 +1,24 @@
 //! The database: connection, migrations, and one repository module per table group.
 //!
+//! Two backends, one behaviour: SQLite (the default, one machine) and PostgreSQL (several
+//! instances). The URL's scheme picks one; both get the same schema from their own migration
+//! folder (`migrations/sqlite`, `migrations/postgres`) at start-up. Repositories write each
+//! query once — `$1, $2…` placeholders and `ON CONFLICT` work on both — and run it through
+//! [`on_pool!`], which expands the same body for each concrete pool, so every column decodes
+//! with that driver's native types (sqlx's `Any` driver cannot decode `Uuid` or times).
+//!
 //! Repositories take a tenant id on every query that touches tenant data, so isolation does
 //! not depend on a handler remembering a `WHERE`. Multi-row changes run in one transaction.
+//! `tests/db_repository.rs` runs one suite against both backends.
 
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::SqlitePool;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use time::OffsetDateTime;
 
 pub mod shares;
 pub mod tenants;
@@ -28,8 +39,9 @@ pub enum DbError {
     /// Applying migrations failed at start-up.
     #[error(transparent)]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    /// The URL names a database this build does not support yet.
-    #[error("unsupported database URL {0:?} (this build supports sqlite://)")]
+    /// The URL names a database this build does not support; holds only the URL's scheme,
+    /// since the rest may carry a password.
+    #[error("unsupported database URL scheme {0:?} (use sqlite:// or postgres://)")]
     Unsupported(String),
 }
 
@@ -38,47 +50,138 @@ pub(crate) fn found<T>(row: Option<T>) -> Result<T, DbError> {
     row.ok_or(DbError::NotFound)
 }
 
+/// Which database a [`Db`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite (`sqlite:`), for a single machine.
+    Sqlite,
+    /// PostgreSQL (`postgres:` or `postgresql:`), for several instances.
+    Postgres,
+}
+
+impl Backend {
+    /// The backend a database URL selects, by its scheme; `Unsupported` for any other.
+    pub fn of_url(url: &str) -> Result<Backend, DbError> {
+        let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
+        match scheme.to_ascii_lowercase().as_str() {
+            "sqlite" => Ok(Backend::Sqlite),
+            "postgres" | "postgresql" => Ok(Backend::Postgres),
+            _ => Err(DbError::Unsupported(scheme.to_owned())),
+        }
+    }
+}
+
+/// The connection pool of one backend. Repositories reach it through [`on_pool!`].
+#[derive(Clone, Debug)]
+pub(crate) enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to the concrete pool (`&SqlitePool` or `&PgPool`) of `$db`.
+///
+/// The body is expanded once per backend, so it is type-checked against both drivers; it may
+/// use `.await` and `?` as if written in place, and must evaluate to the same type in both
+/// (map driver-specific results such as `rows_affected()` inside it).
+macro_rules! on_pool {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db.pool() {
+            $crate::db::Pool::Sqlite($pool) => $body,
+            $crate::db::Pool::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
+
 /// A connection pool with the schema applied.
 #[derive(Clone, Debug)]
 pub struct Db {
-    pool: SqlitePool,
+    pool: Pool,
 }
 
 impl Db {
-    /// Opens (creating if needed) the database at `url` and applies pending migrations.
+    /// Opens the database at `url` and applies pending migrations. `sqlite:` URLs create the
+    /// file if needed; `postgres:`/`postgresql:` URLs need an existing database. Any other
+    /// scheme is `Unsupported`.
     pub async fn connect(url: &str) -> Result<Self, DbError> {
-        if !url.starts_with("sqlite:") {
-            return Err(DbError::Unsupported(url.to_owned()));
-        }
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // WAL + NORMAL is durable against process crashes (SIGKILL); FULL adds power-loss
-            // durability of the last commits, which an acknowledged tus offset needs.
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
-            .await?;
-        sqlx::migrate!("../migrations/sqlite").run(&pool).await?;
+        let pool = match Backend::of_url(url)? {
+            Backend::Sqlite => Pool::Sqlite(connect_sqlite(url).await?),
+            Backend::Postgres => Pool::Postgres(connect_postgres(url).await?),
+        };
         Ok(Db { pool })
     }
 
-    /// The pool, for repositories.
-    pub(crate) fn pool(&self) -> &SqlitePool {
+    /// Which backend this handle uses.
+    pub fn backend(&self) -> Backend {
+        match self.pool {
+            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// The pool, for repositories (through [`on_pool!`]).
+    pub(crate) fn pool(&self) -> &Pool {
         &self.pool
     }
 
     /// A cheap round trip, for readiness checks.
     pub async fn ping(&self) -> Result<(), DbError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        on_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(drop)?);
         Ok(())
+    }
+
+    /// Closes every connection of the pool and waits until they are closed (for tests that
+    /// drop their database afterwards, and for orderly shutdown).
+    pub async fn close(&self) {
+        on_pool!(self, pool => pool.close().await);
     }
 }
 
-/// True if the error is a violation of a UNIQUE constraint.
+async fn connect_sqlite(url: &str) -> Result<SqlitePool, DbError> {
+    let options = SqliteConnectOptions::from_str(url)?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        // WAL + NORMAL is durable against process crashes (SIGKILL); FULL adds power-loss
+        // durability of the last commits, which an acknowledged tus offset needs.
+        .synchronous(SqliteSynchronous::Full)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(10));
+    let pool = SqlitePoolOptions::new()
+        .max_connections(8)
+        .connect_with(options)
+        .await?;
+    sqlx::migrate!("../migrations/sqlite").run(&pool).await?;
+    Ok(pool)
+}
+
+async fn connect_postgres(url: &str) -> Result<PgPool, DbError> {
+    // PostgreSQL's defaults already give what an acknowledged offset needs (synchronous_commit
+    // on: a commit returns once its WAL is flushed) and enforce foreign keys.
+    let options = PgConnectOptions::from_str(url)?.application_name("ferry");
+    let pool = PgPoolOptions::new()
+        // Writers do not serialise on one file as in SQLite, so more connections pay off.
+        .max_connections(16)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options)
+        .await?;
+    // sqlx takes an advisory lock while migrating, so instances starting together are safe.
+    sqlx::migrate!("../migrations/postgres").run(&pool).await?;
+    Ok(pool)
+}
+
+/// True if the error is a violation of a UNIQUE constraint (SQLite and PostgreSQL alike).
 pub(crate) fn is_unique_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+/// `t` cut to whole microseconds, PostgreSQL's `TIMESTAMPTZ` resolution. Every time is stored
+/// through this, so a value reads back the same on both backends.
+pub(crate) fn stored_time(t: OffsetDateTime) -> OffsetDateTime {
+    t.replace_nanosecond(t.nanosecond() / 1_000 * 1_000)
+        .unwrap_or(t)
+}
+
+/// The current time as stored.
+pub(crate) fn now() -> OffsetDateTime {
+    stored_time(OffsetDateTime::now_utc())
 }

@@ -3,7 +3,7 @@
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Db, DbError, found};
+use super::{Db, DbError, found, is_unique_violation, now, on_pool, stored_time};
 
 /// Everything needed to create a share in one transaction.
 pub struct NewShare<'a> {
@@ -96,65 +96,79 @@ impl Db {
         &self,
         new: &NewShare<'_>,
     ) -> Result<Vec<SharedFile>, ShareFilesError> {
-        let mut tx = self.pool().begin().await?;
-        let mut files = Vec::with_capacity(new.files.len());
-        for file in new.files {
-            let row: Option<FileWithState> = sqlx::query_as(
-                "SELECT id, filename, length, blake3, state FROM uploads WHERE id = ? AND tenant_id = ?",
-            )
-            .bind(file)
-            .bind(new.tenant_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let (id, name, size, blake3, state) = row.ok_or(ShareFilesError::NotFound(*file))?;
-            if state != "complete" {
-                return Err(ShareFilesError::NotComplete(*file));
+        let file_sql = "SELECT id, filename, length, blake3, state FROM uploads
+                        WHERE id = $1 AND tenant_id = $2";
+        let share_sql = "INSERT INTO shares (id, tenant_id, created_by, token_selector,
+                             token_hash, note, created_at, expires_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+        let member_sql = "INSERT INTO share_files (share_id, upload_id, position)
+                          VALUES ($1, $2, $3)";
+        // A recipient listed twice is one recipient.
+        let recipient_sql = "INSERT INTO share_recipients (share_id, email) VALUES ($1, $2)
+                             ON CONFLICT DO NOTHING";
+        let files = on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let mut files = Vec::with_capacity(new.files.len());
+            for file in new.files {
+                let row: Option<FileWithState> = sqlx::query_as(file_sql)
+                    .bind(file)
+                    .bind(new.tenant_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let (id, name, size, blake3, state) =
+                    row.ok_or(ShareFilesError::NotFound(*file))?;
+                if state != "complete" {
+                    return Err(ShareFilesError::NotComplete(*file));
+                }
+                files.push(shared_from_raw((id, name, size, blake3)));
             }
-            files.push(shared_from_raw((id, name, size, blake3)));
-        }
-        sqlx::query(
-            "INSERT INTO shares (id, tenant_id, created_by, token_selector, token_hash, note,
-                 created_at, expires_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(new.id)
-        .bind(new.tenant_id)
-        .bind(new.created_by)
-        .bind(new.token_selector)
-        .bind(new.token_hash)
-        .bind(new.note)
-        .bind(OffsetDateTime::now_utc())
-        .bind(new.expires_at)
-        .execute(&mut *tx)
-        .await?;
-        for (position, file) in new.files.iter().enumerate() {
-            sqlx::query("INSERT INTO share_files (share_id, upload_id, position) VALUES (?, ?, ?)")
+            sqlx::query(share_sql)
                 .bind(new.id)
-                .bind(file)
-                .bind(i64::try_from(position).unwrap_or(i64::MAX))
+                .bind(new.tenant_id)
+                .bind(new.created_by)
+                .bind(new.token_selector)
+                .bind(new.token_hash)
+                .bind(new.note)
+                .bind(now())
+                .bind(stored_time(new.expires_at))
                 .execute(&mut *tx)
-                .await?;
-        }
-        for email in new.recipients {
-            sqlx::query("INSERT OR IGNORE INTO share_recipients (share_id, email) VALUES (?, ?)")
-                .bind(new.id)
-                .bind(email)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
+                .await
+                .map_err(|e| {
+                    if is_unique_violation(&e) {
+                        DbError::Conflict("share id or token selector taken")
+                    } else {
+                        e.into()
+                    }
+                })?;
+            for (position, file) in new.files.iter().enumerate() {
+                sqlx::query(member_sql)
+                    .bind(new.id)
+                    .bind(file)
+                    .bind(i64::try_from(position).unwrap_or(i64::MAX))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            for email in new.recipients {
+                sqlx::query(recipient_sql)
+                    .bind(new.id)
+                    .bind(email)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            files
+        });
         Ok(files)
     }
 
     /// The share whose token has this selector; the caller verifies the secret and expiry.
     pub async fn share_by_selector(&self, selector: &str) -> Result<ShareRow, DbError> {
-        let row: Option<ShareRow> = sqlx::query_as(
-            "SELECT id, tenant_id, token_hash, note, expires_at, revoked_at
-             FROM shares WHERE token_selector = ?",
-        )
-        .bind(selector)
-        .fetch_optional(self.pool())
-        .await?;
+        let sql = "SELECT id, tenant_id, token_hash, note, expires_at, revoked_at
+                   FROM shares WHERE token_selector = $1";
+        let row: Option<ShareRow> = on_pool!(self, pool => sqlx::query_as(sql)
+            .bind(selector)
+            .fetch_optional(pool)
+            .await?);
         found(row)
     }
 
@@ -164,16 +178,15 @@ impl Db {
         tenant_id: Uuid,
         share_id: Uuid,
     ) -> Result<Vec<SharedFile>, DbError> {
-        let rows: Vec<RawShared> = sqlx::query_as(
-            "SELECT u.id, u.filename, u.length, u.blake3 FROM share_files f
-             JOIN uploads u ON u.id = f.upload_id
-             WHERE f.share_id = ? AND u.tenant_id = ? AND u.state = 'complete'
-             ORDER BY f.position",
-        )
-        .bind(share_id)
-        .bind(tenant_id)
-        .fetch_all(self.pool())
-        .await?;
+        let sql = "SELECT u.id, u.filename, u.length, u.blake3 FROM share_files f
+                   JOIN uploads u ON u.id = f.upload_id
+                   WHERE f.share_id = $1 AND u.tenant_id = $2 AND u.state = 'complete'
+                   ORDER BY f.position";
+        let rows: Vec<RawShared> = on_pool!(self, pool => sqlx::query_as(sql)
+            .bind(share_id)
+            .bind(tenant_id)
+            .fetch_all(pool)
+            .await?);
         Ok(rows.into_iter().map(shared_from_raw).collect())
     }
 
@@ -184,16 +197,16 @@ impl Db {
         share_id: Uuid,
         file_id: Uuid,
     ) -> Result<SharedFile, DbError> {
-        let row: Option<RawShared> = sqlx::query_as(
-            "SELECT u.id, u.filename, u.length, u.blake3 FROM share_files f
-             JOIN uploads u ON u.id = f.upload_id
-             WHERE f.share_id = ? AND f.upload_id = ? AND u.tenant_id = ? AND u.state = 'complete'",
-        )
-        .bind(share_id)
-        .bind(file_id)
-        .bind(tenant_id)
-        .fetch_optional(self.pool())
-        .await?;
+        let sql = "SELECT u.id, u.filename, u.length, u.blake3 FROM share_files f
+                   JOIN uploads u ON u.id = f.upload_id
+                   WHERE f.share_id = $1 AND f.upload_id = $2 AND u.tenant_id = $3
+                       AND u.state = 'complete'";
+        let row: Option<RawShared> = on_pool!(self, pool => sqlx::query_as(sql)
+            .bind(share_id)
+            .bind(file_id)
+            .bind(tenant_id)
+            .fetch_optional(pool)
+            .await?);
         found(row).map(shared_from_raw)
     }
 }

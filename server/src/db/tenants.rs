@@ -1,9 +1,8 @@
 //! Tenants and their API keys.
 
-use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Db, DbError, found, is_unique_violation};
+use super::{Db, DbError, found, is_unique_violation, now, on_pool};
 
 /// Who may do what within a tenant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,19 +57,21 @@ impl Db {
     /// Creates a tenant; `Conflict` if the name is taken.
     pub async fn create_tenant(&self, name: &str) -> Result<TenantRow, DbError> {
         let id = Uuid::new_v4();
-        sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?)")
+        let sql = "INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)";
+        let inserted = on_pool!(self, pool => sqlx::query(sql)
             .bind(id)
             .bind(name)
-            .bind(OffsetDateTime::now_utc())
-            .execute(self.pool())
+            .bind(now())
+            .execute(pool)
             .await
-            .map_err(|e| {
-                if is_unique_violation(&e) {
-                    DbError::Conflict("tenant name taken")
-                } else {
-                    e.into()
-                }
-            })?;
+            .map(drop));
+        inserted.map_err(|e| {
+            if is_unique_violation(&e) {
+                DbError::Conflict("tenant name taken")
+            } else {
+                e.into()
+            }
+        })?;
         Ok(TenantRow {
             id,
             name: name.to_owned(),
@@ -79,16 +80,16 @@ impl Db {
 
     /// Looks a tenant up by name (for the CLI).
     pub async fn tenant_by_name(&self, name: &str) -> Result<TenantRow, DbError> {
-        let row: Option<(Uuid, String)> =
-            sqlx::query_as("SELECT id, name FROM tenants WHERE name = ?")
-                .bind(name)
-                .fetch_optional(self.pool())
-                .await?;
+        let sql = "SELECT id, name FROM tenants WHERE name = $1";
+        let row: Option<(Uuid, String)> = on_pool!(self, pool => sqlx::query_as(sql)
+            .bind(name)
+            .fetch_optional(pool)
+            .await?);
         let (id, name) = found(row)?;
         Ok(TenantRow { id, name })
     }
 
-    /// Stores a new API key for `tenant_id`.
+    /// Stores a new API key for `tenant_id`; `Conflict` if the selector is taken.
     pub async fn insert_api_key(
         &self,
         tenant_id: Uuid,
@@ -97,30 +98,36 @@ impl Db {
         secret_hash: &[u8],
     ) -> Result<Uuid, DbError> {
         let id = Uuid::new_v4();
-        sqlx::query(
-            "INSERT INTO api_keys (id, tenant_id, role, selector, secret_hash, created_at)
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(id)
-        .bind(tenant_id)
-        .bind(role.as_str())
-        .bind(selector)
-        .bind(secret_hash)
-        .bind(OffsetDateTime::now_utc())
-        .execute(self.pool())
-        .await?;
+        let sql = "INSERT INTO api_keys (id, tenant_id, role, selector, secret_hash, created_at)
+                   VALUES ($1, $2, $3, $4, $5, $6)";
+        let inserted = on_pool!(self, pool => sqlx::query(sql)
+            .bind(id)
+            .bind(tenant_id)
+            .bind(role.as_str())
+            .bind(selector)
+            .bind(secret_hash)
+            .bind(now())
+            .execute(pool)
+            .await
+            .map(drop));
+        inserted.map_err(|e| {
+            if is_unique_violation(&e) {
+                DbError::Conflict("API key selector taken")
+            } else {
+                e.into()
+            }
+        })?;
         Ok(id)
     }
 
     /// The live (not revoked) key with this selector; the caller verifies the secret.
     pub async fn api_key_by_selector(&self, selector: &str) -> Result<ApiKeyRow, DbError> {
-        let row: Option<(Uuid, Uuid, String, Vec<u8>)> = sqlx::query_as(
-            "SELECT id, tenant_id, role, secret_hash FROM api_keys
-             WHERE selector = ? AND revoked_at IS NULL",
-        )
-        .bind(selector)
-        .fetch_optional(self.pool())
-        .await?;
+        let sql = "SELECT id, tenant_id, role, secret_hash FROM api_keys
+                   WHERE selector = $1 AND revoked_at IS NULL";
+        let row: Option<(Uuid, Uuid, String, Vec<u8>)> = on_pool!(self, pool => sqlx::query_as(sql)
+            .bind(selector)
+            .fetch_optional(pool)
+            .await?);
         let (id, tenant_id, role, secret_hash) = found(row)?;
         Ok(ApiKeyRow {
             id,

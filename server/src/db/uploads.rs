@@ -6,7 +6,7 @@
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Db, DbError, found};
+use super::{Db, DbError, found, now, on_pool, stored_time};
 
 /// Lifecycle of an upload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,55 +157,55 @@ pub struct Progress<'a> {
 impl Db {
     /// Creates the upload row and its wrapped key together.
     pub async fn create_upload(&self, new: &NewUpload<'_>) -> Result<(), DbError> {
-        let now = OffsetDateTime::now_utc();
-        let mut tx = self.pool().begin().await?;
-        sqlx::query(
-            "INSERT INTO uploads (id, tenant_id, owner_key_id, length, upload_offset, metadata,
-                 filename, state, hash_state, created_at, updated_at, expires_at)
-             VALUES (?, ?, ?, ?, 0, ?, ?, 'uploading', ?, ?, ?, ?)",
-        )
-        .bind(new.id)
-        .bind(new.tenant_id)
-        .bind(new.owner_key_id)
-        .bind(new.length.map(to_i64))
-        .bind(new.metadata)
-        .bind(new.filename)
-        .bind(new.hash_state)
-        .bind(now)
-        .bind(now)
-        .bind(new.expires_at)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("INSERT INTO file_keys (upload_id, tenant_id, wrapped_dek) VALUES (?, ?, ?)")
-            .bind(new.id)
-            .bind(new.tenant_id)
-            .bind(new.wrapped_dek)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
+        let upload = "INSERT INTO uploads (id, tenant_id, owner_key_id, length, upload_offset,
+                          metadata, filename, state, hash_state, created_at, updated_at,
+                          expires_at)
+                      VALUES ($1, $2, $3, $4, 0, $5, $6, 'uploading', $7, $8, $8, $9)";
+        let key = "INSERT INTO file_keys (upload_id, tenant_id, wrapped_dek) VALUES ($1, $2, $3)";
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(upload)
+                .bind(new.id)
+                .bind(new.tenant_id)
+                .bind(new.owner_key_id)
+                .bind(new.length.map(to_i64))
+                .bind(new.metadata)
+                .bind(new.filename)
+                .bind(new.hash_state)
+                .bind(now())
+                .bind(stored_time(new.expires_at))
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(key)
+                .bind(new.id)
+                .bind(new.tenant_id)
+                .bind(new.wrapped_dek)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        });
         Ok(())
     }
 
     /// The upload `id` of `tenant_id`, in any state; `NotFound` for other tenants' uploads.
     pub async fn upload(&self, tenant_id: Uuid, id: Uuid) -> Result<UploadRow, DbError> {
-        let sql = format!("SELECT {UPLOAD_COLUMNS} FROM uploads WHERE id = ? AND tenant_id = ?");
-        let row: Option<RawUpload> = sqlx::query_as(&sql)
+        let sql = format!("SELECT {UPLOAD_COLUMNS} FROM uploads WHERE id = $1 AND tenant_id = $2");
+        let row: Option<RawUpload> = on_pool!(self, pool => sqlx::query_as(&sql)
             .bind(id)
             .bind(tenant_id)
-            .fetch_optional(self.pool())
-            .await?;
+            .fetch_optional(pool)
+            .await?);
         found(row).map(from_raw)
     }
 
     /// The wrapped DEK of a file; `NotFound` once shredded.
     pub async fn wrapped_dek(&self, tenant_id: Uuid, id: Uuid) -> Result<Vec<u8>, DbError> {
-        let row: Option<(Vec<u8>,)> = sqlx::query_as(
-            "SELECT wrapped_dek FROM file_keys WHERE upload_id = ? AND tenant_id = ?",
-        )
-        .bind(id)
-        .bind(tenant_id)
-        .fetch_optional(self.pool())
-        .await?;
+        let sql = "SELECT wrapped_dek FROM file_keys WHERE upload_id = $1 AND tenant_id = $2";
+        let row: Option<(Vec<u8>,)> = on_pool!(self, pool => sqlx::query_as(sql)
+            .bind(id)
+            .bind(tenant_id)
+            .fetch_optional(pool)
+            .await?);
         found(row).map(|(w,)| w)
     }
 
@@ -217,23 +217,27 @@ impl Db {
         from_offset: u64,
         progress: &Progress<'_>,
     ) -> Result<(), DbError> {
-        let done = sqlx::query(
-            "UPDATE uploads SET upload_offset = ?, length = ?, hash_state = ?, sealed_tail = ?,
-                 expires_at = ?, updated_at = ?
-             WHERE id = ? AND tenant_id = ? AND upload_offset = ? AND state = 'uploading'",
-        )
-        .bind(to_i64(progress.offset))
-        .bind(progress.length.map(to_i64))
-        .bind(progress.hash_state)
-        .bind(progress.sealed_tail)
-        .bind(progress.expires_at)
-        .bind(OffsetDateTime::now_utc())
-        .bind(id)
-        .bind(tenant_id)
-        .bind(to_i64(from_offset))
-        .execute(self.pool())
-        .await?;
-        if done.rows_affected() == 1 {
+        // The guard on the old offset is the last line against two writers: under SQLite's
+        // single writer and PostgreSQL's row lock alike, the second UPDATE re-reads the row
+        // after the first commits, no longer matches, and affects nothing.
+        let sql = "UPDATE uploads SET upload_offset = $1, length = $2, hash_state = $3,
+                       sealed_tail = $4, expires_at = $5, updated_at = $6
+                   WHERE id = $7 AND tenant_id = $8 AND upload_offset = $9
+                       AND state = 'uploading'";
+        let done = on_pool!(self, pool => sqlx::query(sql)
+            .bind(to_i64(progress.offset))
+            .bind(progress.length.map(to_i64))
+            .bind(progress.hash_state)
+            .bind(progress.sealed_tail)
+            .bind(stored_time(progress.expires_at))
+            .bind(now())
+            .bind(id)
+            .bind(tenant_id)
+            .bind(to_i64(from_offset))
+            .execute(pool)
+            .await?
+            .rows_affected());
+        if done == 1 {
             Ok(())
         } else {
             Err(DbError::Conflict("upload offset moved"))
@@ -249,24 +253,22 @@ impl Db {
         length: u64,
         blake3_hex: &str,
     ) -> Result<(), DbError> {
-        let now = OffsetDateTime::now_utc();
-        let done = sqlx::query(
-            "UPDATE uploads SET upload_offset = ?, length = ?, state = 'complete', blake3 = ?,
-                 hash_state = NULL, sealed_tail = NULL, expires_at = NULL,
-                 completed_at = ?, updated_at = ?
-             WHERE id = ? AND tenant_id = ? AND upload_offset = ? AND state = 'uploading'",
-        )
-        .bind(to_i64(length))
-        .bind(to_i64(length))
-        .bind(blake3_hex)
-        .bind(now)
-        .bind(now)
-        .bind(id)
-        .bind(tenant_id)
-        .bind(to_i64(from_offset))
-        .execute(self.pool())
-        .await?;
-        if done.rows_affected() == 1 {
+        let sql = "UPDATE uploads SET upload_offset = $1, length = $1, state = 'complete',
+                       blake3 = $2, hash_state = NULL, sealed_tail = NULL, expires_at = NULL,
+                       completed_at = $3, updated_at = $3
+                   WHERE id = $4 AND tenant_id = $5 AND upload_offset = $6
+                       AND state = 'uploading'";
+        let done = on_pool!(self, pool => sqlx::query(sql)
+            .bind(to_i64(length))
+            .bind(blake3_hex)
+            .bind(now())
+            .bind(id)
+            .bind(tenant_id)
+            .bind(to_i64(from_offset))
+            .execute(pool)
+            .await?
+            .rows_affected());
+        if done == 1 {
             Ok(())
         } else {
             Err(DbError::Conflict("upload offset moved"))
@@ -275,26 +277,29 @@ impl Db {
 
     /// Terminates an upload: shreds its key and keeps a tombstone row. Idempotent.
     pub async fn terminate_upload(&self, tenant_id: Uuid, id: Uuid) -> Result<(), DbError> {
-        let mut tx = self.pool().begin().await?;
-        sqlx::query("DELETE FROM file_keys WHERE upload_id = ? AND tenant_id = ?")
-            .bind(id)
-            .bind(tenant_id)
-            .execute(&mut *tx)
-            .await?;
-        let done = sqlx::query(
-            "UPDATE uploads SET state = 'terminated', hash_state = NULL, sealed_tail = NULL,
-                 updated_at = ?
-             WHERE id = ? AND tenant_id = ?",
-        )
-        .bind(OffsetDateTime::now_utc())
-        .bind(id)
-        .bind(tenant_id)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() != 1 {
-            return Err(DbError::NotFound);
-        }
-        tx.commit().await?;
+        let shred = "DELETE FROM file_keys WHERE upload_id = $1 AND tenant_id = $2";
+        let tombstone = "UPDATE uploads SET state = 'terminated', hash_state = NULL,
+                             sealed_tail = NULL, updated_at = $1
+                         WHERE id = $2 AND tenant_id = $3";
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(shred)
+                .bind(id)
+                .bind(tenant_id)
+                .execute(&mut *tx)
+                .await?;
+            let done = sqlx::query(tombstone)
+                .bind(now())
+                .bind(id)
+                .bind(tenant_id)
+                .execute(&mut *tx)
+                .await?;
+            if done.rows_affected() != 1 {
+                // Dropping the transaction rolls it back.
+                return Err(DbError::NotFound);
+            }
+            tx.commit().await?;
+        });
         Ok(())
     }
 }

@@ -1,7 +1,10 @@
 //! A real Ferry server on a loopback port, in this test process, with a fresh data
-//! directory, and helpers that speak tus over real HTTP.
+//! directory and a fresh database (SQLite in the data directory, or a scratch PostgreSQL
+//! database), and helpers that speak tus over real HTTP.
 
 #![allow(dead_code, missing_docs)]
+
+pub mod postgres;
 
 use std::time::Duration;
 
@@ -9,12 +12,15 @@ use anyhow::{Context, Result, bail};
 use ferry::auth::mint_api_key;
 use ferry::config::Config;
 use ferry::crypto::keys::MasterKey;
+pub use ferry::db::Backend;
 use ferry::db::tenants::Role;
 use ferry::state::AppState;
 use reqwest::{Client, Response, StatusCode};
 use tempfile::TempDir;
 use tokio::net::TcpListener;
 use uuid::Uuid;
+
+use postgres::ScratchDb;
 
 /// Feeds a streamed request body piece by piece.
 pub type BodySender = tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>;
@@ -26,22 +32,65 @@ pub struct TestServer {
     pub key: String,
     pub tenant_id: Uuid,
     pub data: TempDir,
+    pub backend: Backend,
+    /// The PostgreSQL database, dropped with the server (declared last: dropped last).
+    scratch: Option<ScratchDb>,
 }
 
+/// Turns each scenario `async fn NAME(server: TestServer) -> Result<()>` into two tests,
+/// `NAME::sqlite` and `NAME::postgres`, each on a fresh server with that database.
+macro_rules! on_both_backends {
+    ($($scenario:ident),+ $(,)?) => {$(
+        mod $scenario {
+            use $crate::common::{Backend, TestServer};
+
+            #[tokio::test]
+            async fn sqlite() -> anyhow::Result<()> {
+                super::$scenario(TestServer::start_on(Backend::Sqlite).await?).await
+            }
+
+            #[tokio::test]
+            async fn postgres() -> anyhow::Result<()> {
+                super::$scenario(TestServer::start_on(Backend::Postgres).await?).await
+            }
+        }
+    )+};
+}
+pub(crate) use on_both_backends;
+
 impl TestServer {
+    /// A server on SQLite (the default configuration).
     pub async fn start() -> Result<Self> {
+        Self::start_on(Backend::Sqlite).await
+    }
+
+    /// A server on `backend`; for PostgreSQL, on a database of its own.
+    pub async fn start_on(backend: Backend) -> Result<Self> {
         let data = tempfile::tempdir()?;
         let data_dir = data.path().to_string_lossy().into_owned();
         let master = MasterKey::generate()?.to_base64();
+        let scratch = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(ScratchDb::create().await?),
+        };
+        // None leaves the default, `sqlite://DATA/ferry.db`.
+        let database_url = scratch.as_ref().map(|db| db.url.clone());
         let config = Config::from_sources(|key| match key {
             "FERRY_DATA_DIR" => Some(data_dir.clone()),
             "FERRY_LISTEN" => Some("127.0.0.1:0".to_owned()),
             "FERRY_MASTER_KEY" => Some(master.clone()),
+            "FERRY_DATABASE_URL" => database_url.clone(),
             _ => None,
         })?;
         let listener = TcpListener::bind(config.listen).await?;
         let base = format!("http://{}", listener.local_addr()?);
         let state = ferry::app::open(config, base.clone()).await?;
+        if state.db.backend() != backend {
+            bail!(
+                "asked for a {backend:?} server, got {:?}",
+                state.db.backend()
+            );
+        }
         tokio::spawn(ferry::app::serve_listener(
             listener,
             state.clone(),
@@ -70,6 +119,8 @@ impl TestServer {
             key,
             tenant_id,
             data,
+            backend,
+            scratch,
         })
     }
 

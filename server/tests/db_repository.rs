@@ -1,0 +1,169 @@
+//! One repository suite, run against SQLite and PostgreSQL alike: every scenario takes only a
+//! `Db` and runs twice (`NAME::sqlite` on a temporary file, `NAME::postgres` on a database of
+//! its own), so the two backends are held to the same behaviour — results, `NotFound` for
+//! another tenant's rows, `Conflict` for unique violations and moved offsets, all-or-nothing
+//! transactions. This file holds the fixture, the macro and shared helpers; the scenarios
+//! live in `db_repository/`, one module per repository, plus `startup` (URLs, migrations,
+//! the two schemas compared).
+
+#[path = "common/postgres.rs"]
+mod postgres;
+
+use anyhow::{Result, ensure};
+use ferry::db::shares::NewShare;
+use ferry::db::tenants::Role;
+use ferry::db::uploads::{NewUpload, Progress};
+use ferry::db::{Backend, Db};
+use time::OffsetDateTime;
+use time::macros::datetime;
+use uuid::Uuid;
+
+use postgres::ScratchDb;
+
+/// A database of one backend and whatever must outlive it.
+struct Fixture {
+    db: Db,
+    url: String,
+    _dir: Option<tempfile::TempDir>,
+    /// Declared last: the scratch database is dropped after the pool.
+    _scratch: Option<ScratchDb>,
+}
+
+impl Fixture {
+    async fn open(backend: Backend) -> Result<Self> {
+        let (url, dir, scratch) = match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir()?;
+                let url = format!("sqlite://{}", dir.path().join("ferry.db").display());
+                (url, Some(dir), None)
+            }
+            Backend::Postgres => {
+                let scratch = ScratchDb::create().await?;
+                (scratch.url.clone(), None, Some(scratch))
+            }
+        };
+        let db = Db::connect(&url).await?;
+        ensure!(
+            db.backend() == backend,
+            "{url} opened as {:?}",
+            db.backend()
+        );
+        Ok(Fixture {
+            db,
+            url,
+            _dir: dir,
+            _scratch: scratch,
+        })
+    }
+
+    /// Runs a scenario, then closes the pool so the database can be dropped cleanly.
+    async fn run<F: AsyncFnOnce(&Db) -> Result<()>>(backend: Backend, scenario: F) -> Result<()> {
+        let fixture = Fixture::open(backend).await?;
+        let result = scenario(&fixture.db).await;
+        fixture.db.close().await;
+        result
+    }
+}
+
+/// Turns each `async fn NAME(db: &Db) -> Result<()>` into `NAME::sqlite` and `NAME::postgres`.
+macro_rules! on_both_backends {
+    ($($scenario:ident),+ $(,)?) => {$(
+        mod $scenario {
+            use ferry::db::Backend;
+
+            #[tokio::test]
+            async fn sqlite() -> anyhow::Result<()> {
+                $crate::Fixture::run(Backend::Sqlite, super::$scenario).await
+            }
+
+            #[tokio::test]
+            async fn postgres() -> anyhow::Result<()> {
+                $crate::Fixture::run(Backend::Postgres, super::$scenario).await
+            }
+        }
+    )+};
+}
+
+#[path = "db_repository/shares.rs"]
+mod shares;
+#[path = "db_repository/startup.rs"]
+mod startup;
+#[path = "db_repository/tenants.rs"]
+mod tenants;
+#[path = "db_repository/uploads.rs"]
+mod uploads;
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+/// A tenant with an admin key: (tenant id, key id).
+async fn tenant(db: &Db, name: &str) -> Result<(Uuid, Uuid)> {
+    let tenant = db.create_tenant(name).await?;
+    let key = db
+        .insert_api_key(
+            tenant.id,
+            Role::Admin,
+            &format!("sel-{}", Uuid::new_v4()),
+            b"h",
+        )
+        .await?;
+    Ok((tenant.id, key))
+}
+
+fn expiry() -> OffsetDateTime {
+    datetime!(2030-01-02 03:04:05.678901 UTC)
+}
+
+async fn new_upload(db: &Db, tenant: (Uuid, Uuid), length: Option<u64>) -> Result<Uuid> {
+    let id = Uuid::new_v4();
+    db.create_upload(&NewUpload {
+        id,
+        tenant_id: tenant.0,
+        owner_key_id: tenant.1,
+        length,
+        metadata: "filename ZC5iaW4=",
+        filename: "d.bin",
+        wrapped_dek: &[7; 60],
+        hash_state: b"empty",
+        expires_at: expiry(),
+    })
+    .await?;
+    Ok(id)
+}
+
+/// An upload of `length` bytes, completed at once with a hash derived from `name`.
+async fn complete_file(db: &Db, tenant: (Uuid, Uuid), name: &str, length: u64) -> Result<Uuid> {
+    let id = new_upload(db, tenant, Some(length)).await?;
+    db.complete_upload(tenant.0, id, 0, length, &format!("hash-of-{name}"))
+        .await?;
+    Ok(id)
+}
+
+fn progress(offset: u64, tail: Option<&[u8]>) -> Progress<'_> {
+    Progress {
+        offset,
+        length: Some(1000),
+        hash_state: b"state",
+        sealed_tail: tail,
+        expires_at: expiry(),
+    }
+}
+
+fn share<'a>(
+    tenant: (Uuid, Uuid),
+    selector: &'a str,
+    files: &'a [Uuid],
+    recipients: &'a [String],
+) -> NewShare<'a> {
+    NewShare {
+        id: Uuid::new_v4(),
+        tenant_id: tenant.0,
+        created_by: tenant.1,
+        token_selector: selector,
+        token_hash: b"token-hash",
+        note: Some("for you"),
+        expires_at: expiry(),
+        files,
+        recipients,
+    }
+}

@@ -1,0 +1,187 @@
+//! Uploads: creation, progress guarded by the offset it started from, completion,
+//! termination, and values at the edges of each column type.
+
+use anyhow::{Context, Result, bail};
+use ferry::db::uploads::{NewUpload, Progress, UploadState};
+use ferry::db::{Db, DbError};
+use time::OffsetDateTime;
+use time::macros::datetime;
+use uuid::Uuid;
+
+use crate::{expiry, new_upload, progress, tenant};
+
+on_both_backends!(
+    uploads_move_forward_only_from_the_offset_they_started_at,
+    racing_writers_never_both_commit,
+    termination_shreds_the_key_and_keeps_a_tombstone,
+    times_and_large_numbers_round_trip_alike,
+);
+
+async fn uploads_move_forward_only_from_the_offset_they_started_at(db: &Db) -> Result<()> {
+    let t = tenant(db, "acme").await?;
+    let id = new_upload(db, t, None).await?;
+    let row = db.upload(t.0, id).await?;
+    assert_eq!((row.id, row.tenant_id, row.owner_key_id), (id, t.0, t.1));
+    assert_eq!((row.length, row.offset), (None, 0));
+    assert_eq!(
+        (row.metadata.as_str(), row.filename.as_str()),
+        ("filename ZC5iaW4=", "d.bin")
+    );
+    assert_eq!(row.state, UploadState::Uploading);
+    assert_eq!(row.hash_state.as_deref(), Some(&b"empty"[..]));
+    assert_eq!(
+        (row.sealed_tail, row.blake3, row.completed_at),
+        (None, None, None)
+    );
+    assert_eq!(row.expires_at, Some(expiry()));
+    assert_eq!(db.wrapped_dek(t.0, id).await?, vec![7; 60]);
+
+    db.save_progress(t.0, id, 0, &progress(100, Some(b"tail")))
+        .await?;
+    let row = db.upload(t.0, id).await?;
+    assert_eq!((row.offset, row.length), (100, Some(1000)));
+    assert_eq!(row.hash_state.as_deref(), Some(&b"state"[..]));
+    assert_eq!(row.sealed_tail.as_deref(), Some(&b"tail"[..]));
+
+    // A writer that started from a stale offset commits nothing.
+    assert!(matches!(
+        db.save_progress(t.0, id, 0, &progress(200, None)).await,
+        Err(DbError::Conflict(_))
+    ));
+    assert!(matches!(
+        db.complete_upload(t.0, id, 0, 1000, "h").await,
+        Err(DbError::Conflict(_))
+    ));
+    assert_eq!(db.upload(t.0, id).await?.offset, 100);
+
+    db.save_progress(t.0, id, 100, &progress(1000, None))
+        .await?;
+    assert_eq!(db.upload(t.0, id).await?.sealed_tail, None);
+    db.complete_upload(t.0, id, 1000, 1000, "abc").await?;
+    let row = db.upload(t.0, id).await?;
+    assert_eq!(row.state, UploadState::Complete);
+    assert_eq!((row.offset, row.length), (1000, Some(1000)));
+    assert_eq!(row.blake3.as_deref(), Some("abc"));
+    assert_eq!(
+        (row.hash_state, row.sealed_tail, row.expires_at),
+        (None, None, None)
+    );
+    let completed = row.completed_at.context("completed_at set")?;
+    assert!((OffsetDateTime::now_utc() - completed).abs() < time::Duration::minutes(1));
+
+    // A complete upload takes no more progress, not even from its own offset.
+    assert!(matches!(
+        db.save_progress(t.0, id, 1000, &progress(1000, None)).await,
+        Err(DbError::Conflict(_))
+    ));
+    assert!(matches!(
+        db.complete_upload(t.0, id, 1000, 1000, "abc").await,
+        Err(DbError::Conflict(_))
+    ));
+    // Two uploads may not share an id.
+    let again = NewUpload {
+        id,
+        tenant_id: t.0,
+        owner_key_id: t.1,
+        length: None,
+        metadata: "",
+        filename: "",
+        wrapped_dek: &[1],
+        hash_state: &[],
+        expires_at: expiry(),
+    };
+    assert!(db.create_upload(&again).await.is_err());
+    assert_eq!(db.wrapped_dek(t.0, id).await?, vec![7; 60]);
+    Ok(())
+}
+
+async fn racing_writers_never_both_commit(db: &Db) -> Result<()> {
+    let t = tenant(db, "acme").await?;
+    for round in 0..20u64 {
+        let id = new_upload(db, t, Some(1000)).await?;
+        let (ten, twenty) = (progress(10, None), progress(20, None));
+        let (a, b) = tokio::join!(
+            db.save_progress(t.0, id, 0, &ten),
+            db.save_progress(t.0, id, 0, &twenty),
+        );
+        let offset = match (a, b) {
+            (Ok(()), Err(DbError::Conflict(_))) => 10,
+            (Err(DbError::Conflict(_)), Ok(())) => 20,
+            other => bail!("round {round}: expected one winner, got {other:?}"),
+        };
+        assert_eq!(db.upload(t.0, id).await?.offset, offset);
+    }
+    Ok(())
+}
+
+async fn termination_shreds_the_key_and_keeps_a_tombstone(db: &Db) -> Result<()> {
+    let t = tenant(db, "acme").await?;
+    let id = new_upload(db, t, Some(10)).await?;
+    db.save_progress(t.0, id, 0, &progress(5, Some(b"tail")))
+        .await?;
+    db.terminate_upload(t.0, id).await?;
+    let row = db.upload(t.0, id).await?;
+    assert_eq!(row.state, UploadState::Terminated);
+    assert_eq!((row.hash_state, row.sealed_tail), (None, None));
+    assert_eq!(row.offset, 5);
+    assert!(matches!(
+        db.wrapped_dek(t.0, id).await,
+        Err(DbError::NotFound)
+    ));
+    // Idempotent; and a terminated upload takes no progress.
+    db.terminate_upload(t.0, id).await?;
+    assert!(matches!(
+        db.save_progress(t.0, id, 5, &progress(10, None)).await,
+        Err(DbError::Conflict(_))
+    ));
+    assert!(matches!(
+        db.terminate_upload(t.0, Uuid::new_v4()).await,
+        Err(DbError::NotFound)
+    ));
+    Ok(())
+}
+
+async fn times_and_large_numbers_round_trip_alike(db: &Db) -> Result<()> {
+    let t = tenant(db, "acme").await?;
+    let id = new_upload(db, t, Some(u64::from(u32::MAX) * 3)).await?;
+    // Times are kept to the microsecond on both backends (PostgreSQL's resolution).
+    let precise = Progress {
+        offset: 5 << 40,
+        length: Some(u64::from(u32::MAX) * 3),
+        hash_state: &[0; 1024],
+        sealed_tail: Some(&[0xff; 65_536 + 28]),
+        expires_at: datetime!(2031-12-31 23:59:59.123456789 UTC),
+    };
+    db.save_progress(t.0, id, 0, &precise).await?;
+    let row = db.upload(t.0, id).await?;
+    assert_eq!(row.offset, 5 << 40);
+    assert_eq!(row.length, Some(u64::from(u32::MAX) * 3));
+    assert_eq!(row.hash_state.map(|h| h.len()), Some(1024));
+    assert_eq!(row.sealed_tail.as_deref(), Some(&[0xff; 65_536 + 28][..]));
+    assert_eq!(
+        row.expires_at,
+        Some(datetime!(2031-12-31 23:59:59.123456 UTC))
+    );
+    // A time in another offset is the same instant.
+    let paris = datetime!(2032-06-01 12:00:00 +2);
+    db.save_progress(
+        t.0,
+        id,
+        5 << 40,
+        &Progress {
+            expires_at: paris,
+            ..precise
+        },
+    )
+    .await?;
+    assert_eq!(db.upload(t.0, id).await?.expires_at, Some(paris));
+    // Text survives byte for byte.
+    let name = "naïve 🚀 'quoted' \"file\" \\ %_.bin";
+    db.create_tenant(name).await?;
+    assert_eq!(db.tenant_by_name(name).await?.name, name);
+    assert!(matches!(
+        db.tenant_by_name("naïve %").await,
+        Err(DbError::NotFound)
+    ));
+    Ok(())
+}
