@@ -2,6 +2,7 @@
 //! encryption and hashing pipeline, terminating. The HTTP layer parses headers and calls in.
 
 pub mod checksum;
+mod commit;
 mod error;
 pub mod ingest;
 pub mod locks;

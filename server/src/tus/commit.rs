@@ -1,0 +1,129 @@
+//! Committing an upload's progress: store sync first, then the database update guarded by
+//! the offset the last commit left. Checkpoints inside a long PATCH sync in the background.
+
+use time::OffsetDateTime;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+use super::UNFINISHED_TTL;
+use super::error::TusError;
+use super::ingest::Snapshot;
+use super::pipeline::Pipeline;
+use crate::db::DbError;
+use crate::db::uploads::Progress;
+use crate::state::AppState;
+
+/// Records progress: store sync first, then the database update guarded by the offset the
+/// last commit left. A background checkpoint syncs while the body keeps flowing; at most one
+/// is in flight, and every path settles it before the request ends.
+pub(super) struct Committer {
+    pub(super) state: AppState,
+    pub(super) tenant_id: Uuid,
+    pub(super) id: Uuid,
+    pub(super) length: Option<u64>,
+    /// Offset of the last database commit.
+    pub(super) committed: u64,
+    /// A checkpoint being synced and saved, and the offset it will commit.
+    pub(super) background: Option<(u64, JoinHandle<Result<(), TusError>>)>,
+}
+
+impl Committer {
+    /// The offset the next checkpoint counts from (the one in flight, or the last committed).
+    pub(super) fn checkpointed(&self) -> u64 {
+        self.background
+            .as_ref()
+            .map_or(self.committed, |(offset, _)| *offset)
+    }
+
+    /// Waits for the background checkpoint, if any.
+    pub(super) async fn settle(&mut self) -> Result<(), TusError> {
+        if let Some((offset, task)) = self.background.take() {
+            task.await.map_err(|e| TusError::Storage(e.to_string()))??;
+            self.committed = offset;
+        }
+        Ok(())
+    }
+
+    /// Starts a checkpoint whose sync overlaps with further appends.
+    pub(super) async fn commit_in_background(
+        &mut self,
+        pipeline: &mut Pipeline,
+    ) -> Result<(), TusError> {
+        self.settle().await?;
+        let (snapshot, syncer) = pipeline.run(|ingest| ingest.snapshot_for_sync()).await?;
+        let (state, tenant_id, id, length, from) = (
+            self.state.clone(),
+            self.tenant_id,
+            self.id,
+            self.length,
+            self.committed,
+        );
+        let offset = snapshot.offset;
+        let task = tokio::spawn(async move {
+            tokio::task::spawn_blocking(move || syncer.sync())
+                .await
+                .map_err(|e| TusError::Storage(e.to_string()))?
+                .map_err(|e| TusError::Storage(e.to_string()))?;
+            save(&state, tenant_id, id, from, length, &snapshot)
+                .await
+                .map(|_| ())
+        });
+        self.background = Some((offset, task));
+        Ok(())
+    }
+
+    /// Syncs and commits everything absorbed so far; returns the new abandonment time.
+    pub(super) async fn commit_now(
+        &mut self,
+        pipeline: &mut Pipeline,
+    ) -> Result<OffsetDateTime, TusError> {
+        self.settle().await?;
+        let snapshot = pipeline.run(|ingest| ingest.checkpoint()).await?;
+        let expires_at = save(
+            &self.state,
+            self.tenant_id,
+            self.id,
+            self.committed,
+            self.length,
+            &snapshot,
+        )
+        .await?;
+        self.committed = snapshot.offset;
+        Ok(expires_at)
+    }
+}
+
+/// Writes a durable snapshot's state if the upload is still at `from`.
+async fn save(
+    state: &AppState,
+    tenant_id: Uuid,
+    id: Uuid,
+    from: u64,
+    length: Option<u64>,
+    snapshot: &Snapshot,
+) -> Result<OffsetDateTime, TusError> {
+    let expires_at = OffsetDateTime::now_utc() + UNFINISHED_TTL;
+    state
+        .db
+        .save_progress(
+            tenant_id,
+            id,
+            from,
+            &Progress {
+                offset: snapshot.offset,
+                length,
+                hash_state: &snapshot.hash_state,
+                sealed_tail: snapshot.sealed_tail.as_deref(),
+                expires_at,
+            },
+        )
+        .await
+        .map_err(|e| match e {
+            DbError::Conflict(_) => TusError::OffsetMismatch {
+                expected: snapshot.offset,
+                got: from,
+            },
+            other => other.into(),
+        })?;
+    Ok(expires_at)
+}
