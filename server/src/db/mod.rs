@@ -169,9 +169,23 @@ async fn connect_postgres(url: &str) -> Result<PgPool, DbError> {
     Ok(pool)
 }
 
-/// True if the error is a violation of a UNIQUE constraint (SQLite and PostgreSQL alike).
-pub(crate) fn is_unique_violation(err: &sqlx::Error) -> bool {
-    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+/// Maps a UNIQUE violation (SQLite and PostgreSQL alike) to `Conflict(what)`, anything else
+/// to a driver error: the one place that translation lives.
+pub(crate) fn unique_as_conflict(what: &'static str) -> impl FnOnce(sqlx::Error) -> DbError {
+    move |err| match err {
+        sqlx::Error::Database(db) if db.is_unique_violation() => DbError::Conflict(what),
+        other => other.into(),
+    }
+}
+
+/// An update guarded by the offset it started from changed exactly one row, or the upload
+/// moved (or is no longer uploading) and nothing was written.
+pub(crate) fn guarded_update(rows_affected: u64) -> Result<(), DbError> {
+    if rows_affected == 1 {
+        Ok(())
+    } else {
+        Err(DbError::Conflict("upload offset moved"))
+    }
 }
 
 /// `t` cut to whole microseconds, PostgreSQL's `TIMESTAMPTZ` resolution. Every time is stored

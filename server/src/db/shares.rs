@@ -3,7 +3,7 @@
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Db, DbError, found, is_unique_violation, now, on_pool, stored_time};
+use super::{Db, DbError, found, now, on_pool, stored_time, unique_as_conflict};
 
 /// Everything needed to create a share in one transaction.
 pub struct NewShare<'a> {
@@ -133,13 +133,7 @@ impl Db {
                 .bind(stored_time(new.expires_at))
                 .execute(&mut *tx)
                 .await
-                .map_err(|e| {
-                    if is_unique_violation(&e) {
-                        DbError::Conflict("share id or token selector taken")
-                    } else {
-                        e.into()
-                    }
-                })?;
+                .map_err(unique_as_conflict("share id or token selector taken"))?;
             for (position, file) in new.files.iter().enumerate() {
                 sqlx::query(member_sql)
                     .bind(new.id)

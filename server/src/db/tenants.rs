@@ -2,7 +2,7 @@
 
 use uuid::Uuid;
 
-use super::{Db, DbError, found, is_unique_violation, now, on_pool};
+use super::{Db, DbError, found, now, on_pool, unique_as_conflict};
 
 /// Who may do what within a tenant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,13 +65,7 @@ impl Db {
             .execute(pool)
             .await
             .map(drop));
-        inserted.map_err(|e| {
-            if is_unique_violation(&e) {
-                DbError::Conflict("tenant name taken")
-            } else {
-                e.into()
-            }
-        })?;
+        inserted.map_err(unique_as_conflict("tenant name taken"))?;
         Ok(TenantRow {
             id,
             name: name.to_owned(),
@@ -110,13 +104,7 @@ impl Db {
             .execute(pool)
             .await
             .map(drop));
-        inserted.map_err(|e| {
-            if is_unique_violation(&e) {
-                DbError::Conflict("API key selector taken")
-            } else {
-                e.into()
-            }
-        })?;
+        inserted.map_err(unique_as_conflict("API key selector taken"))?;
         Ok(id)
     }
 

@@ -6,7 +6,7 @@
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Db, DbError, found, now, on_pool, stored_time};
+use super::{Db, DbError, found, guarded_update, now, on_pool, stored_time};
 
 /// Lifecycle of an upload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -237,11 +237,7 @@ impl Db {
             .execute(pool)
             .await?
             .rows_affected());
-        if done == 1 {
-            Ok(())
-        } else {
-            Err(DbError::Conflict("upload offset moved"))
-        }
+        guarded_update(done)
     }
 
     /// Marks the upload complete with its final length and hash, if still at `from_offset`.
@@ -268,11 +264,7 @@ impl Db {
             .execute(pool)
             .await?
             .rows_affected());
-        if done == 1 {
-            Ok(())
-        } else {
-            Err(DbError::Conflict("upload offset moved"))
-        }
+        guarded_update(done)
     }
 
     /// Terminates an upload: shreds its key and keeps a tombstone row. Idempotent.
