@@ -31,6 +31,31 @@ pub struct Config {
     /// Regions the operator declares to be inside the EEA, beyond the built-in list
     /// (`FERRY_EEA_REGIONS`, comma-separated; for self-hosted stores).
     pub eea_regions: String,
+    /// Static S3 credentials from the standard `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`
+    /// (and `AWS_SESSION_TOKEN`) variables, read through the same source as the rest so tests
+    /// can pass them; `None` leaves the AWS default chain (profile, web identity, instance role).
+    pub s3_credentials: Option<S3Credentials>,
+}
+
+/// An S3 access key pair; `Debug` shows only the key id.
+#[derive(Clone)]
+pub struct S3Credentials {
+    /// `AWS_ACCESS_KEY_ID`.
+    pub access_key_id: String,
+    /// `AWS_SECRET_ACCESS_KEY`.
+    pub secret_access_key: String,
+    /// `AWS_SESSION_TOKEN`, for temporary credentials.
+    pub session_token: Option<String>,
+}
+
+impl fmt::Debug for S3Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("S3Credentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"[redacted]")
+            .field("session_token", &self.session_token.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
 }
 
 impl fmt::Debug for Config {
@@ -47,6 +72,7 @@ impl fmt::Debug for Config {
             )
             .field("tus_max_size", &self.tus_max_size)
             .field("eea_regions", &self.eea_regions)
+            .field("s3_credentials", &self.s3_credentials)
             .finish()
     }
 }
@@ -156,8 +182,17 @@ impl Config {
         let eea_regions = env("FERRY_EEA_REGIONS")
             .or(file.eea_regions)
             .unwrap_or_default();
+        let s3_credentials = match (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
+            (Some(access_key_id), Some(secret_access_key)) => Some(S3Credentials {
+                access_key_id,
+                secret_access_key,
+                session_token: env("AWS_SESSION_TOKEN"),
+            }),
+            _ => None,
+        };
         Ok(Config {
             eea_regions,
+            s3_credentials,
             listen,
             data_dir,
             database_url,

@@ -61,6 +61,8 @@ pub struct UploadRow {
     pub hash_state: Option<Vec<u8>>,
     /// Sealed partial segment (while uploading).
     pub sealed_tail: Option<Vec<u8>>,
+    /// The object store's resumable state (S3: multipart session, parts, pending pieces).
+    pub store_state: Option<Vec<u8>>,
     /// Hex BLAKE3 of the plaintext once complete.
     pub blake3: Option<String>,
     /// When an unfinished upload is abandoned.
@@ -80,13 +82,14 @@ type RawUpload = (
     String,
     Option<Vec<u8>>,
     Option<Vec<u8>>,
+    Option<Vec<u8>>,
     Option<String>,
     Option<OffsetDateTime>,
     Option<OffsetDateTime>,
 );
 
 const UPLOAD_COLUMNS: &str = "id, tenant_id, owner_key_id, length, upload_offset, metadata, \
-     filename, state, hash_state, sealed_tail, blake3, expires_at, completed_at";
+     filename, state, hash_state, sealed_tail, store_state, blake3, expires_at, completed_at";
 
 fn from_raw(raw: RawUpload) -> UploadRow {
     let (id, tenant_id, owner_key_id, length, offset, metadata, filename, state) =
@@ -102,9 +105,10 @@ fn from_raw(raw: RawUpload) -> UploadRow {
         state: UploadState::parse(&state),
         hash_state: raw.8,
         sealed_tail: raw.9,
-        blake3: raw.10,
-        expires_at: raw.11,
-        completed_at: raw.12,
+        store_state: raw.10,
+        blake3: raw.11,
+        expires_at: raw.12,
+        completed_at: raw.13,
     }
 }
 
@@ -150,6 +154,8 @@ pub struct Progress<'a> {
     pub hash_state: &'a [u8],
     /// The sealed partial segment, if any.
     pub sealed_tail: Option<&'a [u8]>,
+    /// The store's state for the stored bytes (see [`UploadRow::store_state`]).
+    pub store_state: Option<&'a [u8]>,
     /// New abandonment time.
     pub expires_at: OffsetDateTime,
 }
@@ -221,14 +227,15 @@ impl Db {
         // single writer and PostgreSQL's row lock alike, the second UPDATE re-reads the row
         // after the first commits, no longer matches, and affects nothing.
         let sql = "UPDATE uploads SET upload_offset = $1, length = $2, hash_state = $3,
-                       sealed_tail = $4, expires_at = $5, updated_at = $6
-                   WHERE id = $7 AND tenant_id = $8 AND upload_offset = $9
+                       sealed_tail = $4, store_state = $5, expires_at = $6, updated_at = $7
+                   WHERE id = $8 AND tenant_id = $9 AND upload_offset = $10
                        AND state = 'uploading'";
         let done = on_pool!(self, pool => sqlx::query(sql)
             .bind(to_i64(progress.offset))
             .bind(progress.length.map(to_i64))
             .bind(progress.hash_state)
             .bind(progress.sealed_tail)
+            .bind(progress.store_state)
             .bind(stored_time(progress.expires_at))
             .bind(now())
             .bind(id)
@@ -250,7 +257,8 @@ impl Db {
         blake3_hex: &str,
     ) -> Result<(), DbError> {
         let sql = "UPDATE uploads SET upload_offset = $1, length = $1, state = 'complete',
-                       blake3 = $2, hash_state = NULL, sealed_tail = NULL, expires_at = NULL,
+                       blake3 = $2, hash_state = NULL, sealed_tail = NULL, store_state = NULL,
+                       expires_at = NULL,
                        completed_at = $3, updated_at = $3
                    WHERE id = $4 AND tenant_id = $5 AND upload_offset = $6
                        AND state = 'uploading'";
@@ -271,7 +279,7 @@ impl Db {
     pub async fn terminate_upload(&self, tenant_id: Uuid, id: Uuid) -> Result<(), DbError> {
         let shred = "DELETE FROM file_keys WHERE upload_id = $1 AND tenant_id = $2";
         let tombstone = "UPDATE uploads SET state = 'terminated', hash_state = NULL,
-                             sealed_tail = NULL, updated_at = $1
+                             sealed_tail = NULL, store_state = NULL, updated_at = $1
                          WHERE id = $2 AND tenant_id = $3";
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;

@@ -4,9 +4,12 @@
 //! durable position, make them durable, read any range back, delete. Its methods block; the
 //! upload and download pipelines call them from blocking threads.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use uuid::Uuid;
+
+use crate::config::Config;
 
 pub mod disk;
 pub mod s3;
@@ -23,8 +26,14 @@ pub enum StoreError {
     /// I/O with the backing store failed.
     #[error("store I/O: {0}")]
     Io(#[from] std::io::Error),
+    /// The remote store (S3) refused or could not be reached; the message says which request.
+    #[error("object store: {0}")]
+    Remote(String),
+    /// The store's saved state for an upload does not match the upload (not retryable).
+    #[error("object store state: {0}")]
+    State(String),
     /// The store URL is not one this build understands (not retryable).
-    #[error("unsupported store {0:?} (this build supports file://DIR)")]
+    #[error("unsupported store {0:?} (this build supports file://DIR and s3://BUCKET?region=…)")]
     Unsupported(String),
     /// An `s3://` URL is malformed (not retryable).
     #[error(transparent)]
@@ -34,30 +43,57 @@ pub enum StoreError {
     Residency(#[from] s3::residency::ResidencyError),
 }
 
+/// The store's own resumable state for an unfinished object, committed with the offset it
+/// belongs to (`uploads.store_state`); `None` for stores whose object is its own state.
+pub type StoreState = Option<Vec<u8>>;
+
+/// Where a writer picks up an object.
+#[derive(Debug, Clone, Copy)]
+pub struct WriteFrom<'a> {
+    /// Stored bytes known durable (whole segments); anything beyond is overwritten.
+    pub stored_offset: u64,
+    /// The largest plaintext length the upload may reach (its length, or the maximum under
+    /// deferred length): fixes the S3 part size at the first write.
+    pub max_plaintext_len: u64,
+    /// The state the last commit recorded, if any.
+    pub state: Option<&'a [u8]>,
+}
+
 /// A place to keep encrypted objects.
 pub trait ObjectStore: Send + Sync + 'static {
-    /// Opens the object of `file` to continue writing at `stored_offset`, which must be a
-    /// position whose preceding bytes are durable; anything already beyond it is overwritten.
+    /// Opens the object of `file` to continue writing where the last commit left it.
     ///
     /// # Errors
-    /// `Io` if the object cannot be created or opened.
+    /// `Io`/`Remote` if the object cannot be created or opened, `State` if the saved state
+    /// does not match `from`.
     fn open_writer(
         &self,
         file: Uuid,
-        stored_offset: u64,
+        from: WriteFrom<'_>,
     ) -> Result<Box<dyn ObjectWriter>, StoreError>;
 
-    /// Opens the object of `file` for ranged reads.
+    /// Opens the object of `file` for ranged reads; `expected` is the stored byte range the
+    /// reader will be asked for, in order (a hint: S3 fetches it with one request).
     ///
     /// # Errors
-    /// `NotFound` if there is no such object, `Io` otherwise.
-    fn open_reader(&self, file: Uuid) -> Result<Box<dyn ObjectReader>, StoreError>;
+    /// `NotFound` if there is no such object, `Io`/`Remote` otherwise.
+    fn open_reader(
+        &self,
+        file: Uuid,
+        expected: Range<u64>,
+    ) -> Result<Box<dyn ObjectReader>, StoreError>;
 
-    /// Deletes the object of `file`; deleting a missing object succeeds.
+    /// Deletes the object of `file` and anything an unfinished upload left; deleting a
+    /// missing object succeeds.
     ///
     /// # Errors
-    /// `Io` if the store refuses.
+    /// `Io`/`Remote` if the store refuses.
     fn delete(&self, file: Uuid) -> Result<(), StoreError>;
+
+    /// The largest plaintext length one object may hold (S3: 10,000 parts of at most 5 GiB).
+    fn max_plaintext_len(&self) -> u64 {
+        u64::MAX
+    }
 }
 
 /// Sequential writer of one object.
@@ -65,37 +101,45 @@ pub trait ObjectWriter: Send {
     /// Appends sealed bytes at the current position.
     ///
     /// # Errors
-    /// `Io` on write failure; the bytes may or may not be there, but they are not durable.
+    /// `Io`/`Remote` on failure; the bytes may or may not be there, but they are not durable.
     fn append(&mut self, bytes: &[u8]) -> Result<(), StoreError>;
 
-    /// Makes every appended byte durable; only after it returns may an offset be acknowledged.
+    /// Makes every appended byte durable and returns the state to commit with them; only
+    /// after it returns may an offset be acknowledged.
     ///
     /// # Errors
-    /// `Io` if durability cannot be guaranteed.
-    fn sync(&mut self) -> Result<(), StoreError>;
+    /// `Io`/`Remote` if durability cannot be guaranteed.
+    fn sync(&mut self) -> Result<StoreState, StoreError>;
 
-    /// A handle that makes durable, from another thread, at least every byte appended so
-    /// far, so a checkpoint's sync can overlap with further appends.
+    /// A handle that makes durable, from another thread, every byte appended so far, so a
+    /// checkpoint's sync can overlap with further appends.
     ///
     /// # Errors
-    /// `Io` if the handle cannot be made.
-    fn syncer(&self) -> Result<Box<dyn ObjectSyncer>, StoreError>;
+    /// `Io`/`Remote` if the handle cannot be made.
+    fn syncer(&mut self) -> Result<Box<dyn ObjectSyncer>, StoreError>;
 
     /// Ends the object at the current position (dropping anything a crashed writer left
-    /// beyond it) and makes it durable.
+    /// beyond it) and makes it durable and readable.
     ///
     /// # Errors
-    /// `Io` on failure; the object is then not complete.
+    /// `Io`/`Remote` on failure; the object is then not complete.
     fn finish(&mut self) -> Result<(), StoreError>;
+
+    /// Every how many stored segments a checkpoint costs nothing extra (S3: at each part
+    /// boundary, when the part upload is the sync); `None` when any moment is as good.
+    fn free_checkpoint_every(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Makes an object's appended bytes durable (see [`ObjectWriter::syncer`]).
 pub trait ObjectSyncer: Send {
-    /// Returns once every byte appended before the syncer was made is durable.
+    /// Returns, once every byte appended before the syncer was made is durable, the state
+    /// to commit with them.
     ///
     /// # Errors
-    /// `Io` if durability cannot be guaranteed.
-    fn sync(&self) -> Result<(), StoreError>;
+    /// `Io`/`Remote` if durability cannot be guaranteed.
+    fn sync(self: Box<Self>) -> Result<StoreState, StoreError>;
 }
 
 /// Ranged reader of one object.
@@ -103,19 +147,20 @@ pub trait ObjectReader: Send {
     /// Fills `buf` with the bytes starting at `offset`.
     ///
     /// # Errors
-    /// `Truncated` if the object ends before `buf` is full, `Io` otherwise.
-    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), StoreError>;
+    /// `Truncated` if the object ends before `buf` is full, `NotFound`, `Io`/`Remote` otherwise.
+    fn read_exact_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), StoreError>;
 }
 
-/// Opens the store named by a `FERRY_STORE` URL. `eea_regions` are the operator's additions
-/// to the EEA allowlist (`FERRY_EEA_REGIONS`).
-pub fn open(url: &str, eea_regions: &str) -> Result<Arc<dyn ObjectStore>, StoreError> {
+/// Opens the store named by `config.store`: `file://DIR`, or `s3://BUCKET?region=…` after
+/// checking that the region is on the EEA allowlist and that the bucket really is there.
+pub async fn open(config: &Config) -> Result<Arc<dyn ObjectStore>, StoreError> {
+    let url = config.store.as_str();
     if let Some(dir) = url.strip_prefix("file://") {
         return Ok(Arc::new(disk::DiskStore::open(dir)?));
     }
     if url.starts_with("s3://") {
         let location = s3::S3Location::parse(url)?;
-        let allowlist = s3::residency::EeaAllowlist::new(eea_regions);
+        let allowlist = s3::residency::EeaAllowlist::new(&config.eea_regions);
         if !allowlist.extra().is_empty() {
             tracing::warn!(
                 regions = ?allowlist.extra(),
@@ -123,10 +168,9 @@ pub fn open(url: &str, eea_regions: &str) -> Result<Arc<dyn ObjectStore>, StoreE
             );
         }
         allowlist.check_region(&location.region)?;
-        // The location is valid and inside the EEA, but the multipart writer is not built yet.
-        return Err(StoreError::Unsupported(format!(
-            "{url} (valid and inside the EEA, but this build has no S3 writer yet: issue 3)"
-        )));
+        let store = s3::S3Store::connect(location, config).await?;
+        store.check_location().await?;
+        return Ok(Arc::new(store));
     }
     Err(StoreError::Unsupported(url.to_owned()))
 }
@@ -135,16 +179,25 @@ pub fn open(url: &str, eea_regions: &str) -> Result<Arc<dyn ObjectStore>, StoreE
 mod tests {
     use super::*;
 
-    fn open_error(url: &str, extra: &str) -> String {
-        match open(url, extra) {
-            Ok(_) => String::new(),
+    async fn open_error(url: &str, extra: &str) -> String {
+        let config = Config::from_sources(|key| match key {
+            "FERRY_STORE" => Some(url.to_owned()),
+            "FERRY_EEA_REGIONS" => Some(extra.to_owned()),
+            "FERRY_DATA_DIR" => Some(std::env::temp_dir().to_string_lossy().into_owned()),
+            _ => None,
+        });
+        match config {
             Err(e) => e.to_string(),
+            Ok(config) => match open(&config).await {
+                Ok(_) => String::new(),
+                Err(e) => e.to_string(),
+            },
         }
     }
 
-    #[test]
-    fn start_up_refuses_stores_outside_the_eea() {
-        let err = open_error("s3://ferry?region=us-east-1", "");
+    #[tokio::test]
+    async fn start_up_refuses_stores_outside_the_eea() {
+        let err = open_error("s3://ferry?region=us-east-1", "").await;
         assert!(
             err.contains("\"us-east-1\" is not on the EEA allowlist"),
             "{err}"
@@ -152,23 +205,20 @@ mod tests {
         let err = open_error(
             "s3://ferry?region=eu-west-2&endpoint=https://s3.example",
             "",
-        );
+        )
+        .await;
         assert!(err.contains("eu-west-2"), "{err}");
         let err = open_error(
             "s3://ferry?region=garage&endpoint=http://127.0.0.1:3900",
             "",
-        );
+        )
+        .await;
         assert!(err.contains("FERRY_EEA_REGIONS"), "{err}");
     }
 
-    #[test]
-    fn an_eea_s3_store_is_recognised_but_not_yet_writable() {
-        let err = open_error(
-            "s3://ferry?region=garage&endpoint=http://127.0.0.1:3900",
-            "garage",
-        );
-        assert!(err.contains("valid and inside the EEA"), "{err}");
-        let err = open_error("gs://ferry", "");
-        assert!(err.contains("unsupported store"), "{err}");
+    #[tokio::test]
+    async fn unknown_schemes_are_refused_by_name() {
+        let err = open_error("gs://ferry", "").await;
+        assert!(err.contains("unsupported store \"gs://ferry\""), "{err}");
     }
 }
