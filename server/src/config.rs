@@ -53,7 +53,10 @@ impl fmt::Debug for S3Credentials {
         f.debug_struct("S3Credentials")
             .field("access_key_id", &self.access_key_id)
             .field("secret_access_key", &"[redacted]")
-            .field("session_token", &self.session_token.as_ref().map(|_| "[redacted]"))
+            .field(
+                "session_token",
+                &self.session_token.as_ref().map(|_| "[redacted]"),
+            )
             .finish()
     }
 }

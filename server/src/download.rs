@@ -193,7 +193,8 @@ pub async fn stream_range(
         span.stored_end = stored_len(plaintext_len);
     }
     let (first, mut reader) = tokio::task::spawn_blocking(move || {
-        let reader = store.open_reader(file_id)?;
+        let expected = span.first * STORED_SEGMENT_MAX as u64..span.stored_end;
+        let reader = store.open_reader(file_id, expected)?;
         let mut range = RangeReader {
             reader,
             cipher: open.cipher,

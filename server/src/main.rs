@@ -25,6 +25,20 @@ enum Command {
         #[command(subcommand)]
         command: TenantCommand,
     },
+    /// Inspect and prepare the object store (FERRY_STORE).
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Install the bucket's safety-net lifecycle rules: expire objects after the longest
+    /// retention + 1 day, abort incomplete multipart uploads after 7 days (S3 only).
+    Lifecycle,
+    /// Report reachability, region (EEA) and lifecycle rules; exits non-zero on a problem.
+    Check,
 }
 
 #[derive(Subcommand)]
@@ -73,6 +87,37 @@ async fn main() -> anyhow::Result<()> {
                     key.text
                 );
             }
+        }
+        Command::Store { command } => store_command(&config, command).await?,
+    }
+    Ok(())
+}
+
+async fn store_command(config: &Config, command: StoreCommand) -> anyhow::Result<()> {
+    if let Some(dir) = config.store.strip_prefix("file://") {
+        ferry::store::disk::DiskStore::open(dir)?;
+        println!("ok  file store {dir} is usable (lifecycle rules apply to S3 stores only)");
+        return Ok(());
+    }
+    let store = ferry::store::connect_s3(config).await?;
+    match command {
+        StoreCommand::Lifecycle => {
+            store.check_location().await?;
+            store.install_lifecycle().await?;
+            println!(
+                "ok  bucket {}: objects expire after {} days, incomplete multipart uploads are \
+                 aborted after {} days",
+                store.location().bucket,
+                ferry::store::s3::admin::expire_after_days(),
+                ferry::store::s3::admin::ABORT_AFTER_DAYS
+            );
+        }
+        StoreCommand::Check => {
+            let report = store.check().await;
+            for (ok, text) in &report.findings {
+                println!("{}  {text}", if *ok { "ok " } else { "BAD" });
+            }
+            anyhow::ensure!(report.ok(), "the store is not ready for Ferry");
         }
     }
     Ok(())

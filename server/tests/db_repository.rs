@@ -145,6 +145,7 @@ fn progress(offset: u64, tail: Option<&[u8]>) -> Progress<'_> {
         length: Some(1000),
         hash_state: b"state",
         sealed_tail: tail,
+        store_state: None,
         expires_at: expiry(),
     }
 }

@@ -52,8 +52,22 @@ async fn options_files(State(state): State<AppState>) -> Response {
         "tus-checksum-algorithm",
         HeaderValue::from_static(ALGORITHMS),
     );
-    headers.insert("tus-max-size", HeaderValue::from(state.config.tus_max_size));
+    headers.insert(
+        "tus-max-size",
+        HeaderValue::from(tus::max_upload_len(&state)),
+    );
+    // The part size of uploads up to 625 GiB; larger ones learn theirs on creation and HEAD.
+    insert_part_size(&state, &mut headers, Some(0));
     (StatusCode::NO_CONTENT, headers).into_response()
+}
+
+/// `Ferry-Part-Size`: with a store that writes in parts, PATCH bodies of whole parts never
+/// need a pending piece.
+fn insert_part_size(state: &AppState, headers: &mut HeaderMap, length: Option<u64>) {
+    let planned = length.unwrap_or_else(|| tus::max_upload_len(state));
+    if let Some(size) = state.store.part_plaintext_len(planned) {
+        headers.insert("ferry-part-size", HeaderValue::from(size));
+    }
 }
 
 fn text<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, AppError> {
@@ -215,6 +229,7 @@ async fn create_upload(
         }
     };
     outcome_headers(&mut response_headers, &outcome);
+    insert_part_size(&state, &mut response_headers, length);
     Ok((StatusCode::CREATED, response_headers).into_response())
 }
 
@@ -246,6 +261,9 @@ async fn head_upload(
     }
     if let Some(expires) = tus::upload_expiry(&row) {
         response.insert("upload-expires", http_date(expires));
+    }
+    if row.state == UploadState::Uploading {
+        insert_part_size(&state, &mut response, row.length);
     }
     Ok((StatusCode::OK, response).into_response())
 }

@@ -2,12 +2,15 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::ErrorKind;
+use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use uuid::Uuid;
 
-use super::{ObjectReader, ObjectStore, ObjectSyncer, ObjectWriter, StoreError};
+use super::{
+    ObjectReader, ObjectStore, ObjectSyncer, ObjectWriter, StoreError, StoreState, WriteFrom,
+};
 
 /// Objects under a directory, fanned out by the first two hex digits of the file id.
 #[derive(Debug)]
@@ -34,7 +37,7 @@ impl ObjectStore for DiskStore {
     fn open_writer(
         &self,
         file: Uuid,
-        stored_offset: u64,
+        from: WriteFrom<'_>,
     ) -> Result<Box<dyn ObjectWriter>, StoreError> {
         let path = self.path(file);
         let dir = path.parent().unwrap_or(&self.root).to_owned();
@@ -52,11 +55,15 @@ impl ObjectStore for DiskStore {
         }
         Ok(Box::new(DiskWriter {
             file: handle,
-            position: stored_offset,
+            position: from.stored_offset,
         }))
     }
 
-    fn open_reader(&self, file: Uuid) -> Result<Box<dyn ObjectReader>, StoreError> {
+    fn open_reader(
+        &self,
+        file: Uuid,
+        _expected: Range<u64>,
+    ) -> Result<Box<dyn ObjectReader>, StoreError> {
         match File::open(self.path(file)) {
             Ok(handle) => Ok(Box::new(DiskReader { file: handle })),
             Err(e) if e.kind() == ErrorKind::NotFound => Err(StoreError::NotFound),
@@ -85,12 +92,12 @@ impl ObjectWriter for DiskWriter {
         Ok(())
     }
 
-    fn sync(&mut self) -> Result<(), StoreError> {
+    fn sync(&mut self) -> Result<StoreState, StoreError> {
         self.file.sync_data()?;
-        Ok(())
+        Ok(None)
     }
 
-    fn syncer(&self) -> Result<Box<dyn ObjectSyncer>, StoreError> {
+    fn syncer(&mut self) -> Result<Box<dyn ObjectSyncer>, StoreError> {
         Ok(Box::new(DiskSyncer {
             file: self.file.try_clone()?,
         }))
@@ -110,9 +117,9 @@ struct DiskSyncer {
 }
 
 impl ObjectSyncer for DiskSyncer {
-    fn sync(&self) -> Result<(), StoreError> {
+    fn sync(self: Box<Self>) -> Result<StoreState, StoreError> {
         self.file.sync_data()?;
-        Ok(())
+        Ok(None)
     }
 }
 
@@ -121,7 +128,7 @@ struct DiskReader {
 }
 
 impl ObjectReader for DiskReader {
-    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), StoreError> {
+    fn read_exact_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), StoreError> {
         match self.file.read_exact_at(buf, offset) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == ErrorKind::UnexpectedEof => Err(StoreError::Truncated),
@@ -140,17 +147,22 @@ mod tests {
         let store = DiskStore::open(&dir)?;
         let id = Uuid::new_v4();
 
-        let mut writer = store.open_writer(id, 0)?;
+        let from = |stored_offset| WriteFrom {
+            stored_offset,
+            max_plaintext_len: 1 << 20,
+            state: None,
+        };
+        let mut writer = store.open_writer(id, from(0))?;
         writer.append(b"hello world, and some bytes a crash left behind")?;
         writer.sync()?;
         drop(writer);
 
         // A resumed writer overwrites from the durable position; finish drops the rest.
-        let mut writer = store.open_writer(id, 5)?;
+        let mut writer = store.open_writer(id, from(5))?;
         writer.append(b", ferry")?;
         writer.finish()?;
 
-        let reader = store.open_reader(id)?;
+        let mut reader = store.open_reader(id, 0..12)?;
         let mut buf = [0u8; 12];
         reader.read_exact_at(0, &mut buf)?;
         assert_eq!(&buf, b"hello, ferry");
@@ -162,7 +174,10 @@ mod tests {
 
         store.delete(id)?;
         store.delete(id)?;
-        assert!(matches!(store.open_reader(id), Err(StoreError::NotFound)));
+        assert!(matches!(
+            store.open_reader(id, 0..1),
+            Err(StoreError::NotFound)
+        ));
         let _ = fs::remove_dir_all(dir);
         Ok(())
     }

@@ -94,6 +94,13 @@ pub trait ObjectStore: Send + Sync + 'static {
     fn max_plaintext_len(&self) -> u64 {
         u64::MAX
     }
+
+    /// Plaintext bytes per part for an upload that may reach `max_plaintext_len`, for stores
+    /// that write in parts: a client whose PATCHes carry whole parts never causes a pending
+    /// piece (advertised as `Ferry-Part-Size`).
+    fn part_plaintext_len(&self, _max_plaintext_len: u64) -> Option<u64> {
+        None
+    }
 }
 
 /// Sequential writer of one object.
@@ -151,6 +158,21 @@ pub trait ObjectReader: Send {
     fn read_exact_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), StoreError>;
 }
 
+/// Connects to the S3 store of `config.store` after checking its URL and that its region is on
+/// the EEA allowlist; the bucket itself is not checked yet (see [`s3::S3Store::check_location`]).
+pub async fn connect_s3(config: &Config) -> Result<s3::S3Store, StoreError> {
+    let location = s3::S3Location::parse(&config.store)?;
+    let allowlist = s3::residency::EeaAllowlist::new(&config.eea_regions);
+    if !allowlist.extra().is_empty() {
+        tracing::warn!(
+            regions = ?allowlist.extra(),
+            "FERRY_EEA_REGIONS: the operator declares these store regions to be inside the EEA"
+        );
+    }
+    allowlist.check_region(&location.region)?;
+    s3::S3Store::connect(location, config).await
+}
+
 /// Opens the store named by `config.store`: `file://DIR`, or `s3://BUCKET?region=…` after
 /// checking that the region is on the EEA allowlist and that the bucket really is there.
 pub async fn open(config: &Config) -> Result<Arc<dyn ObjectStore>, StoreError> {
@@ -159,16 +181,7 @@ pub async fn open(config: &Config) -> Result<Arc<dyn ObjectStore>, StoreError> {
         return Ok(Arc::new(disk::DiskStore::open(dir)?));
     }
     if url.starts_with("s3://") {
-        let location = s3::S3Location::parse(url)?;
-        let allowlist = s3::residency::EeaAllowlist::new(&config.eea_regions);
-        if !allowlist.extra().is_empty() {
-            tracing::warn!(
-                regions = ?allowlist.extra(),
-                "FERRY_EEA_REGIONS: the operator declares these store regions to be inside the EEA"
-            );
-        }
-        allowlist.check_region(&location.region)?;
-        let store = s3::S3Store::connect(location, config).await?;
+        let store = connect_s3(config).await?;
         store.check_location().await?;
         return Ok(Arc::new(store));
     }

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::UNFINISHED_TTL;
 use super::error::TusError;
-use super::ingest::Snapshot;
+use super::ingest::{FreeCheckpoint, Snapshot};
 use super::pipeline::Pipeline;
 use crate::db::DbError;
 use crate::db::uploads::Progress;
@@ -44,13 +44,29 @@ impl Committer {
         Ok(())
     }
 
-    /// Starts a checkpoint whose sync overlaps with further appends.
+    /// Starts a checkpoint of everything absorbed so far whose sync overlaps with further
+    /// appends.
     pub(super) async fn commit_in_background(
         &mut self,
         pipeline: &mut Pipeline,
     ) -> Result<(), TusError> {
         self.settle().await?;
-        let (snapshot, syncer) = pipeline.run(|ingest| ingest.snapshot_for_sync()).await?;
+        let checkpoint = pipeline.run(|ingest| ingest.snapshot_for_sync()).await?;
+        self.start_background(checkpoint);
+        Ok(())
+    }
+
+    /// Commits a free checkpoint (an S3 part boundary) in the background, unless a later
+    /// commit already covers it.
+    pub(super) async fn commit_free(&mut self, checkpoint: FreeCheckpoint) -> Result<(), TusError> {
+        self.settle().await?;
+        if checkpoint.0.offset > self.committed {
+            self.start_background(checkpoint);
+        }
+        Ok(())
+    }
+
+    fn start_background(&mut self, (mut snapshot, syncer): FreeCheckpoint) {
         let (state, tenant_id, id, length, from) = (
             self.state.clone(),
             self.tenant_id,
@@ -60,7 +76,7 @@ impl Committer {
         );
         let offset = snapshot.offset;
         let task = tokio::spawn(async move {
-            tokio::task::spawn_blocking(move || syncer.sync())
+            snapshot.store_state = tokio::task::spawn_blocking(move || syncer.sync())
                 .await
                 .map_err(|e| TusError::Storage(e.to_string()))?
                 .map_err(|e| TusError::Storage(e.to_string()))?;
@@ -69,7 +85,6 @@ impl Committer {
                 .map(|_| ())
         });
         self.background = Some((offset, task));
-        Ok(())
     }
 
     /// Syncs and commits everything absorbed so far; returns the new abandonment time.
@@ -114,6 +129,7 @@ async fn save(
                 length,
                 hash_state: &snapshot.hash_state,
                 sealed_tail: snapshot.sealed_tail.as_deref(),
+                store_state: snapshot.store_state.as_deref(),
                 expires_at,
             },
         )

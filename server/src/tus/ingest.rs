@@ -8,7 +8,7 @@
 use crate::crypto::CryptoError;
 use crate::crypto::segment::{SEGMENT_PLAINTEXT, STORED_SEGMENT_MAX, SegmentCipher};
 use crate::hash::{HashStateError, TreeHasher};
-use crate::store::{ObjectStore, ObjectSyncer, ObjectWriter, StoreError};
+use crate::store::{ObjectStore, ObjectSyncer, ObjectWriter, StoreError, StoreState, WriteFrom};
 use uuid::Uuid;
 
 /// Failures inside the pipeline; all of them leave the last committed state intact.
@@ -33,6 +33,24 @@ pub struct Snapshot {
     pub hash_state: Vec<u8>,
     /// The sealed partial segment, if there is one.
     pub sealed_tail: Option<Vec<u8>>,
+    /// The store's state for the stored segments (filled in once they are durable).
+    pub store_state: StoreState,
+}
+
+/// A checkpoint that became available for free (an S3 part boundary): its snapshot, and the
+/// syncer that makes it durable.
+pub type FreeCheckpoint = (Snapshot, Box<dyn ObjectSyncer>);
+
+/// Where an upload resumes: its committed state.
+pub struct Resume<'a> {
+    /// Encoded hash state.
+    pub hash_state: &'a [u8],
+    /// The sealed partial segment, if any.
+    pub sealed_tail: Option<&'a [u8]>,
+    /// The store's state, if any.
+    pub store_state: Option<&'a [u8]>,
+    /// The largest plaintext length the upload may reach.
+    pub max_plaintext_len: u64,
 }
 
 /// One upload's pipeline state between batches.
@@ -42,6 +60,10 @@ pub struct Ingest {
     tail: Vec<u8>,
     sealed: Vec<u8>,
     writer: Box<dyn ObjectWriter>,
+    /// Segments between free checkpoints, if the store has them.
+    free_every: Option<u64>,
+    /// The latest free checkpoint not yet taken by the committer.
+    free: Option<FreeCheckpoint>,
 }
 
 impl Ingest {
@@ -50,22 +72,40 @@ impl Ingest {
         store: &dyn ObjectStore,
         file_id: Uuid,
         cipher: SegmentCipher,
-        hash_state: &[u8],
-        sealed_tail: Option<&[u8]>,
+        from: &Resume<'_>,
     ) -> Result<Self, IngestError> {
-        let hasher = TreeHasher::from_bytes(hash_state)?;
+        let hasher = TreeHasher::from_bytes(from.hash_state)?;
         let mut tail = Vec::with_capacity(SEGMENT_PLAINTEXT);
-        if let Some(sealed) = sealed_tail {
+        if let Some(sealed) = from.sealed_tail {
             tail.extend_from_slice(&cipher.open_tail(hasher.segments(), sealed)?);
         }
-        let writer = store.open_writer(file_id, hasher.segments() * STORED_SEGMENT_MAX as u64)?;
+        let writer = store.open_writer(
+            file_id,
+            WriteFrom {
+                stored_offset: hasher.segments() * STORED_SEGMENT_MAX as u64,
+                max_plaintext_len: from.max_plaintext_len,
+                state: from.store_state,
+            },
+        )?;
         Ok(Ingest {
             cipher,
             hasher,
             tail,
             sealed: Vec::new(),
+            free_every: writer.free_checkpoint_every(),
             writer,
+            free: None,
         })
+    }
+
+    /// Takes the latest free checkpoint reached, if any.
+    pub fn take_free_checkpoint(&mut self) -> Option<FreeCheckpoint> {
+        self.free.take()
+    }
+
+    /// Whether the store offers free checkpoints (then byte-count checkpoints are not used).
+    pub fn has_free_checkpoints(&self) -> bool {
+        self.free_every.is_some()
     }
 
     /// Plaintext bytes absorbed so far (committed or not).
@@ -99,24 +139,51 @@ impl Ingest {
         Ok(())
     }
 
+    /// Seals a full segment; at a free checkpoint (the tail is empty there: the segment
+    /// came from the data or from a completed tail) hands the sealed bytes to the store and
+    /// notes the checkpoint.
     fn seal_full(&mut self, segment: &[u8]) -> Result<(), IngestError> {
         let index = self.hasher.segments();
         self.hasher.push_segment(segment)?;
         self.cipher
             .seal_into(index, false, segment, &mut self.sealed)?;
+        if self
+            .free_every
+            .is_some_and(|k| self.hasher.segments().is_multiple_of(k))
+        {
+            self.writer.append(&self.sealed)?;
+            self.sealed.clear();
+            let syncer = self.writer.syncer()?;
+            self.free = Some((self.snapshot_of_segments()?, syncer));
+        }
         Ok(())
     }
 
     /// Makes the appended segments durable and describes the state to commit.
     pub fn checkpoint(&mut self) -> Result<Snapshot, IngestError> {
-        self.writer.sync()?;
-        self.snapshot()
+        let store_state = self.writer.sync()?;
+        // Anything noted before is older than this.
+        self.free = None;
+        Ok(Snapshot {
+            store_state,
+            ..self.snapshot()?
+        })
     }
 
     /// Describes the state to commit once `syncer` (taken now) has made it durable; appends
     /// may go on meanwhile.
-    pub fn snapshot_for_sync(&mut self) -> Result<(Snapshot, Box<dyn ObjectSyncer>), IngestError> {
+    pub fn snapshot_for_sync(&mut self) -> Result<FreeCheckpoint, IngestError> {
         Ok((self.snapshot()?, self.writer.syncer()?))
+    }
+
+    /// The state covering exactly the full segments sealed so far (no tail).
+    fn snapshot_of_segments(&self) -> Result<Snapshot, IngestError> {
+        Ok(Snapshot {
+            offset: self.hasher.segments() * SEGMENT_PLAINTEXT as u64,
+            hash_state: self.hasher.to_bytes(),
+            sealed_tail: None,
+            store_state: None,
+        })
     }
 
     fn snapshot(&self) -> Result<Snapshot, IngestError> {
@@ -129,6 +196,7 @@ impl Ingest {
             offset: self.offset(),
             hash_state: self.hasher.to_bytes(),
             sealed_tail,
+            store_state: None,
         })
     }
 

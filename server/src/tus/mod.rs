@@ -11,7 +11,8 @@ mod pipeline;
 mod upload;
 
 pub use upload::{
-    CreateRequest, PatchOutcome, PatchRequest, TusError, create, terminate, upload_expiry, write,
+    CreateRequest, PatchOutcome, PatchRequest, TusError, create, max_upload_len, terminate,
+    upload_expiry, write,
 };
 
 /// The protocol version spoken.

@@ -4,7 +4,7 @@
 
 use tokio::task::JoinHandle;
 
-use super::ingest::{Ingest, IngestError};
+use super::ingest::{FreeCheckpoint, Ingest, IngestError};
 use super::upload::TusError;
 
 /// Plaintext handed to the pipeline per step.
@@ -17,11 +17,17 @@ pub(super) struct Pipeline {
     in_flight: Option<InFlight>,
     filling: Vec<u8>,
     spare: Vec<u8>,
+    /// Whether the store offers free checkpoints.
+    has_free_checkpoints: bool,
+    /// The latest free checkpoint the absorbed batches reached.
+    free: Option<FreeCheckpoint>,
 }
 
 impl Pipeline {
     pub(super) fn new(ingest: Ingest) -> Self {
         Pipeline {
+            has_free_checkpoints: ingest.has_free_checkpoints(),
+            free: None,
             ingest: Some(ingest),
             in_flight: None,
             filling: Vec::with_capacity(BATCH),
@@ -32,8 +38,11 @@ impl Pipeline {
     /// Waits for the batch being absorbed, if any.
     async fn settle(&mut self) -> Result<(), TusError> {
         if let Some(handle) = self.in_flight.take() {
-            let (ingest, mut buffer, result) =
+            let (mut ingest, mut buffer, result) =
                 handle.await.map_err(|e| TusError::Storage(e.to_string()))?;
+            if let Some(free) = ingest.take_free_checkpoint() {
+                self.free = Some(free);
+            }
             self.ingest = Some(ingest);
             buffer.clear();
             self.spare = buffer;
@@ -60,6 +69,18 @@ impl Pipeline {
         Ok(())
     }
 
+    /// Whether the store offers free checkpoints (S3 part boundaries); byte-count
+    /// checkpoints are used otherwise.
+    pub(super) fn has_free_checkpoints(&self) -> bool {
+        self.has_free_checkpoints
+    }
+
+    /// Takes the latest free checkpoint reached by the batches absorbed so far.
+    pub(super) fn take_free_checkpoint(&mut self) -> Option<FreeCheckpoint> {
+        self.free.take()
+    }
+
+    /// Adds body bytes; full batches go to the blocking side.
     pub(super) async fn push(&mut self, mut bytes: &[u8]) -> Result<(), TusError> {
         while !bytes.is_empty() {
             let take = (BATCH - self.filling.len()).min(bytes.len());

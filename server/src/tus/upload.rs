@@ -19,7 +19,7 @@ use super::UNFINISHED_TTL;
 use super::checksum::ExpectedChecksum;
 use super::commit::Committer;
 pub use super::error::TusError;
-use super::ingest::Ingest;
+use super::ingest::{Ingest, Resume};
 use super::metadata::Metadata;
 use super::pipeline::Pipeline;
 use crate::auth::Caller;
@@ -73,11 +73,20 @@ pub fn upload_expiry(row: &UploadRow) -> Option<OffsetDateTime> {
     }
 }
 
+/// The largest upload accepted: the configured maximum, or less if the store cannot hold it
+/// (S3: 10,000 parts of at most 5 GiB).
+pub fn max_upload_len(state: &AppState) -> u64 {
+    state
+        .config
+        .tus_max_size
+        .min(state.store.max_plaintext_len())
+}
+
 fn check_length(state: &AppState, length: u64) -> Result<(), TusError> {
-    if length > state.config.tus_max_size {
+    let max = max_upload_len(state);
+    if length > max {
         return Err(TusError::TooLarge(format!(
-            "Upload-Length {length} exceeds the maximum of {} bytes",
-            state.config.tus_max_size
+            "Upload-Length {length} exceeds the maximum of {max} bytes"
         )));
     }
     Ok(())
@@ -181,13 +190,19 @@ where
     let store = state.store.clone();
     let hash_state = row.hash_state.clone().unwrap_or_default();
     let sealed_tail = row.sealed_tail.clone();
+    let store_state = row.store_state.clone();
+    let max_plaintext_len = length.unwrap_or_else(|| max_upload_len(state));
     let ingest = tokio::task::spawn_blocking(move || {
         Ingest::resume(
             store.as_ref(),
             id,
             cipher,
-            &hash_state,
-            sealed_tail.as_deref(),
+            &Resume {
+                hash_state: &hash_state,
+                sealed_tail: sealed_tail.as_deref(),
+                store_state: store_state.as_deref(),
+                max_plaintext_len,
+            },
         )
     })
     .await
@@ -322,8 +337,14 @@ where
             checksum.update(&bytes);
         }
         pipeline.push(&bytes).await?;
-        if request.checksum.is_none() && start + received - committer.checkpointed() >= COMMIT_EVERY
-        {
+        if request.checksum.is_some() {
+            continue;
+        }
+        if pipeline.has_free_checkpoints() {
+            if let Some(checkpoint) = pipeline.take_free_checkpoint() {
+                committer.commit_free(checkpoint).await?;
+            }
+        } else if start + received - committer.checkpointed() >= COMMIT_EVERY {
             committer.commit_in_background(pipeline).await?;
         }
     }

@@ -150,6 +150,7 @@ async fn times_and_large_numbers_round_trip_alike(db: &Db) -> Result<()> {
         length: Some(u64::from(u32::MAX) * 3),
         hash_state: &[0; 1024],
         sealed_tail: Some(&[0xff; 65_536 + 28]),
+        store_state: Some(br#"{"upload_id":"x"}"#),
         expires_at: datetime!(2031-12-31 23:59:59.123456789 UTC),
     };
     db.save_progress(t.0, id, 0, &precise).await?;
@@ -158,6 +159,10 @@ async fn times_and_large_numbers_round_trip_alike(db: &Db) -> Result<()> {
     assert_eq!(row.length, Some(u64::from(u32::MAX) * 3));
     assert_eq!(row.hash_state.map(|h| h.len()), Some(1024));
     assert_eq!(row.sealed_tail.as_deref(), Some(&[0xff; 65_536 + 28][..]));
+    assert_eq!(
+        row.store_state.as_deref(),
+        Some(&br#"{"upload_id":"x"}"#[..])
+    );
     assert_eq!(
         row.expires_at,
         Some(datetime!(2031-12-31 23:59:59.123456 UTC))

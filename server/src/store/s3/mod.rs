@@ -1,10 +1,28 @@
-//! `s3://BUCKET?endpoint=…&region=…`: the S3 backend's configuration, EEA residency and part
-//! plan. The multipart writer and ranged reader come with the rest of issue 3; until then
-//! [`crate::store::open`] validates an S3 URL fully (syntax, EEA region) and then says plainly
-//! that this build cannot use it.
+//! `s3://BUCKET?endpoint=…&region=…`: one object per file in an S3 bucket inside the EEA,
+//! written by multipart upload (`writer`), read by ranged GETs (`reader`). The object's key is
+//! the file id; unfinished uploads keep small pending pieces under `pending/<file id>/`.
 
+pub mod admin;
+mod client;
 pub mod plan;
+mod reader;
 pub mod residency;
+pub mod state;
+mod writer;
+
+use std::future::Future;
+use std::io::Write as _;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::primitives::{ByteStream, Length};
+use uuid::Uuid;
+
+use crate::config::Config;
+use crate::store::{ObjectReader, ObjectStore, ObjectWriter, StoreError, WriteFrom};
+pub use client::build as build_client;
 
 /// Where objects live in S3, parsed from `FERRY_STORE`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,6 +122,312 @@ impl S3Location {
             endpoint,
             region,
         })
+    }
+}
+
+/// The bucket and what every request on it needs; shared by the store, its writers and readers.
+pub(crate) struct Bucket {
+    client: Client,
+    name: String,
+    /// The runtime the blocking store methods run their requests on.
+    runtime: tokio::runtime::Handle,
+    /// Where writers spool the part being filled.
+    spool_dir: PathBuf,
+}
+
+/// Prefix of an upload's pending pieces.
+fn pending_prefix(file_id: Uuid) -> String {
+    format!("pending/{file_id}/")
+}
+
+impl Bucket {
+    /// Runs a request from a blocking thread (the store's methods are called from
+    /// `spawn_blocking`, never from async code).
+    fn block_on<F: Future>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future)
+    }
+
+    fn object_key(&self, file_id: Uuid) -> String {
+        file_id.to_string()
+    }
+
+    /// Appends object `key` (of `len` bytes) to `out`.
+    fn read_object_into(
+        &self,
+        key: &str,
+        len: u64,
+        out: &mut std::fs::File,
+    ) -> Result<(), StoreError> {
+        self.block_on(async {
+            let answer = self
+                .client
+                .get_object()
+                .bucket(&self.name)
+                .key(key)
+                .send()
+                .await
+                .map_err(|e| client::remote(format_args!("GetObject {key}"), e))?;
+            let mut body = answer.body;
+            let mut read = 0u64;
+            while let Some(chunk) = body.next().await {
+                let chunk =
+                    chunk.map_err(|e| StoreError::Remote(format!("GetObject {key}: {e}")))?;
+                read += chunk.len() as u64;
+                out.write_all(&chunk)?;
+            }
+            if read != len {
+                return Err(StoreError::State(format!(
+                    "pending piece {key} holds {read} bytes, the saved state says {len}"
+                )));
+            }
+            Ok(())
+        })
+    }
+
+    /// Uploads a local file as object `key` in one PUT.
+    fn put_file(&self, key: &str, path: &Path, len: u64) -> Result<(), StoreError> {
+        self.block_on(async {
+            let body = ByteStream::read_from()
+                .path(path)
+                .length(Length::Exact(len))
+                .build()
+                .await
+                .map_err(|e| StoreError::Remote(format!("reading {}: {e}", path.display())))?;
+            self.client
+                .put_object()
+                .bucket(&self.name)
+                .key(key)
+                .content_length(i64::try_from(len).unwrap_or(i64::MAX))
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| client::remote(format_args!("PutObject {key}"), e))?;
+            Ok(())
+        })
+    }
+
+    /// The length of object `key`, `None` if it does not exist.
+    fn object_len(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        let answer = self.block_on(self.client.head_object().bucket(&self.name).key(key).send());
+        match answer {
+            Ok(head) => Ok(head.content_length().and_then(|l| u64::try_from(l).ok())),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
+            Err(e) => Err(client::remote(format_args!("HeadObject {key}"), e)),
+        }
+    }
+
+    /// Keys under `prefix`.
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let mut keys = Vec::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.name)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page =
+                page.map_err(|e| client::remote(format_args!("ListObjectsV2 {prefix}"), e))?;
+            keys.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(str::to_owned)),
+            );
+        }
+        Ok(keys)
+    }
+
+    /// Deletes, in the background, the pending pieces of `file_id` that belong to parts before
+    /// `part` (they are in full parts now, or the object is complete). Best effort: the
+    /// bucket's lifecycle rule removes anything left.
+    fn forget_pieces_before(self: &Arc<Self>, file_id: Uuid, part: u64) {
+        let bucket = self.clone();
+        self.runtime.spawn(async move {
+            let prefix = pending_prefix(file_id);
+            let keys = match bucket.list(&prefix).await {
+                Ok(keys) => keys,
+                Err(e) => {
+                    tracing::warn!(file = %file_id, error = %e, "could not list pending pieces");
+                    return;
+                }
+            };
+            for key in keys {
+                let piece_part = key
+                    .strip_prefix(&prefix)
+                    .and_then(|name| name.get(..5))
+                    .and_then(|n| n.parse::<u64>().ok());
+                if piece_part.is_some_and(|p| p < part)
+                    && let Err(e) = bucket
+                        .client
+                        .delete_object()
+                        .bucket(&bucket.name)
+                        .key(&key)
+                        .send()
+                        .await
+                {
+                    tracing::warn!(key, error = %client::remote("DeleteObject", e), "could not delete a pending piece");
+                }
+            }
+        });
+    }
+}
+
+/// Objects in an S3 bucket inside the EEA.
+pub struct S3Store {
+    bucket: Arc<Bucket>,
+    location: S3Location,
+}
+
+impl S3Store {
+    /// Connects to the bucket of `location` (nothing is sent yet) and prepares the local
+    /// spool directory, clearing what a previous run left there.
+    pub async fn connect(location: S3Location, config: &Config) -> Result<Self, StoreError> {
+        let client = client::build(&location, config.s3_credentials.as_ref()).await;
+        let spool_dir = config.data_dir.join("spool");
+        if spool_dir.exists() {
+            // Spools are scratch space for parts being filled; after a restart their
+            // contents are either in the store already or will be sent again by the client.
+            std::fs::remove_dir_all(&spool_dir)?;
+        }
+        std::fs::create_dir_all(&spool_dir)?;
+        Ok(S3Store {
+            bucket: Arc::new(Bucket {
+                client,
+                name: location.bucket.clone(),
+                runtime: tokio::runtime::Handle::current(),
+                spool_dir,
+            }),
+            location,
+        })
+    }
+
+    /// The S3 client, for the `ferry store` commands.
+    pub fn client(&self) -> &Client {
+        &self.bucket.client
+    }
+
+    /// Where the store is.
+    pub fn location(&self) -> &S3Location {
+        &self.location
+    }
+
+    /// Refuses a bucket that does not exist, cannot be reached, or is located elsewhere than
+    /// the configured region.
+    pub async fn check_location(&self) -> Result<(), StoreError> {
+        let bucket = &self.location.bucket;
+        let region = &self.location.region;
+        let answer = self
+            .bucket
+            .client
+            .get_bucket_location()
+            .bucket(bucket)
+            .send()
+            .await;
+        match answer {
+            Ok(out) => Ok(residency::check_bucket_location(
+                bucket,
+                out.location_constraint().map(|c| c.as_str()),
+                region,
+            )?),
+            Err(e) => Err(match client::error_code(&e) {
+                Some("NoSuchBucket") => StoreError::Remote(format!(
+                    "bucket {bucket:?} does not exist (create it in {region}, then start Ferry)"
+                )),
+                Some(
+                    code @ ("AuthorizationHeaderMalformed"
+                    | "PermanentRedirect"
+                    | "IllegalLocationConstraintException"),
+                ) => StoreError::Residency(residency::ResidencyError::BucketElsewhere {
+                    bucket: bucket.clone(),
+                    actual: format!("another region (the store answered {code})"),
+                    configured: region.clone(),
+                }),
+                _ => client::remote(
+                    format_args!("checking where bucket {bucket:?} is (GetBucketLocation)"),
+                    e,
+                ),
+            }),
+        }
+    }
+}
+
+impl ObjectStore for S3Store {
+    fn open_writer(
+        &self,
+        file: Uuid,
+        from: WriteFrom<'_>,
+    ) -> Result<Box<dyn ObjectWriter>, StoreError> {
+        Ok(Box::new(writer::S3Writer::open(
+            self.bucket.clone(),
+            file,
+            from,
+        )?))
+    }
+
+    fn open_reader(
+        &self,
+        file: Uuid,
+        expected: Range<u64>,
+    ) -> Result<Box<dyn ObjectReader>, StoreError> {
+        Ok(Box::new(reader::S3Reader::new(
+            self.bucket.clone(),
+            self.bucket.object_key(file),
+            expected,
+        )))
+    }
+
+    fn delete(&self, file: Uuid) -> Result<(), StoreError> {
+        let bucket = &self.bucket;
+        let key = bucket.object_key(file);
+        bucket.block_on(async {
+            let mut doomed = bucket.list(&pending_prefix(file)).await?;
+            doomed.push(key.clone());
+            for k in doomed {
+                bucket
+                    .client
+                    .delete_object()
+                    .bucket(&bucket.name)
+                    .key(&k)
+                    .send()
+                    .await
+                    .map_err(|e| client::remote(format_args!("DeleteObject {k}"), e))?;
+            }
+            let uploads = bucket
+                .client
+                .list_multipart_uploads()
+                .bucket(&bucket.name)
+                .prefix(&key)
+                .send()
+                .await
+                .map_err(|e| client::remote(format_args!("ListMultipartUploads {key}"), e))?;
+            for upload in uploads.uploads() {
+                if let (Some(k), Some(id)) = (upload.key(), upload.upload_id())
+                    && k == key
+                {
+                    bucket
+                        .client
+                        .abort_multipart_upload()
+                        .bucket(&bucket.name)
+                        .key(k)
+                        .upload_id(id)
+                        .send()
+                        .await
+                        .map_err(|e| client::remote(format_args!("AbortMultipartUpload {k}"), e))?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn max_plaintext_len(&self) -> u64 {
+        plan::PartPlan::max_plaintext_len()
+    }
+
+    fn part_plaintext_len(&self, max_plaintext_len: u64) -> Option<u64> {
+        plan::PartPlan::for_len(max_plaintext_len)
+            .ok()
+            .map(|p| p.segments_per_part() * crate::crypto::segment::SEGMENT_PLAINTEXT as u64)
     }
 }
 
