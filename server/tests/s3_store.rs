@@ -229,3 +229,111 @@ async fn a_stale_state_is_refused_instead_of_corrupting() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_small_commits_on_fresh_writers_never_burn_a_part_number() -> Result<()> {
+    let garage = tokio::task::spawn_blocking(Garage::start).await??;
+    let data = tempfile::tempdir()?;
+    let s3 = s3_store(&garage, &data).await?;
+    let file = Uuid::new_v4();
+    let total = 2 * PART + 12_345;
+    // 9 MiB commits, each from a new writer (a new PATCH, possibly on another instance),
+    // and each followed by bytes a broken connection loses.
+    let chunk = 9 << 20;
+    let mut offset = 0u64;
+    let mut state: Option<Vec<u8>> = None;
+    while offset < total {
+        let len = chunk.min(total - offset);
+        let last = offset + len == total;
+        let (s3, saved) = (s3.clone(), state.clone());
+        state = blocking(move || {
+            let mut w = s3.open_writer(
+                file,
+                WriteFrom {
+                    stored_offset: offset,
+                    max_plaintext_len: 10 << 30,
+                    state: saved.as_deref(),
+                },
+            )?;
+            w.append(&pattern(offset, len))?;
+            if last {
+                w.finish()?;
+                return Ok(None);
+            }
+            let state = w.sync()?;
+            w.append(&pattern(offset + len, 65_564))?; // never committed
+            Ok(state)
+        })
+        .await?;
+        offset += len;
+    }
+
+    let s3_client = raw_client(&garage).await?;
+    let key = file.to_string();
+    let head = s3_client
+        .head_object()
+        .bucket(garage.bucket())
+        .key(&key)
+        .send()
+        .await?;
+    ensure!(head.content_length() == Some(total as i64));
+    let etag = head
+        .e_tag()
+        .unwrap_or_default()
+        .trim_matches('"')
+        .to_owned();
+    ensure!(etag.ends_with("-3"), "three parts, not more: ETag {etag}");
+    for (number, expected) in [(1, PART), (2, PART), (3, total - 2 * PART)] {
+        let part = s3_client
+            .head_object()
+            .bucket(garage.bucket())
+            .key(&key)
+            .part_number(number)
+            .send()
+            .await?;
+        ensure!(
+            part.content_length() == Some(expected as i64),
+            "part {number}: {:?} bytes, expected {expected}",
+            part.content_length()
+        );
+    }
+    let got = blocking(move || {
+        let mut r = s3.open_reader(file, 0..total)?;
+        let mut buf = vec![0; total as usize];
+        r.read_exact_at(0, &mut buf)?;
+        Ok(buf)
+    })
+    .await?;
+    ensure!(
+        got == pattern(0, total),
+        "the object differs from what was written"
+    );
+    // Completed: no pending piece is left behind.
+    let left = s3_client
+        .list_objects_v2()
+        .bucket(garage.bucket())
+        .prefix("pending/")
+        .send()
+        .await?;
+    // Deletion of pieces runs in the background; give it a moment by polling.
+    let mut remaining = left.contents().len();
+    for _ in 0..50 {
+        if remaining == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        remaining = s3_client
+            .list_objects_v2()
+            .bucket(garage.bucket())
+            .prefix("pending/")
+            .send()
+            .await?
+            .contents()
+            .len();
+    }
+    ensure!(
+        remaining == 0,
+        "{remaining} pending pieces left after completion"
+    );
+    Ok(())
+}
