@@ -82,7 +82,7 @@ pub async fn open(config: Config, public_url: String) -> Result<AppState, Startu
         .map_err(io(format!("creating {}", config.data_dir.display())))?;
     let master_key = master_key(&config)?;
     let db = Db::connect(&config.database_url).await?;
-    let store = store::open(&config.store, &config.eea_regions)?;
+    let store = store::open(&config).await?;
     let public_url = config.public_url.clone().unwrap_or(public_url);
     Ok(AppState {
         db,

@@ -135,6 +135,9 @@ pub(crate) struct Bucket {
     spool_dir: PathBuf,
 }
 
+/// Read size when streaming a spool file to the store (the SDK's default is 64 KiB).
+const SPOOL_READ_BUFFER: usize = 512 * 1024;
+
 /// Prefix of an upload's pending pieces.
 fn pending_prefix(file_id: Uuid) -> String {
     format!("pending/{file_id}/")
@@ -188,6 +191,7 @@ impl Bucket {
     fn put_file(&self, key: &str, path: &Path, len: u64) -> Result<(), StoreError> {
         self.block_on(async {
             let body = ByteStream::read_from()
+                .buffer_size(SPOOL_READ_BUFFER)
                 .path(path)
                 .length(Length::Exact(len))
                 .build()

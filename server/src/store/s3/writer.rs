@@ -22,7 +22,7 @@ use uuid::Uuid;
 use super::client::{error_code, remote};
 use super::plan::PartPlan;
 use super::state::{MultipartState, PendingPiece};
-use super::{Bucket, pending_prefix};
+use super::{Bucket, SPOOL_READ_BUFFER, pending_prefix};
 use crate::store::{ObjectSyncer, ObjectWriter, StoreError, StoreState, WriteFrom};
 
 /// A part upload that both the writer and checkpoint syncers can wait for; yields the ETag.
@@ -223,6 +223,7 @@ impl S3Writer {
         let (offset, len, path) = (spool.covered, spool.len - spool.covered, spool.path.clone());
         bucket.block_on(async {
             let body = ByteStream::read_from()
+                .buffer_size(SPOOL_READ_BUFFER)
                 .path(&path)
                 .offset(offset)
                 .length(Length::Exact(len))
@@ -267,6 +268,7 @@ async fn upload_part(
 ) -> Result<String, StoreError> {
     let what = format_args!("UploadPart {number} of {key}").to_string();
     let body = ByteStream::read_from()
+        .buffer_size(SPOOL_READ_BUFFER)
         .path(path)
         .build()
         .await
