@@ -11,9 +11,10 @@ use tokio::net::TcpListener;
 use crate::config::Config;
 use crate::crypto::CryptoError;
 use crate::crypto::keys::MasterKey;
-use crate::db::{Db, DbError};
+use crate::db::{Backend, Db, DbError};
 use crate::state::AppState;
 use crate::store::{self, StoreError};
+use crate::tus::lease::LeaseError;
 use crate::tus::locks::UploadLocks;
 
 /// Why the service could not start; each names what to fix.
@@ -25,6 +26,9 @@ pub enum StartupError {
     /// The object store could not be opened.
     #[error("object store: {0}")]
     Store(#[from] StoreError),
+    /// The cross-instance upload lease (PostgreSQL only) could not be set up.
+    #[error("upload lease: {0}")]
+    Lease(#[from] LeaseError),
     /// The master key is malformed.
     #[error("FERRY_MASTER_KEY: {0}")]
     MasterKey(#[from] CryptoError),
@@ -83,6 +87,11 @@ pub async fn open(config: Config, public_url: String) -> Result<AppState, Startu
     let master_key = master_key(&config)?;
     let db = Db::connect(&config.database_url).await?;
     let store = store::open(&config).await?;
+    // Instances sharing a PostgreSQL database also need one writer per upload between them.
+    let locks = match db.backend() {
+        Backend::Postgres => UploadLocks::with_postgres_lease(&config.database_url).await?,
+        Backend::Sqlite => UploadLocks::in_process(),
+    };
     let public_url = config.public_url.clone().unwrap_or(public_url);
     Ok(AppState {
         db,
@@ -90,7 +99,7 @@ pub async fn open(config: Config, public_url: String) -> Result<AppState, Startu
         master_key: Arc::new(master_key),
         public_url: Arc::from(public_url.trim_end_matches('/')),
         config: Arc::new(config),
-        locks: UploadLocks::default(),
+        locks,
     })
 }
 

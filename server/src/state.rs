@@ -11,7 +11,7 @@ use crate::db::Db;
 use crate::store::ObjectStore;
 use crate::tus::locks::UploadLocks;
 
-/// Database, store, keys, configuration and the in-process upload locks.
+/// Database, store, keys, configuration and the upload locks.
 #[derive(Clone)]
 pub struct AppState {
     /// Database pool.
@@ -22,7 +22,7 @@ pub struct AppState {
     pub master_key: Arc<MasterKey>,
     /// Resolved configuration.
     pub config: Arc<Config>,
-    /// One writer per upload.
+    /// One writer per upload: in this process, and across instances on PostgreSQL.
     pub locks: UploadLocks,
     /// Base of public links (configured, or the bound address).
     pub public_url: Arc<str>,

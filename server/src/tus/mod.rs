@@ -5,6 +5,7 @@ pub mod checksum;
 mod commit;
 mod error;
 pub mod ingest;
+pub mod lease;
 pub mod locks;
 pub mod metadata;
 mod pipeline;
