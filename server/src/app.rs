@@ -25,7 +25,7 @@ pub enum StartupError {
     Db(#[from] DbError),
     /// The object store could not be opened.
     #[error("object store: {0}")]
-    Store(#[from] StoreError),
+    Store(StoreError),
     /// The cross-instance upload lease (PostgreSQL only) could not be set up.
     #[error("upload lease: {0}")]
     Lease(#[from] LeaseError),
@@ -40,6 +40,14 @@ pub enum StartupError {
         /// The cause.
         source: std::io::Error,
     },
+}
+
+// Not `#[from]`: that would also make the store error the source, and reports that print
+// the chain would say it twice.
+impl From<StoreError> for StartupError {
+    fn from(e: StoreError) -> Self {
+        StartupError::Store(e)
+    }
 }
 
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartupError {

@@ -1,6 +1,8 @@
 //! The tus protocol against a real server: the happy paths of every extension and every
 //! kind of bad input, which must get a clear error and leave the upload intact. Every
-//! scenario runs twice, on SQLite and on PostgreSQL (`NAME::sqlite`, `NAME::postgres`).
+//! scenario runs three times: on SQLite with the disk store (`NAME::sqlite`), on PostgreSQL
+//! with the disk store (`NAME::postgres`), and on PostgreSQL with the S3 store on a real
+//! Garage (`NAME::postgres_garage`).
 
 mod common;
 
@@ -8,7 +10,7 @@ use anyhow::Result;
 use common::{TestServer, b64, error_code, file_id, header_u64, location, random_bytes};
 use reqwest::{Method, StatusCode};
 
-common::on_both_backends!(
+common::on_every_backend!(
     options_advertises_extensions_and_limits,
     resumes_across_patches_that_split_segments,
     creation_with_upload_and_deferred_length,
@@ -291,10 +293,18 @@ async fn termination_shreds_the_upload(server: TestServer) -> Result<()> {
         StatusCode::NO_CONTENT
     );
     let id = file_id(&url)?;
-    assert!(server.object_path(id).exists());
+    assert!(
+        server.store_holds_anything_of(id).await?,
+        "the acknowledged bytes are in the store ({:?})",
+        server.stack
+    );
     let response = server.tus(Method::DELETE, &url).send().await?;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
-    assert!(!server.object_path(id).exists(), "object deleted");
+    assert!(
+        !server.store_holds_anything_of(id).await?,
+        "object deleted, with anything an unfinished upload left ({:?})",
+        server.stack
+    );
     assert!(
         server
             .state

@@ -82,10 +82,21 @@ pub struct Tenant {
 
 /// Create a tenant in the data directory `data_dir` through the CLI.
 pub fn create_tenant(data_dir: &Path, name: &str) -> Result<Tenant> {
+    create_tenant_with_env(data_dir, &[], name)
+}
+
+/// Create a tenant through the CLI with `FERRY_DATA_DIR=data_dir` and the extra variables
+/// `env` (a server's `FERRY_DATABASE_URL`, for one).
+pub fn create_tenant_with_env(
+    data_dir: &Path,
+    env: &[(String, String)],
+    name: &str,
+) -> Result<Tenant> {
     let bin = ferry_bin()?;
     let out = Command::new(&bin)
         .args(["tenant", "create", name, "--json"])
         .env("FERRY_DATA_DIR", data_dir)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(Stdio::null())
         .output()
         .with_context(|| format!("cannot run {} tenant create", bin.display()))?;

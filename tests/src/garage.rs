@@ -8,10 +8,17 @@
 //!
 //! Everything here blocks (child processes and plain TCP, no async runtime and no
 //! `reqwest::blocking`), so it may be called from inside a tokio test as well.
+//!
+//! Garage never outlives the test process, even when its `Garage` is never dropped (a
+//! process-wide shared instance in a `static`, or a test binary that aborts): each Garage
+//! process starts under a small shell watchdog that holds the read end of a pipe whose only
+//! write end is in this `Garage`. The kernel closes that write end when the `Garage` is dropped
+//! or the test process exits however it exits; the watchdog then sees end-of-file, SIGKILLs
+//! Garage and removes its directory.
 
 use std::fmt::Write as _;
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{PipeReader, PipeWriter, Read, Seek, SeekFrom, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -53,9 +60,37 @@ pub struct Garage {
     bucket: String,
     child: Option<Child>,
     generation: u32,
+    /// Read end of the lifeline: each Garage process's watchdog waits for end-of-file on it.
+    lifeline_reader: PipeReader,
+    /// The lifeline's only write end (close-on-exec, so no other child inherits it).
+    _lifeline: PipeWriter,
     // Last, so it is removed after the child is killed.
     dir: TempDir,
 }
+
+/// Runs as `sh -c WATCHDOG watchdog DIR GARAGE ARGS…` with the lifeline as stdin. The shell
+/// forks a watcher that holds the lifeline, then becomes Garage itself (`exec`), so the
+/// harness's `Child` is Garage (SIGTERM/SIGKILL reach it directly) and `$$` is Garage's pid.
+/// When the lifeline reaches end-of-file (the `Garage` was dropped, or the test process is
+/// gone), the watcher kills Garage if that pid is still a Garage, waits for it to die (at most
+/// 5 s) and removes its directory.
+const WATCHDOG: &str = r#"dir=$1; shift
+exec 3<&0 </dev/null
+(
+  while read -r _ <&3; do :; done
+  exec 3<&-
+  if [ "$(cat /proc/$$/comm 2>/dev/null)" = garage ]; then
+    kill -KILL $$ 2>/dev/null
+    i=0
+    while [ $i -lt 50 ] && kill -0 $$ 2>/dev/null && ! grep -q '^State:[[:space:]]*Z' /proc/$$/status 2>/dev/null; do
+      sleep 0.1
+      i=$((i + 1))
+    done
+  fi
+  rm -rf "$dir"
+) &
+exec "$@" 3<&-
+"#;
 
 impl Garage {
     /// Start a fresh single-node Garage and wait until it serves S3: layout applied, key
@@ -83,6 +118,8 @@ impl Garage {
             .context("cannot create a temporary directory for Garage")?;
         let [rpc_port, s3_port, admin_port] = free_ports()?;
         let config = dir.path().join("garage.toml");
+        let (lifeline_reader, lifeline) =
+            std::io::pipe().context("cannot create the watchdog's pipe")?;
         fs::write(
             &config,
             config_toml(dir.path(), rpc_port, s3_port, admin_port),
@@ -99,6 +136,8 @@ impl Garage {
             bucket: DEFAULT_BUCKET.to_string(),
             child: None,
             generation: 0,
+            lifeline_reader,
+            _lifeline: lifeline,
             dir,
         };
         garage.spawn()?;
@@ -215,6 +254,11 @@ impl Garage {
         self.stop()?;
         self.spawn()?;
         self.wait_ready().map_err(|e| self.with_log(e))
+    }
+
+    /// The Garage process's id while it runs (started and not stopped).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// Whether the Garage child process is running.
@@ -357,7 +401,16 @@ impl Garage {
             .append(true)
             .open(&self.log)
             .with_context(|| format!("cannot open {}", self.log.display()))?;
-        let child = Command::new(&self.bin)
+        let lifeline = self
+            .lifeline_reader
+            .try_clone()
+            .context("cannot clone the watchdog's pipe")?;
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(WATCHDOG)
+            .arg("ferry-garage-watchdog")
+            .arg(self.dir.path())
+            .arg(&self.bin)
             .arg("-c")
             .arg(&self.config)
             .arg("server")
@@ -365,7 +418,7 @@ impl Garage {
                 "RUST_LOG",
                 std::env::var("FERRY_GARAGE_LOG").unwrap_or_else(|_| "garage=info".into()),
             )
-            .stdin(Stdio::null())
+            .stdin(Stdio::from(lifeline))
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()

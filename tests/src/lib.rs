@@ -16,7 +16,11 @@
 //! - `files`: random source files, BLAKE3, and recipient downloads;
 //! - `clients`: the real tus clients ([`TusClient`], [`run_client`], [`spawn_client`]);
 //! - `browser`: a recipient in headless Chromium ([`open_share_in_browser`]);
-//! - `garage`: a real single-node Garage S3 store for the S3 backend ([`Garage`]).
+//! - `garage`: a real single-node Garage S3 store for the S3 backend ([`Garage`]);
+//! - `postgres`: a scratch PostgreSQL database for several instances ([`ScratchDb`]);
+//! - `stack`: PostgreSQL + Garage + one master key for several instances ([`S3Stack`]);
+//! - `tus`: raw streamed PATCHes a test can pause or cut at a chosen byte
+//!   ([`start_patch`], [`patch_expect_204`]).
 
 mod api;
 mod browser;
@@ -24,7 +28,10 @@ mod cli;
 mod clients;
 mod files;
 mod garage;
+mod postgres;
 mod server;
+mod stack;
+mod tus;
 
 pub use api::{
     Api, FileInfo, Share, ShareFile, TUS_VERSION, TusHead, base64, file_id_from_url, http_client,
@@ -32,7 +39,7 @@ pub use api::{
 pub use browser::{
     BrowserDownload, BrowserVisit, ConsoleMessage, browser_dir, chromium, open_share_in_browser,
 };
-pub use cli::{Tenant, create_tenant, ferry_bin};
+pub use cli::{Tenant, create_tenant, create_tenant_with_env, ferry_bin};
 pub use clients::{
     ClientUpload, RunningClient, TusClient, clients_dir, ensure_client_tools, python, run_client,
     spawn_client,
@@ -42,4 +49,7 @@ pub use files::{
     random_file,
 };
 pub use garage::{GARAGE_REGION, GARAGE_VERSION, Garage, garage_bin};
-pub use server::Server;
+pub use postgres::{DEFAULT_POSTGRES_ADMIN_URL, ScratchDb};
+pub use server::{Refusal, Server, serve_refusal};
+pub use stack::S3Stack;
+pub use tus::{PatchOutcome, StreamingPatch, patch_expect_204, start_patch};

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 
 use crate::api::{Api, http_client};
-use crate::cli::{Tenant, create_tenant, ferry_bin};
+use crate::cli::{Tenant, create_tenant_with_env, ferry_bin};
 
 /// How long a server may take to print its listening line and then answer `/healthz`.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -92,9 +92,10 @@ impl Server {
         }
     }
 
-    /// Create a tenant in this server's data directory.
+    /// Create a tenant in this server's data directory and database (the CLI runs with the
+    /// server's environment).
     pub fn create_tenant(&self, name: &str) -> Result<Tenant> {
-        create_tenant(&self.data_dir, name)
+        create_tenant_with_env(&self.data_dir, &self.env, name)
     }
 
     /// An API client for this server authenticated as `tenant`.
@@ -287,6 +288,101 @@ impl Server {
             thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// How a `ferry serve` that was expected to refuse to start ended (see [`serve_refusal`]).
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    /// Its exit status, as text (`exit status: 1`).
+    pub status: String,
+    /// Whether it exited with status 0.
+    pub success: bool,
+    /// Everything it printed on stdout.
+    pub stdout: String,
+    /// Everything it printed on stderr.
+    pub stderr: String,
+}
+
+/// Run `ferry serve` with `FERRY_DATA_DIR=data_dir`, `FERRY_LISTEN=127.0.0.1:0` and `env`,
+/// expecting it to refuse to start: returns how it exited. Fails if it is still running after
+/// `timeout`, or if it printed its listening line (it started although it should not have);
+/// either way the process is killed.
+pub fn serve_refusal(
+    data_dir: impl AsRef<Path>,
+    env: &[(&str, &str)],
+    timeout: Duration,
+) -> Result<Refusal> {
+    let data_dir = data_dir.as_ref();
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let bin = ferry_bin()?;
+    let mut child = Command::new(&bin)
+        .arg("serve")
+        .env("FERRY_DATA_DIR", data_dir)
+        .env("FERRY_LISTEN", "127.0.0.1:0")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot start {} serve", bin.display()))?;
+    let stdout = child
+        .stdout
+        .take()
+        .map(|p| thread::spawn(move || read_all(p)));
+    let stderr = child
+        .stderr
+        .take()
+        .map(|p| thread::spawn(move || read_all(p)));
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    let joined = |reader: Option<thread::JoinHandle<String>>| match reader {
+        Some(reader) => reader
+            .join()
+            .map_err(|_| anyhow!("an output reader panicked")),
+        None => Ok(String::new()),
+    };
+    let stdout = joined(stdout)?;
+    let stderr = joined(stderr)?;
+    let Some(status) = status else {
+        bail!(
+            "ferry serve was still running after {timeout:?}, although it should have refused \
+             to start\nstdout:\n{stdout}\nstderr:\n{stderr}"
+        );
+    };
+    if stdout
+        .lines()
+        .chain(stderr.lines())
+        .any(|l| listening_url(l).is_some())
+    {
+        bail!(
+            "ferry serve started listening ({status}), although it should have refused to \
+             start\nstdout:\n{stdout}\nstderr:\n{stderr}"
+        );
+    }
+    Ok(Refusal {
+        status: status.to_string(),
+        success: status.success(),
+        stdout,
+        stderr,
+    })
+}
+
+/// Everything a pipe yields until it closes, as (lossy) text.
+fn read_all(mut pipe: impl std::io::Read) -> String {
+    let mut bytes = Vec::new();
+    let _ = pipe.read_to_end(&mut bytes);
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 impl Drop for Server {

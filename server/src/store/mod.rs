@@ -27,7 +27,7 @@ pub enum StoreError {
     #[error("store I/O: {0}")]
     Io(#[from] std::io::Error),
     /// The remote store (S3) refused or could not be reached; the message says which request.
-    #[error("object store: {0}")]
+    #[error("{0}")]
     Remote(String),
     /// The store's saved state for an upload does not match the upload (not retryable).
     #[error("object store state: {0}")]

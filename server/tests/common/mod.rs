@@ -1,10 +1,13 @@
 //! A real Ferry server on a loopback port, in this test process, with a fresh data
-//! directory and a fresh database (SQLite in the data directory, or a scratch PostgreSQL
-//! database), and helpers that speak tus over real HTTP.
+//! directory, a fresh database (SQLite in the data directory, or a scratch PostgreSQL
+//! database) and a fresh store (the data directory's `objects/`, or a fresh bucket of a real
+//! Garage shared by the test binary), and helpers that speak tus over real HTTP and look at
+//! what the store holds.
 
 #![allow(dead_code, missing_docs)]
 
 pub mod postgres;
+pub mod s3;
 
 use std::time::Duration;
 
@@ -21,9 +24,32 @@ use tokio::net::TcpListener;
 use uuid::Uuid;
 
 use postgres::ScratchDb;
+use s3::TestBucket;
 
 /// Feeds a streamed request body piece by piece.
 pub type BodySender = tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>;
+
+/// Where a test server keeps its rows and its objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stack {
+    /// SQLite in the data directory, objects on local disk (the default configuration).
+    SqliteDisk,
+    /// A scratch PostgreSQL database, objects on local disk.
+    PostgresDisk,
+    /// A scratch PostgreSQL database, objects in a fresh bucket of the test binary's Garage
+    /// (`FERRY_STORE=s3://…`, region eu-central-1): the production path.
+    PostgresGarage,
+}
+
+impl Stack {
+    /// The database backend of this stack.
+    pub fn backend(self) -> Backend {
+        match self {
+            Stack::SqliteDisk => Backend::Sqlite,
+            Stack::PostgresDisk | Stack::PostgresGarage => Backend::Postgres,
+        }
+    }
+}
 
 pub struct TestServer {
     pub base: String,
@@ -33,39 +59,60 @@ pub struct TestServer {
     pub tenant_id: Uuid,
     pub data: TempDir,
     pub backend: Backend,
+    pub stack: Stack,
+    /// The S3 bucket of a `PostgresGarage` server.
+    pub bucket: Option<TestBucket>,
     /// The PostgreSQL database, dropped with the server (declared last: dropped last).
     scratch: Option<ScratchDb>,
 }
 
-/// Turns each scenario `async fn NAME(server: TestServer) -> Result<()>` into two tests,
-/// `NAME::sqlite` and `NAME::postgres`, each on a fresh server with that database.
-macro_rules! on_both_backends {
+/// Turns each scenario `async fn NAME(server: TestServer) -> Result<()>` into three tests,
+/// each on a fresh server: `NAME::sqlite` (SQLite, disk store), `NAME::postgres`
+/// (PostgreSQL, disk store) and `NAME::postgres_garage` (PostgreSQL, S3 store on Garage; on a
+/// multi-threaded runtime, like the `ferry` binary, since the S3 store's blocking calls drive
+/// requests on the runtime).
+macro_rules! on_every_backend {
     ($($scenario:ident),+ $(,)?) => {$(
         mod $scenario {
-            use $crate::common::{Backend, TestServer};
+            use $crate::common::{Stack, TestServer};
 
             #[tokio::test]
             async fn sqlite() -> anyhow::Result<()> {
-                super::$scenario(TestServer::start_on(Backend::Sqlite).await?).await
+                super::$scenario(TestServer::start_with(Stack::SqliteDisk).await?).await
             }
 
             #[tokio::test]
             async fn postgres() -> anyhow::Result<()> {
-                super::$scenario(TestServer::start_on(Backend::Postgres).await?).await
+                super::$scenario(TestServer::start_with(Stack::PostgresDisk).await?).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres_garage() -> anyhow::Result<()> {
+                super::$scenario(TestServer::start_with(Stack::PostgresGarage).await?).await
             }
         }
     )+};
 }
-pub(crate) use on_both_backends;
+pub(crate) use on_every_backend;
 
 impl TestServer {
-    /// A server on SQLite (the default configuration).
+    /// A server on SQLite and the disk store (the default configuration).
     pub async fn start() -> Result<Self> {
-        Self::start_on(Backend::Sqlite).await
+        Self::start_with(Stack::SqliteDisk).await
     }
 
-    /// A server on `backend`; for PostgreSQL, on a database of its own.
+    /// A server on `backend` and the disk store; for PostgreSQL, on a database of its own.
     pub async fn start_on(backend: Backend) -> Result<Self> {
+        Self::start_with(match backend {
+            Backend::Sqlite => Stack::SqliteDisk,
+            Backend::Postgres => Stack::PostgresDisk,
+        })
+        .await
+    }
+
+    /// A server on `stack`: PostgreSQL on a database of its own, S3 on a bucket of its own.
+    pub async fn start_with(stack: Stack) -> Result<Self> {
+        let backend = stack.backend();
         let data = tempfile::tempdir()?;
         let data_dir = data.path().to_string_lossy().into_owned();
         let master = MasterKey::generate()?.to_base64();
@@ -73,13 +120,23 @@ impl TestServer {
             Backend::Sqlite => None,
             Backend::Postgres => Some(ScratchDb::create().await?),
         };
-        // None leaves the default, `sqlite://DATA/ferry.db`.
+        let bucket = match stack {
+            Stack::PostgresGarage => Some(TestBucket::create().await?),
+            Stack::SqliteDisk | Stack::PostgresDisk => None,
+        };
+        // None leaves the defaults: `sqlite://DATA/ferry.db`, `file://DATA/objects`.
         let database_url = scratch.as_ref().map(|db| db.url.clone());
+        let store = bucket.as_ref().map(|b| b.store_url.clone());
+        let access_key_id = bucket.as_ref().map(|b| b.access_key_id.clone());
+        let secret_access_key = bucket.as_ref().map(|b| b.secret_access_key.clone());
         let config = Config::from_sources(|key| match key {
             "FERRY_DATA_DIR" => Some(data_dir.clone()),
             "FERRY_LISTEN" => Some("127.0.0.1:0".to_owned()),
             "FERRY_MASTER_KEY" => Some(master.clone()),
             "FERRY_DATABASE_URL" => database_url.clone(),
+            "FERRY_STORE" => store.clone(),
+            "AWS_ACCESS_KEY_ID" => access_key_id.clone(),
+            "AWS_SECRET_ACCESS_KEY" => secret_access_key.clone(),
             _ => None,
         })?;
         let listener = TcpListener::bind(config.listen).await?;
@@ -120,6 +177,8 @@ impl TestServer {
             tenant_id,
             data,
             backend,
+            stack,
+            bucket,
             scratch,
         })
     }
@@ -261,6 +320,55 @@ impl TestServer {
     pub fn object_path(&self, id: Uuid) -> std::path::PathBuf {
         let name = id.simple().to_string();
         self.data.path().join("objects").join(&name[..2]).join(name)
+    }
+
+    /// The stored (encrypted) object of a completed file, whole, from whichever store.
+    pub async fn read_object(&self, id: Uuid) -> Result<Vec<u8>> {
+        match &self.bucket {
+            Some(bucket) => bucket.read_object(id).await,
+            None => {
+                let path = self.object_path(id);
+                std::fs::read(&path).with_context(|| format!("reading {}", path.display()))
+            }
+        }
+    }
+
+    /// Replaces the stored object of a completed file (to damage or truncate it).
+    pub async fn write_object(&self, id: Uuid, bytes: &[u8]) -> Result<()> {
+        match &self.bucket {
+            Some(bucket) => bucket.write_object(id, bytes).await,
+            None => {
+                let path = self.object_path(id);
+                std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))
+            }
+        }
+    }
+
+    /// Everything the store holds of file `id`, named and with its contents: on disk its
+    /// object file (if any); in S3 every object whose key names the file (its object, its
+    /// pending pieces).
+    pub async fn stored_blobs_of(&self, id: Uuid) -> Result<Vec<(String, Vec<u8>)>> {
+        match &self.bucket {
+            Some(bucket) => bucket.objects_of(id).await,
+            None => {
+                let path = self.object_path(id);
+                if !path.exists() {
+                    return Ok(Vec::new());
+                }
+                let bytes =
+                    std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+                Ok(vec![(path.display().to_string(), bytes)])
+            }
+        }
+    }
+
+    /// Whether the store holds anything of file `id`: on disk its object file; in S3 its
+    /// object, a pending piece or a multipart upload in progress.
+    pub async fn store_holds_anything_of(&self, id: Uuid) -> Result<bool> {
+        match &self.bucket {
+            Some(bucket) => bucket.holds_anything_of(id).await,
+            None => Ok(self.object_path(id).exists()),
+        }
     }
 }
 

@@ -1,0 +1,249 @@
+//! The object store fails under an upload; nothing acknowledged is lost and nothing is claimed
+//! that the store does not hold. One `ferry serve` on PostgreSQL + Garage (S3).
+//!
+//! `garage_stopped_under_a_patch`: a 150 MiB + 999 B upload streams in one PATCH and pauses at
+//! 100 MiB + 12,345 B (inside the second 64 MiB part) until the server has committed it (HEAD
+//! shows exactly that offset: the whole first part plus a pending piece and a sealed tail);
+//! then Garage is stopped and the body goes on. The PATCH must fail retryably (503, or a cut
+//! connection), HEAD (which reads only the database) must still show exactly the committed
+//! offset — nothing after it could be made durable — and a new PATCH must fail with 503 too
+//! while Garage is down, moving nothing. Garage restarts; the client resumes from HEAD's
+//! offset and finishes; the download is byte-identical (BLAKE3).
+//!
+//! `garage_killed_with_parts_in_flight`: a 200 MiB + 4,321 B upload streams at full speed;
+//! Garage is SIGKILLed once 140 MiB were sent (a part upload or pending piece may be in
+//! flight). The PATCH fails retryably; HEAD never exceeds what was sent nor goes below an
+//! offset HEAD showed before; after Garage's restart the client resumes from HEAD, finishes,
+//! and the download is byte-identical — which proves that the offset HEAD showed was durable
+//! in the store.
+
+use std::path::Path;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, ensure};
+use ferry_e2e::{
+    Api, PatchOutcome, S3Stack, Server, download_and_compare, file_id_from_url, patch_expect_204,
+    random_file, start_patch,
+};
+
+const MIB: u64 = 1 << 20;
+
+/// HEAD: 200 with `Upload-Length: size`; returns the offset.
+fn head_offset(api: &Api, upload_url: &str, size: u64) -> Result<u64> {
+    let head = api.tus_head(upload_url)?;
+    ensure!(
+        head.status == 200 && head.length == Some(size),
+        "HEAD {upload_url} answered {} with Upload-Length {:?} (expected 200 with {size})",
+        head.status,
+        head.length
+    );
+    head.offset
+        .ok_or_else(|| anyhow!("HEAD {upload_url} has no Upload-Offset"))
+}
+
+/// A PATCH that the store's failure must have failed: a 503 (Ferry's answer to a store
+/// failure, which tus clients retry) or a connection cut mid-body. Returns a description.
+fn retryable_failure(outcome: Result<PatchOutcome>, what: &str) -> Result<String> {
+    match outcome {
+        Err(e) => Ok(format!("transport error: {e:#}")),
+        Ok(o) => {
+            ensure!(
+                o.status == 503,
+                "{what}: answered {} with Upload-Offset {:?} (expected 503 or a cut \
+                 connection, since the store was down): {}",
+                o.status,
+                o.offset,
+                o.body
+            );
+            Ok(format!("503: {}", o.body))
+        }
+    }
+}
+
+/// Shares the finished file and checks the API's view and a full download against `source`.
+fn check_complete(
+    api: &Api,
+    upload_url: &str,
+    source: &Path,
+    size: u64,
+    blake3: &str,
+) -> Result<()> {
+    let id = file_id_from_url(upload_url)?;
+    let info = api.file(&id)?;
+    ensure!(
+        info.state == "complete" && info.offset == size && info.blake3.as_deref() == Some(blake3),
+        "GET /api/v1/files/{id}: {info:?}, source {size} B, blake3 {blake3}"
+    );
+    let share = api.create_share(&[&id], &["a@x.eu"], None)?;
+    let got = download_and_compare(&share.file_url(&id), source)?;
+    ensure!(
+        got.blake3 == blake3 && got.bytes == size,
+        "download: {} B with BLAKE3 {}, the source has {size} B and {blake3}",
+        got.bytes,
+        got.blake3
+    );
+    Ok(())
+}
+
+fn explain(result: Result<()>, stack: &S3Stack, server: &Server) -> Result<()> {
+    if result.is_err() {
+        eprintln!("{}", server.log_tail());
+        eprintln!("{}", stack.garage.log_tail());
+    }
+    result
+}
+
+#[test]
+fn garage_stopped_under_a_patch() -> Result<()> {
+    let mut stack = S3Stack::start()?;
+    let server = stack.start_instance("one")?;
+    let result = stopped_under_a_patch(&mut stack, &server);
+    explain(result, &stack, &server)
+}
+
+fn stopped_under_a_patch(stack: &mut S3Stack, server: &Server) -> Result<()> {
+    const SIZE: u64 = 150 * MIB + 999;
+    let tenant = server.create_tenant("acme")?;
+    let api = server.api(&tenant)?;
+    let source = random_file(stack.dir(), "fault.bin", SIZE)?;
+    eprintln!(
+        "source: {SIZE} B, rng seed {}, blake3 {}",
+        source.seed, source.blake3
+    );
+    let upload_url = api.tus_create(SIZE, "fault.bin")?;
+
+    // The body pauses inside the second part; the server commits what it got (1 s idle).
+    let pause = 100 * MIB + 12_345;
+    let patch = start_patch(&api, &upload_url, &source.path, 0, SIZE, Some(pause))?;
+    patch.wait_paused(Duration::from_secs(300))?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let committed = loop {
+        let offset = head_offset(&api, &upload_url, SIZE)?;
+        if offset == pause || Instant::now() > deadline {
+            break offset;
+        }
+        thread::sleep(Duration::from_millis(50));
+    };
+    ensure!(
+        committed == pause,
+        "with the body paused at {pause} for 20 s, HEAD says {committed}: a stalled PATCH on \
+         the S3 store does not commit what arrived"
+    );
+
+    // The store goes away; the body goes on.
+    stack.garage.stop()?;
+    let sent_before = patch.sent();
+    let outcome = patch.join_within(Duration::from_secs(120));
+    let failure = retryable_failure(outcome, "the PATCH that outlived Garage")?;
+    eprintln!("PATCH with Garage stopped after {sent_before} B: {failure}");
+
+    // HEAD reads the database only: it answers while the store is down, and nothing past the
+    // last commit can have become durable.
+    let offset = head_offset(&api, &upload_url, SIZE)?;
+    ensure!(
+        offset == committed,
+        "with Garage down, HEAD says {offset}; the last commit before Garage stopped was at \
+         {committed}, and nothing could be made durable since"
+    );
+
+    // A new PATCH while the store is down fails, and moves nothing.
+    let attempt = start_patch(&api, &upload_url, &source.path, offset, MIB + 7, None)?
+        .join_within(Duration::from_secs(120));
+    let failure = retryable_failure(attempt, "a PATCH while Garage is down")?;
+    eprintln!("PATCH while Garage is down: {failure}");
+    let still = head_offset(&api, &upload_url, SIZE)?;
+    ensure!(
+        still == offset,
+        "a PATCH that failed while Garage was down moved the offset from {offset} to {still}"
+    );
+
+    // The store is back: resume from HEAD and finish.
+    stack.garage.restart()?;
+    let resume = head_offset(&api, &upload_url, SIZE)?;
+    ensure!(
+        resume == offset,
+        "HEAD after Garage's restart says {resume}, before it {offset}"
+    );
+    patch_expect_204(
+        &api,
+        &upload_url,
+        &source.path,
+        resume,
+        SIZE - resume,
+        Duration::from_secs(30),
+    )
+    .context("resuming after Garage's restart")?;
+    check_complete(&api, &upload_url, &source.path, SIZE, &source.blake3)
+}
+
+#[test]
+fn garage_killed_with_parts_in_flight() -> Result<()> {
+    let mut stack = S3Stack::start()?;
+    let server = stack.start_instance("one")?;
+    let result = killed_with_parts_in_flight(&mut stack, &server);
+    explain(result, &stack, &server)
+}
+
+fn killed_with_parts_in_flight(stack: &mut S3Stack, server: &Server) -> Result<()> {
+    const SIZE: u64 = 200 * MIB + 4_321;
+    let tenant = server.create_tenant("acme")?;
+    let api = server.api(&tenant)?;
+    let source = random_file(stack.dir(), "crash.bin", SIZE)?;
+    eprintln!(
+        "source: {SIZE} B, rng seed {}, blake3 {}",
+        source.seed, source.blake3
+    );
+    let upload_url = api.tus_create(SIZE, "crash.bin")?;
+
+    // Full speed; HEAD is polled along the way (every offset it shows is acknowledged).
+    let mut seen = 0;
+    let patch = start_patch(&api, &upload_url, &source.path, 0, SIZE, None)?;
+    let mut last_poll = Instant::now();
+    patch.wait_sent(140 * MIB, Duration::from_secs(300), || {
+        if last_poll.elapsed() >= Duration::from_millis(20) {
+            last_poll = Instant::now();
+            let offset = head_offset(&api, &upload_url, SIZE)?;
+            ensure!(
+                offset >= seen,
+                "HEAD went back from {seen} to {offset} during the PATCH"
+            );
+            seen = offset;
+        }
+        Ok(())
+    })?;
+    stack.garage.kill()?;
+    let sent = patch.sent();
+    let outcome = patch.join_within(Duration::from_secs(120));
+    let failure = retryable_failure(outcome, "the PATCH during which Garage was killed")?;
+    let offset = head_offset(&api, &upload_url, SIZE)?;
+    eprintln!(
+        "Garage killed after {sent} B sent (HEAD had shown {seen}); PATCH: {failure}; HEAD: \
+         {offset}"
+    );
+    ensure!(
+        offset <= sent,
+        "HEAD says {offset}, but at most {sent} bytes were sent"
+    );
+    ensure!(
+        offset >= seen,
+        "HEAD says {offset}, below {seen} which it showed before Garage was killed"
+    );
+
+    stack.garage.restart()?;
+    let resume = head_offset(&api, &upload_url, SIZE)?;
+    ensure!(
+        resume == offset,
+        "HEAD after Garage's restart says {resume}, before it {offset}"
+    );
+    patch_expect_204(
+        &api,
+        &upload_url,
+        &source.path,
+        resume,
+        SIZE - resume,
+        Duration::from_secs(30),
+    )
+    .context("resuming after Garage's restart")?;
+    check_complete(&api, &upload_url, &source.path, SIZE, &source.blake3)
+}
