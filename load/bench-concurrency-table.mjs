@@ -142,7 +142,7 @@ for (const scenario of scenarios) {
   for (const t of targets.filter((t) => stats[t].raw)) {
     const s = stats[t];
     out.push(
-      `| ${t} (sequential multipart PUT, ${s.parts} × ${fmt(s.partSize / MiB)} MiB; one GET) | ${fmt(s.upBest)} / ${fmt(s.upMed)} | ${fmt(s.downBest)} / ${fmt(s.downMed)} | | ${s.verified ? "verified" : "MISMATCH"} | | S3 server: ${fmt(s.rss)} / - / ${fmt(s.hwm)} | |`,
+      `| ${t} (sequential multipart PUT, ${s.parts} part(s) of ≤ ${fmt(s.partSize / MiB)} MiB; one GET) | ${fmt(s.upBest)} / ${fmt(s.upMed)} | ${fmt(s.downBest)} / ${fmt(s.downMed)} | | ${s.verified ? "verified" : "MISMATCH"} | | S3 server: ${fmt(s.rss)} / - / ${fmt(s.hwm)} | |`,
     );
     for (const server of servers) {
       const a = stats[server];

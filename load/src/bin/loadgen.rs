@@ -342,8 +342,13 @@ impl Sampler {
         });
         (sampler, task)
     }
+    /// Reads a sample now, and counts it for the current phase (a phase shorter than the
+    /// sampling interval still gets one sample).
     fn read(&self) -> Option<ProcSample> {
-        ProcSample::read(&self.pid).ok()
+        let sample = ProcSample::read(&self.pid).ok()?;
+        let phase = self.phase.load(Ordering::Relaxed).min(1);
+        self.max_rss_kib[phase].fetch_max(sample.rss_kib, Ordering::Relaxed);
+        Some(sample)
     }
 }
 

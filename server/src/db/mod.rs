@@ -93,6 +93,40 @@ macro_rules! on_pool {
 }
 pub(crate) use on_pool;
 
+/// Starting a transaction that will write. SQLite's default (deferred) transaction that reads
+/// first and writes later fails at once with `SQLITE_BUSY` when another connection wrote in
+/// between (WAL cannot upgrade a stale read snapshot, and the busy timeout does not apply);
+/// `BEGIN IMMEDIATE` takes the write lock up front and waits for it instead. PostgreSQL's row
+/// locks need nothing special.
+pub(crate) trait BeginWrite {
+    /// The backend.
+    type Database: sqlx::Database;
+    /// Begins a transaction that holds the right to write from its first statement.
+    fn begin_write(
+        &self,
+    ) -> impl Future<Output = Result<sqlx::Transaction<'static, Self::Database>, sqlx::Error>> + Send;
+}
+
+impl BeginWrite for sqlx::SqlitePool {
+    type Database = sqlx::Sqlite;
+    fn begin_write(
+        &self,
+    ) -> impl Future<Output = Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error>> + Send
+    {
+        self.begin_with("BEGIN IMMEDIATE")
+    }
+}
+
+impl BeginWrite for sqlx::PgPool {
+    type Database = sqlx::Postgres;
+    fn begin_write(
+        &self,
+    ) -> impl Future<Output = Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error>> + Send
+    {
+        self.begin()
+    }
+}
+
 /// A connection pool with the schema applied.
 #[derive(Clone, Debug)]
 pub struct Db {

@@ -3,6 +3,7 @@
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::BeginWrite as _;
 use super::{Db, DbError, found, now, on_pool, stored_time, unique_as_conflict};
 
 /// Everything needed to create a share in one transaction.
@@ -107,7 +108,7 @@ impl Db {
         let recipient_sql = "INSERT INTO share_recipients (share_id, email) VALUES ($1, $2)
                              ON CONFLICT DO NOTHING";
         let files = on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let mut files = Vec::with_capacity(new.files.len());
             for file in new.files {
                 let row: Option<FileWithState> = sqlx::query_as(file_sql)

@@ -6,6 +6,7 @@
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::BeginWrite as _;
 use super::{Db, DbError, found, guarded_update, now, on_pool, stored_time};
 
 /// Lifecycle of an upload.
@@ -169,7 +170,7 @@ impl Db {
                       VALUES ($1, $2, $3, $4, 0, $5, $6, 'uploading', $7, $8, $8, $9)";
         let key = "INSERT INTO file_keys (upload_id, tenant_id, wrapped_dek) VALUES ($1, $2, $3)";
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query(upload)
                 .bind(new.id)
                 .bind(new.tenant_id)
@@ -282,7 +283,7 @@ impl Db {
                              sealed_tail = NULL, store_state = NULL, updated_at = $1
                          WHERE id = $2 AND tenant_id = $3";
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query(shred)
                 .bind(id)
                 .bind(tenant_id)
