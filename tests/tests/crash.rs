@@ -10,19 +10,14 @@
 //! `real_clients_resume_by_themselves_across_kill_9` kills the server under tuspy and
 //! tus-js-client and lets their own retry logic resume.
 
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use ferry_e2e::{
-    Api, ClientUpload, Server, SourceFile, TUS_VERSION, TusClient, download_and_compare,
-    file_id_from_url, random_file, spawn_client,
+    Api, ClientUpload, Server, SourceFile, TusClient, download_and_compare, file_id_from_url,
+    random_file, spawn_client, start_patch,
 };
 
 const MIB: u64 = 1 << 20;
@@ -38,128 +33,6 @@ enum Kill {
     /// Kill the server as soon as this absolute offset has been handed to the HTTP client,
     /// with bytes still flowing.
     Flowing(u64),
-}
-
-/// The body of a PATCH: the file from some offset, counting what has been handed over and
-/// optionally pausing at a given count until told to go on.
-struct BodyReader {
-    file: File,
-    left: u64,
-    sent: Arc<AtomicU64>,
-    pause_at: Option<u64>,
-    paused: Sender<()>,
-    resume: Receiver<()>,
-}
-
-impl Read for BodyReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let sent = self.sent.load(Ordering::SeqCst);
-        if self.pause_at == Some(sent) {
-            self.pause_at = None;
-            let _ = self.paused.send(());
-            // Wait for the harness to kill the server; never hang the test forever.
-            let _ = self.resume.recv_timeout(Duration::from_secs(120));
-        }
-        let mut want = (buf.len() as u64).min(self.left);
-        if let Some(p) = self.pause_at {
-            want = want.min(p - sent);
-        }
-        if want == 0 {
-            return Ok(0);
-        }
-        let n = self.file.read(&mut buf[..want as usize])?;
-        self.left -= n as u64;
-        self.sent.fetch_add(n as u64, Ordering::SeqCst);
-        Ok(n)
-    }
-}
-
-/// What a PATCH came back with.
-#[derive(Debug)]
-struct PatchResponse {
-    status: u16,
-    offset: Option<u64>,
-    body: String,
-}
-
-/// A PATCH running on its own thread.
-struct RunningPatch {
-    start: u64,
-    len: u64,
-    sent: Arc<AtomicU64>,
-    paused: Receiver<()>,
-    resume: Sender<()>,
-    handle: thread::JoinHandle<Result<PatchResponse>>,
-}
-
-impl RunningPatch {
-    /// Bytes handed to the HTTP client so far: an upper bound of what the server received.
-    fn sent(&self) -> u64 {
-        self.sent.load(Ordering::SeqCst)
-    }
-
-    fn join(self) -> Result<PatchResponse> {
-        let _ = self.resume.send(());
-        self.handle
-            .join()
-            .map_err(|_| anyhow!("the PATCH thread panicked"))?
-    }
-}
-
-/// Start `PATCH upload_url` with `len` bytes of `source` from `start`, streaming.
-fn start_patch(
-    api: &Api,
-    upload_url: &str,
-    source: &Path,
-    start: u64,
-    len: u64,
-    pause_at: Option<u64>,
-) -> Result<RunningPatch> {
-    let mut file = File::open(source)?;
-    file.seek(SeekFrom::Start(start))?;
-    let sent = Arc::new(AtomicU64::new(0));
-    let (paused_tx, paused_rx) = mpsc::channel();
-    let (resume_tx, resume_rx) = mpsc::channel();
-    let reader = BodyReader {
-        file,
-        left: len,
-        sent: Arc::clone(&sent),
-        pause_at,
-        paused: paused_tx,
-        resume: resume_rx,
-    };
-    let request = api
-        .http()
-        .patch(upload_url)
-        .header("Authorization", api.bearer())
-        .header("Tus-Resumable", TUS_VERSION)
-        .header("Upload-Offset", start.to_string())
-        .header("Content-Type", "application/offset+octet-stream")
-        .body(reqwest::blocking::Body::sized(reader, len));
-    let what = format!("PATCH {upload_url} (Upload-Offset: {start}, Content-Length: {len})");
-    let handle = thread::spawn(move || -> Result<PatchResponse> {
-        let resp = request.send().with_context(|| what.clone())?;
-        let status = resp.status().as_u16();
-        let offset = resp
-            .headers()
-            .get("upload-offset")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok());
-        let body = resp.text().unwrap_or_default();
-        Ok(PatchResponse {
-            status,
-            offset,
-            body,
-        })
-    });
-    Ok(RunningPatch {
-        start,
-        len,
-        sent,
-        paused: paused_rx,
-        resume: resume_tx,
-        handle,
-    })
 }
 
 /// The upload's progress as the client knows it.
@@ -240,29 +113,15 @@ fn interrupted_patch(
         SIZE - start,
         pause.then_some(rel),
     )?;
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        let reached = if pause {
-            patch.paused.try_recv().is_ok()
-        } else {
-            patch.sent() >= rel
-        };
-        if reached {
-            break;
-        }
-        if patch.handle.is_finished() {
-            let sent = patch.sent();
-            let outcome = patch.join();
-            bail!(
-                "{kill:?}: the PATCH from {start} ended after {sent} bytes, before the kill \
-                 point: {outcome:?}"
-            );
-        }
-        ensure!(
-            Instant::now() < deadline,
-            "{kill:?}: the kill point was not reached in time"
-        );
-        thread::sleep(Duration::from_micros(200));
+    let timeout = Duration::from_secs(300);
+    let reached = if pause {
+        patch.wait_paused(timeout)
+    } else {
+        patch.wait_sent(rel, timeout, || Ok(()))
+    };
+    if let Err(e) = reached {
+        let outcome = patch.join();
+        bail!("{kill:?}: the kill point was not reached: {e:#}; the PATCH: {outcome:?}");
     }
     if pause {
         // Let the server take in what is in flight, so the kill lands while it holds a
@@ -270,8 +129,8 @@ fn interrupted_patch(
         thread::sleep(Duration::from_millis(300));
     }
     server.kill9()?;
-    let sent_upper = patch.start + patch.sent();
-    let len = patch.len;
+    let sent_upper = patch.start() + patch.sent();
+    let len = patch.len();
     let outcome = patch.join();
     // The server died mid-body, so the PATCH cannot have succeeded.
     if let Ok(resp) = &outcome {

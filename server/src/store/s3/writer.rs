@@ -128,7 +128,10 @@ impl S3Writer {
             spool.len += piece.len;
         }
         spool.covered = spool.len;
-        bucket.forget_pieces_before(file_id, state.parts.len() as u64 + 1);
+        if !state.parts.is_empty() {
+            // Before the first part is full there are no pieces of earlier parts: no listing.
+            bucket.forget_pieces_before(file_id, state.parts.len() as u64 + 1);
+        }
         Ok(S3Writer {
             bucket,
             file_id,
