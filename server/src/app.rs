@@ -29,6 +29,9 @@ pub enum StartupError {
     /// The cross-instance upload lease (PostgreSQL only) could not be set up.
     #[error("upload lease: {0}")]
     Lease(#[from] LeaseError),
+    /// The scheduled jobs could not be started.
+    #[error("job scheduler: {0}")]
+    Jobs(#[from] tokio_cron_scheduler::JobSchedulerError),
     /// The master key is malformed.
     #[error("FERRY_MASTER_KEY: {0}")]
     MasterKey(#[from] CryptoError),
@@ -111,8 +114,8 @@ pub async fn open(config: Config, public_url: String) -> Result<AppState, Startu
     })
 }
 
-/// Binds the listener, prints `ferry listening on http://ADDR` once ready, and serves until
-/// SIGINT/SIGTERM.
+/// Binds the listener, starts the scheduled jobs, prints `ferry listening on http://ADDR` once
+/// ready, and serves until SIGINT/SIGTERM.
 pub async fn serve(config: Config) -> Result<(), StartupError> {
     let listener = TcpListener::bind(config.listen)
         .await
@@ -121,9 +124,14 @@ pub async fn serve(config: Config) -> Result<(), StartupError> {
         .local_addr()
         .map_err(io("reading the bound address"))?;
     let state = open(config, format!("http://{local}")).await?;
+    let mut jobs = crate::jobs::start(state.clone()).await?;
     println!("ferry listening on http://{local}");
     let _ = std::io::stdout().flush();
-    serve_listener(listener, state, shutdown_signal()).await
+    let served = serve_listener(listener, state, shutdown_signal()).await;
+    if let Err(e) = jobs.shutdown().await {
+        tracing::warn!(error = %e, "stopping the job scheduler");
+    }
+    served
 }
 
 /// Serves `state` on an already bound listener until `shutdown` resolves (tests use this with

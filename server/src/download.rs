@@ -20,8 +20,9 @@ use crate::db::shares::{ShareRow, SharedFile};
 use crate::state::AppState;
 use crate::store::{ObjectReader, StoreError};
 
-/// Segments read and verified per step: 1 MiB of plaintext.
-const SEGMENTS_PER_BATCH: u64 = 16;
+/// Segments read and verified per step: 512 KiB of plaintext. A download holds at most three
+/// batches (one being read, one queued, one being sent), so memory stays flat per recipient.
+const SEGMENTS_PER_BATCH: u64 = 8;
 
 /// Why a download cannot be served.
 #[derive(Debug, thiserror::Error)]
@@ -210,16 +211,32 @@ pub async fn stream_range(
     .await
     .map_err(|e| DownloadError::Storage(e.to_string()))??;
 
-    let (tx, rx) = mpsc::channel(2);
+    let (tx, rx) = mpsc::channel(1);
     // Queue the first batch now, so the response's headers and first bytes leave together.
     if let Some(bytes) = first
         && tx.try_send(Ok(bytes)).is_err()
     {
         return Err(DownloadError::Storage("download channel closed".into()));
     }
-    tokio::task::spawn_blocking(move || {
+    // Each batch is read on a blocking thread of its own, so a download that waits on a slow
+    // recipient holds no thread: hundreds of concurrent downloads never exhaust the pool.
+    tokio::spawn(async move {
         loop {
-            let batch = match reader.next_batch() {
+            let step = tokio::task::spawn_blocking(move || {
+                let batch = reader.next_batch();
+                (reader, batch)
+            })
+            .await;
+            let (next, batch) = match step {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // A panicked read: nothing more can be sent.
+                    let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+                    return;
+                }
+            };
+            reader = next;
+            let batch = match batch {
                 Ok(Some(bytes)) => Ok(bytes),
                 Ok(None) => return,
                 Err(e) => {
@@ -228,7 +245,7 @@ pub async fn stream_range(
                 }
             };
             let failed = batch.is_err();
-            if tx.blocking_send(batch).is_err() || failed {
+            if tx.send(batch).await.is_err() || failed {
                 return; // the recipient went away, or the stream is broken off
             }
         }

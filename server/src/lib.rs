@@ -20,6 +20,7 @@ pub mod db;
 pub mod download;
 pub mod hash;
 pub mod http;
+pub mod jobs;
 pub mod shares;
 pub mod state;
 pub mod store;

@@ -6,6 +6,9 @@ use ferry::auth::mint_api_key;
 use ferry::config::Config;
 use ferry::db::Db;
 use ferry::db::tenants::Role;
+use ferry::jobs::expiry::ExpiryPass;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 use tracing_subscriber::EnvFilter;
 
 /// Send large files safely by e-mail.
@@ -24,6 +27,16 @@ enum Command {
     Tenant {
         #[command(subcommand)]
         command: TenantCommand,
+    },
+    /// Run one pass of the expiry job now (serving instances run one every minute) and print
+    /// what it did as JSON. Safe beside running instances: rows are claimed before any work.
+    Expire {
+        /// Run as if it were this time (RFC 3339), e.g. to see what will expire by then.
+        #[arg(long, value_parser = parse_rfc3339)]
+        now: Option<OffsetDateTime>,
+        /// Report what is due without changing anything.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Inspect and prepare the object store (FERRY_STORE).
     Store {
@@ -89,8 +102,24 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Command::Store { command } => store_command(&config, command).await?,
+        Command::Expire { now, dry_run } => {
+            let state = ferry::app::open(config, String::new()).await?;
+            let mut pass = ExpiryPass {
+                dry_run,
+                ..ExpiryPass::default()
+            };
+            if let Some(now) = now {
+                pass.now = now;
+            }
+            let report = pass.run(&state).await?;
+            println!("{}", serde_json::to_string(&report)?);
+        }
     }
     Ok(())
+}
+
+fn parse_rfc3339(text: &str) -> Result<OffsetDateTime, String> {
+    OffsetDateTime::parse(text, &Rfc3339).map_err(|e| format!("not an RFC 3339 time: {e}"))
 }
 
 async fn store_command(config: &Config, command: StoreCommand) -> anyhow::Result<()> {

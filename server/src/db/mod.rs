@@ -20,6 +20,7 @@ use sqlx::sqlite::{
 };
 use time::OffsetDateTime;
 
+pub mod expiry;
 pub mod shares;
 pub mod tenants;
 pub mod uploads;

@@ -139,6 +139,12 @@ impl Ingest {
         Ok(())
     }
 
+    /// Frees the sealed-output buffer, which grows to a whole batch's size: after a short
+    /// batch (a slow client) the next one is likely short too.
+    pub fn release_buffers(&mut self) {
+        self.sealed = Vec::new();
+    }
+
     /// Seals a full segment; at a free checkpoint (the tail is empty there: the segment
     /// came from the data or from a completed tail) hands the sealed bytes to the store and
     /// notes the checkpoint.

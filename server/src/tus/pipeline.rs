@@ -1,6 +1,8 @@
 //! The two-deep upload pipeline: one batch is filled from the request body on the async side
 //! while the previous one is hashed, sealed and written on a blocking thread. Memory per
-//! upload is two batches and the sealed output of one, whatever the file's size.
+//! busy upload is two batches and the sealed output of one, whatever the file's size; an
+//! upload whose client is slower than the server holds only what arrived since it last
+//! waited (see [`Pipeline::idle`]), so hundreds of slow uploads cost little.
 
 use tokio::task::JoinHandle;
 
@@ -8,7 +10,7 @@ use super::ingest::{FreeCheckpoint, Ingest, IngestError};
 use super::upload::TusError;
 
 /// Plaintext handed to the pipeline per step.
-const BATCH: usize = 512 * 1024;
+const BATCH: usize = 256 * 1024;
 type InFlight = JoinHandle<(Ingest, Vec<u8>, Result<(), IngestError>)>;
 
 /// The two-deep pipeline: one batch being filled here while the previous one is absorbed.
@@ -30,8 +32,8 @@ impl Pipeline {
             free: None,
             ingest: Some(ingest),
             in_flight: None,
-            filling: Vec::with_capacity(BATCH),
-            spare: Vec::with_capacity(BATCH),
+            filling: Vec::new(),
+            spare: Vec::new(),
         }
     }
 
@@ -44,8 +46,11 @@ impl Pipeline {
                 self.free = Some(free);
             }
             self.ingest = Some(ingest);
-            buffer.clear();
-            self.spare = buffer;
+            // Only a full batch's buffer is worth keeping: the body is keeping up.
+            if buffer.len() == BATCH {
+                buffer.clear();
+                self.spare = buffer;
+            }
             result?;
         }
         Ok(())
@@ -64,8 +69,27 @@ impl Pipeline {
         let batch = std::mem::replace(&mut self.filling, std::mem::take(&mut self.spare));
         self.in_flight = Some(tokio::task::spawn_blocking(move || {
             let result = ingest.absorb(&batch);
+            if batch.len() < BATCH {
+                ingest.release_buffers();
+            }
             (ingest, batch, result)
         }));
+        Ok(())
+    }
+
+    /// The body has nothing more for now. If the blocking side is idle too, what arrived is
+    /// absorbed at once rather than held until a batch fills, and the spare buffer is
+    /// dropped: a client slower than the server costs the bytes it sent since the last wait,
+    /// not two batches. A busy blocking side is left alone (the body's pause lets it catch up).
+    pub(super) async fn idle(&mut self) -> Result<(), TusError> {
+        if self.in_flight.as_ref().is_some_and(|h| !h.is_finished()) {
+            return Ok(());
+        }
+        self.settle().await?;
+        self.spare = Vec::new();
+        if !self.filling.is_empty() {
+            self.dispatch().await?;
+        }
         Ok(())
     }
 

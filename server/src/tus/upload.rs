@@ -9,7 +9,7 @@
 use std::fmt::Display;
 
 use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
+use futures_util::{FutureExt, Stream, StreamExt};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -135,10 +135,13 @@ pub async fn terminate(state: &AppState, caller: &Caller, id: Uuid) -> Result<()
     }
     state.db.terminate_upload(caller.tenant_id, id).await?;
     let store = state.store.clone();
+    // If this fails (or the process dies first), the expiry job finds the tombstone without
+    // `destroyed_at` and deletes the object later; the key is already gone.
     tokio::task::spawn_blocking(move || store.delete(id))
         .await
         .map_err(|e| TusError::Storage(e.to_string()))?
         .map_err(|e| TusError::Storage(e.to_string()))?;
+    state.db.mark_destroyed(caller.tenant_id, id).await?;
     Ok(())
 }
 
@@ -307,21 +310,32 @@ where
     let idle = tokio::time::sleep(IDLE_COMMIT);
     tokio::pin!(idle);
     loop {
-        let uncommitted = request.checksum.is_none() && start + received > committer.committed;
-        let frame = tokio::select! {
-            biased;
-            () = stop.cancelled() => return Ok((End::TakenOver, received)),
-            () = &mut idle, if uncommitted => {
-                let deadline = if last_frame.elapsed() >= IDLE_COMMIT {
-                    committer.commit_now(pipeline).await?;
-                    Instant::now() + IDLE_COMMIT
-                } else {
-                    last_frame + IDLE_COMMIT
-                };
-                idle.as_mut().reset(deadline);
-                continue;
+        if stop.is_cancelled() {
+            return Ok((End::TakenOver, received));
+        }
+        let frame = match body.next().now_or_never() {
+            Some(frame) => frame,
+            None => {
+                // Waiting on the client: absorb what it sent rather than hold it.
+                pipeline.idle().await?;
+                let uncommitted =
+                    request.checksum.is_none() && start + received > committer.committed;
+                tokio::select! {
+                    biased;
+                    () = stop.cancelled() => return Ok((End::TakenOver, received)),
+                    () = &mut idle, if uncommitted => {
+                        let deadline = if last_frame.elapsed() >= IDLE_COMMIT {
+                            committer.commit_now(pipeline).await?;
+                            Instant::now() + IDLE_COMMIT
+                        } else {
+                            last_frame + IDLE_COMMIT
+                        };
+                        idle.as_mut().reset(deadline);
+                        continue;
+                    }
+                    frame = body.next() => frame,
+                }
             }
-            frame = body.next() => frame,
         };
         last_frame = Instant::now();
         let bytes = match frame {

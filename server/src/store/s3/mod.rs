@@ -136,7 +136,7 @@ pub(crate) struct Bucket {
 }
 
 /// Read size when streaming a spool file to the store (the SDK's default is 64 KiB).
-const SPOOL_READ_BUFFER: usize = 512 * 1024;
+const SPOOL_READ_BUFFER: usize = 256 * 1024;
 
 /// Prefix of an upload's pending pieces.
 fn pending_prefix(file_id: Uuid) -> String {

@@ -1,0 +1,173 @@
+//! The expiry pass: destroys what has outlived its time, in an order that is safe to cut at
+//! any point. For an unfinished upload 24 h past its last byte: the key is shredded first (the
+//! bytes are unreadable from that instant) together with the row becoming a tombstone, then
+//! the object is deleted, then the row is marked destroyed. A pass that dies between steps
+//! leaves a claimed row whose claim runs out; the next pass redoes what is missing, and every
+//! step is idempotent.
+//!
+//! Several instances may run passes at once: each row is claimed before it is touched (see
+//! [`crate::db::expiry`]), and an unfinished upload is also locked like a writer, so a PATCH
+//! that arrives as it expires is never cut short by the job.
+
+use serde::Serialize;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::db::DbError;
+use crate::db::expiry::ClaimedUpload;
+use crate::state::AppState;
+use crate::store::StoreError;
+
+/// How long a pass holds a claimed row before another pass may take it: far longer than one
+/// row's work (a key deletion and an object deletion).
+pub const CLAIM_LEASE: time::Duration = time::Duration::minutes(10);
+
+/// Rows claimed at a time: small, so instances running together share the work.
+pub const CLAIM_BATCH: u32 = 16;
+
+/// Why a pass stopped early. Rows it had claimed are taken again by a later pass.
+#[derive(Debug, thiserror::Error)]
+pub enum ExpiryError {
+    /// The database failed.
+    #[error("database: {0}")]
+    Db(#[from] DbError),
+    /// The object store failed (the row stays a tombstone until a later pass deletes it).
+    #[error("object store: {0}")]
+    Store(#[from] StoreError),
+    /// A blocking task died.
+    #[error("task: {0}")]
+    Task(String),
+}
+
+/// What a pass did (or, for a dry run, would do).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ExpiryReport {
+    /// The time the pass ran as.
+    #[serde(with = "time::serde::rfc3339")]
+    pub now: OffsetDateTime,
+    /// Whether nothing was changed.
+    pub dry_run: bool,
+    /// Unfinished uploads whose key this pass shredded (dry run: that are due).
+    pub uploads_expired: Vec<Uuid>,
+    /// Objects this pass deleted, of those and of earlier tombstones (dry run: tombstones due).
+    pub objects_deleted: Vec<Uuid>,
+    /// Claimed uploads left alone because they were being written or had become live again.
+    pub skipped: Vec<Uuid>,
+}
+
+impl Default for ExpiryPass {
+    fn default() -> Self {
+        ExpiryPass {
+            now: OffsetDateTime::now_utc(),
+            dry_run: false,
+            claimant: format!("ferry-{}-{}", std::process::id(), Uuid::new_v4().simple()),
+            batch: CLAIM_BATCH,
+        }
+    }
+}
+
+/// One pass of the expiry job.
+#[derive(Debug, Clone)]
+pub struct ExpiryPass {
+    /// The time the pass runs as (`ferry expire --now`); now by default.
+    pub now: OffsetDateTime,
+    /// Report what is due without changing anything.
+    pub dry_run: bool,
+    /// Who holds the claims this pass takes (unique per pass).
+    pub claimant: String,
+    /// Rows claimed per round.
+    pub batch: u32,
+}
+
+impl ExpiryPass {
+    /// Runs the pass to the end of the due work.
+    pub async fn run(&self, state: &AppState) -> Result<ExpiryReport, ExpiryError> {
+        let mut report = ExpiryReport {
+            now: self.now,
+            dry_run: self.dry_run,
+            uploads_expired: Vec::new(),
+            objects_deleted: Vec::new(),
+            skipped: Vec::new(),
+        };
+        if self.dry_run {
+            for row in state.db.expiry_due(self.now, u32::MAX).await? {
+                if row.unfinished {
+                    report.uploads_expired.push(row.id);
+                } else {
+                    report.objects_deleted.push(row.id);
+                }
+            }
+            return Ok(report);
+        }
+        loop {
+            let claimed = self.claim(state).await?;
+            if claimed.is_empty() {
+                return Ok(report);
+            }
+            for row in claimed {
+                self.process(state, row, &mut report).await?;
+            }
+        }
+    }
+
+    /// Claims the next batch of due rows for this pass.
+    pub async fn claim(&self, state: &AppState) -> Result<Vec<ClaimedUpload>, ExpiryError> {
+        Ok(state
+            .db
+            .claim_expiry_work(self.now, self.now + CLAIM_LEASE, &self.claimant, self.batch)
+            .await?)
+    }
+
+    /// Takes one claimed row through the steps it still needs.
+    async fn process(
+        &self,
+        state: &AppState,
+        row: ClaimedUpload,
+        report: &mut ExpiryReport,
+    ) -> Result<(), ExpiryError> {
+        if row.unfinished {
+            if !self.shred(state, row).await? {
+                state
+                    .db
+                    .release_claim(row.tenant_id, row.id, &self.claimant)
+                    .await?;
+                report.skipped.push(row.id);
+                return Ok(());
+            }
+            report.uploads_expired.push(row.id);
+        }
+        self.destroy(state, row).await?;
+        report.objects_deleted.push(row.id);
+        Ok(())
+    }
+
+    /// Step one for an unfinished upload: under its writer lock, shreds its key and makes it a
+    /// tombstone if it is still expired. `false` if it is not (a write extended it) or a
+    /// writer would not let go.
+    pub async fn shred(&self, state: &AppState, row: ClaimedUpload) -> Result<bool, ExpiryError> {
+        let Ok(_writer) = state.locks.acquire(row.id).await else {
+            return Ok(false);
+        };
+        let shredded = state
+            .db
+            .shred_expired_upload(row.tenant_id, row.id, self.now)
+            .await?;
+        if shredded {
+            tracing::info!(upload = %row.id, tenant = %row.tenant_id,
+                "expired unfinished upload: key shredded");
+        }
+        Ok(shredded)
+    }
+
+    /// Step two: deletes a tombstone's object, then records it destroyed.
+    pub async fn destroy(&self, state: &AppState, row: ClaimedUpload) -> Result<(), ExpiryError> {
+        let store = state.store.clone();
+        let id = row.id;
+        tokio::task::spawn_blocking(move || store.delete(id))
+            .await
+            .map_err(|e| ExpiryError::Task(e.to_string()))??;
+        state.db.mark_destroyed(row.tenant_id, row.id).await?;
+        tracing::info!(upload = %row.id, tenant = %row.tenant_id, "object destroyed");
+        Ok(())
+    }
+}
