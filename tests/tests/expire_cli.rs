@@ -1,0 +1,196 @@
+//! `ferry expire`, the expiry job run by hand, as an operator runs it: beside a serving
+//! instance, on PostgreSQL, twice at the same moment.
+//!
+//! Abandoned uploads (partly sent, then left) are due 24 h after their last byte. `--dry-run`
+//! lists them and changes nothing; two `ferry expire --now <a day later>` processes started
+//! together destroy every one of them exactly once between them (each row is claimed before
+//! it is touched), and afterwards every upload answers 410.
+
+use std::collections::BTreeSet;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, Result, ensure};
+use ferry_e2e::{
+    ScratchDb, Server, base64, ferry_bin, file_id_from_url, patch_expect_204, random_file,
+};
+use rand::Rng as _;
+use serde_json::Value;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+const UPLOADS: usize = 24;
+
+/// The environment every process shares: one database, one store directory, one master key.
+struct Shared {
+    db: ScratchDb,
+    dir: tempfile::TempDir,
+    master_key: String,
+}
+
+impl Shared {
+    fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("FERRY_DATABASE_URL".into(), self.db.url().to_owned()),
+            (
+                "FERRY_STORE".into(),
+                format!("file://{}", self.dir.path().join("objects").display()),
+            ),
+            ("FERRY_MASTER_KEY".into(), self.master_key.clone()),
+        ]
+    }
+}
+
+/// Starts `ferry expire ARGS` with its own data directory and the shared environment.
+fn spawn_expire(shared: &Shared, name: &str, args: &[&str]) -> Result<std::process::Child> {
+    let data = shared.dir.path().join(format!("data-{name}"));
+    Command::new(ferry_bin()?)
+        .arg("expire")
+        .args(args)
+        .env("FERRY_DATA_DIR", &data)
+        .envs(shared.env())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("cannot run ferry expire")
+}
+
+/// The JSON report a finished `ferry expire` printed.
+fn report(output: Output) -> Result<Value> {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    ensure!(
+        output.status.success(),
+        "ferry expire failed ({}): {stdout}\n{stderr}",
+        output.status
+    );
+    serde_json::from_str(stdout.trim()).with_context(|| format!("ferry expire printed {stdout:?}"))
+}
+
+fn ids(report: &Value, field: &str) -> Result<Vec<String>> {
+    report[field]
+        .as_array()
+        .with_context(|| format!("no {field} in {report}"))?
+        .iter()
+        .map(|v| {
+            v.as_str()
+                .map(str::to_owned)
+                .context("an id is not a string")
+        })
+        .collect()
+}
+
+#[test]
+fn two_expire_processes_at_once_destroy_each_abandoned_upload_exactly_once() -> Result<()> {
+    let mut key = [0u8; 32];
+    rand::rng().fill_bytes(&mut key);
+    let shared = Shared {
+        db: ScratchDb::create()?,
+        dir: tempfile::Builder::new().prefix("ferry-expire-").tempdir()?,
+        master_key: base64(&key),
+    };
+    let env = shared.env();
+    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let server = Server::start_with_env(shared.dir.path().join("data-server"), &env_refs)?;
+    let tenant = server.create_tenant("expiring")?;
+    let api = server.api(&tenant)?;
+    let source = random_file(shared.dir.path(), "source.bin", 300_000)?;
+
+    let mut uploads = Vec::new();
+    for i in 0..UPLOADS {
+        let url = api.tus_create(1 << 20, &format!("abandoned-{i}.bin"))?;
+        patch_expect_204(&api, &url, &source.path, 0, 200_000, Duration::ZERO)?;
+        uploads.push(url);
+    }
+    let all: BTreeSet<String> = uploads
+        .iter()
+        .map(|url| file_id_from_url(url))
+        .collect::<Result<_>>()?;
+    let later = (OffsetDateTime::now_utc() + time::Duration::hours(25)).format(&Rfc3339)?;
+
+    let dry =
+        report(spawn_expire(&shared, "dry", &["--dry-run", "--now", &later])?.wait_with_output()?)?;
+    ensure!(dry["dry_run"] == Value::Bool(true), "{dry}");
+    ensure!(
+        ids(&dry, "uploads_expired")?
+            .into_iter()
+            .collect::<BTreeSet<_>>()
+            == all,
+        "dry run lists them all: {dry}"
+    );
+    for url in &uploads {
+        ensure!(
+            api.tus_head(url)?.offset == Some(200_000),
+            "the dry run left {url} alone"
+        );
+    }
+
+    let first = spawn_expire(&shared, "a", &["--now", &later])?;
+    let second = spawn_expire(&shared, "b", &["--now", &later])?;
+    let (a, b) = (
+        report(first.wait_with_output()?)?,
+        report(second.wait_with_output()?)?,
+    );
+    let (a_ids, b_ids) = (ids(&a, "uploads_expired")?, ids(&b, "uploads_expired")?);
+    eprintln!(
+        "process a expired {}, process b expired {}",
+        a_ids.len(),
+        b_ids.len()
+    );
+    let a_set: BTreeSet<String> = a_ids.iter().cloned().collect();
+    let b_set: BTreeSet<String> = b_ids.iter().cloned().collect();
+    ensure!(
+        a_set.len() == a_ids.len() && b_set.len() == b_ids.len(),
+        "a process repeated itself"
+    );
+    ensure!(
+        a_set.is_disjoint(&b_set),
+        "both processes expired {:?}",
+        a_set.intersection(&b_set).collect::<Vec<_>>()
+    );
+    ensure!(
+        a_set.union(&b_set).cloned().collect::<BTreeSet<_>>() == all,
+        "every upload expired: {a} {b}"
+    );
+    let deleted: BTreeSet<String> = ids(&a, "objects_deleted")?
+        .into_iter()
+        .chain(ids(&b, "objects_deleted")?)
+        .collect();
+    ensure!(deleted == all, "every object deleted once: {a} {b}");
+
+    for url in &uploads {
+        let head = api
+            .http()
+            .head(url)
+            .header("Authorization", api.bearer())
+            .header("Tus-Resumable", "1.0.0")
+            .send()?;
+        ensure!(
+            head.status().as_u16() == 410,
+            "HEAD {url} answered {}",
+            head.status()
+        );
+    }
+    let left = files_under(&shared.dir.path().join("objects"));
+    ensure!(left.is_empty(), "objects left in the store: {left:?}");
+    drop(server);
+    Ok(())
+}
+
+/// Every file below `dir` (the disk store shards objects into subdirectories).
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files
+}
