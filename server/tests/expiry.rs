@@ -226,9 +226,18 @@ common::on_every_backend!(
     a_termination_whose_object_survived_is_finished_by_the_job,
 );
 
-/// A second instance on the same PostgreSQL database and store: its own pool and lease.
-async fn second_instance(server: &TestServer) -> Result<ferry::state::AppState> {
-    Ok(ferry::app::open((*server.state.config).clone(), server.base.clone()).await?)
+/// A server on PostgreSQL, a second instance on the same database and store (its own pool
+/// and lease), and `count` abandoned uploads.
+async fn two_instances_with_abandoned_uploads(
+    count: usize,
+) -> Result<(TestServer, ferry::state::AppState, BTreeSet<Uuid>)> {
+    let server = TestServer::start_with(Stack::PostgresDisk).await?;
+    let other = ferry::app::open((*server.state.config).clone(), server.base.clone()).await?;
+    let mut all = BTreeSet::new();
+    for _ in 0..count {
+        all.insert(unfinished_upload(&server).await?.1);
+    }
+    Ok((server, other, all))
 }
 
 fn disjoint_and_complete(a: &[Uuid], b: &[Uuid], all: &BTreeSet<Uuid>, what: &str) -> Result<()> {
@@ -255,12 +264,7 @@ fn disjoint_and_complete(a: &[Uuid], b: &[Uuid], all: &BTreeSet<Uuid>, what: &st
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_instances_running_passes_at_once_never_process_a_row_twice() -> Result<()> {
-    let server = TestServer::start_with(Stack::PostgresDisk).await?;
-    let other = second_instance(&server).await?;
-    let mut all = BTreeSet::new();
-    for _ in 0..30 {
-        all.insert(unfinished_upload(&server).await?.1);
-    }
+    let (server, other, all) = two_instances_with_abandoned_uploads(30).await?;
     let later = a_day_later();
     let small_batches = |now| ExpiryPass {
         batch: 2,
@@ -302,12 +306,7 @@ async fn two_instances_running_passes_at_once_never_process_a_row_twice() -> Res
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn claims_taken_at_the_same_moment_never_overlap() -> Result<()> {
-    let server = TestServer::start_with(Stack::PostgresDisk).await?;
-    let other = second_instance(&server).await?;
-    let mut all = BTreeSet::new();
-    for _ in 0..24 {
-        all.insert(unfinished_upload(&server).await?.1);
-    }
+    let (server, other, all) = two_instances_with_abandoned_uploads(24).await?;
     let later = a_day_later();
     let (mut a, mut b) = (Vec::new(), Vec::new());
     // Round after round of simultaneous claims of 5 rows each until the work is gone.
