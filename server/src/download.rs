@@ -130,7 +130,13 @@ impl RangeReader {
         if self.next > self.span.last {
             return Ok(None);
         }
-        let last = (self.next + SEGMENTS_PER_BATCH - 1).min(self.span.last);
+        let mut last = (self.next + SEGMENTS_PER_BATCH - 1).min(self.span.last);
+        // An empty final segment (a length that is a multiple of 64 KiB) is read with the
+        // segments before it, never alone: its check (is the object whole?) must come before
+        // the last bytes leave, or a truncated object could reach the client complete.
+        if last + 1 == self.span.last && segment_plain_len(self.plaintext_len, last + 1).0 == 0 {
+            last = self.span.last;
+        }
         let stored_start = self.next * STORED_SEGMENT_MAX as u64;
         let stored_end = if last == self.span.last {
             self.span.stored_end
