@@ -21,6 +21,7 @@ pub mod download;
 pub mod hash;
 pub mod http;
 pub mod jobs;
+pub mod policy;
 pub mod shares;
 pub mod state;
 pub mod store;

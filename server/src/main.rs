@@ -28,6 +28,11 @@ enum Command {
         #[command(subcommand)]
         command: TenantCommand,
     },
+    /// Manage API keys.
+    Apikey {
+        #[command(subcommand)]
+        command: ApikeyCommand,
+    },
     /// Run one pass of the expiry job now (serving instances run one every minute) and print
     /// what it did as JSON. Safe beside running instances: rows are claimed before any work.
     Expire {
@@ -52,6 +57,28 @@ enum StoreCommand {
     Lifecycle,
     /// Report reachability, region (EEA) and lifecycle rules; exits non-zero on a problem.
     Check,
+}
+
+#[derive(Subcommand)]
+enum ApikeyCommand {
+    /// Create an API key for a tenant and print it (shown only once).
+    Create {
+        /// The tenant's id.
+        #[arg(long)]
+        tenant: uuid::Uuid,
+        /// `admin` (policy, and everything a sender does) or `sender` (uploads and shares).
+        #[arg(long, value_enum)]
+        role: KeyRole,
+        /// Print `{"key_id", "api_key", "role"}` as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum KeyRole {
+    Admin,
+    Sender,
 }
 
 #[derive(Subcommand)]
@@ -102,6 +129,32 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Command::Store { command } => store_command(&config, command).await?,
+        Command::Apikey {
+            command: ApikeyCommand::Create { tenant, role, json },
+        } => {
+            let db = Db::connect(&config.database_url).await?;
+            let role = match role {
+                KeyRole::Admin => Role::Admin,
+                KeyRole::Sender => Role::Sender,
+            };
+            let key = mint_api_key()?;
+            let key_id = db
+                .insert_api_key(tenant, role, &key.selector, &key.secret_hash)
+                .await
+                .with_context(|| format!("creating a key for tenant {tenant}"))?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"key_id": key_id, "api_key": key.text, "role": role.as_str()})
+                );
+            } else {
+                println!(
+                    "api key {}  ({}; shown only now, keep it safe)",
+                    key.text,
+                    role.as_str()
+                );
+            }
+        }
         Command::Expire { now, dry_run } => {
             let state = ferry::app::open(config, String::new()).await?;
             let mut pass = ExpiryPass {

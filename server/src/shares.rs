@@ -8,7 +8,7 @@ use crate::auth::{Caller, mint_link_token};
 use crate::db::shares::{NewShare, ShareFilesError, SharedFile};
 use crate::state::AppState;
 
-/// Retention when the sender asks for none (tenant policies refine this later).
+/// Retention when the sender asks for none and the tenant's policy does not say.
 pub const DEFAULT_RETENTION_DAYS: u32 = 14;
 /// The hard ceiling: no file lives longer than this.
 pub const MAX_RETENTION_DAYS: u32 = 90;
@@ -21,7 +21,7 @@ pub struct CreateShare {
     pub files: Vec<Uuid>,
     /// Recipient addresses.
     pub recipients: Vec<String>,
-    /// Requested retention; clamped to [`MAX_RETENTION_DAYS`].
+    /// Requested retention; the tenant policy's default if none, clamped to its maximum.
     pub retention_days: Option<i64>,
     /// Optional note shown on the recipients' page.
     pub note: Option<String>,
@@ -51,6 +51,9 @@ pub enum ShareError {
     /// No randomness for the token.
     #[error("the system random generator failed")]
     Random,
+    /// The tenant's policy could not be read.
+    #[error(transparent)]
+    Db(#[from] crate::db::DbError),
 }
 
 fn valid_email(address: &str) -> bool {
@@ -96,15 +99,22 @@ pub async fn create_share(
     let mut files = request.files.clone();
     let mut seen = std::collections::HashSet::new();
     files.retain(|f| seen.insert(*f));
-    let days = match request.retention_days {
-        None => i64::from(DEFAULT_RETENTION_DAYS),
+    let policy = state.db.policy(caller.tenant_id).await?;
+    if let Some(address) = recipients.iter().find(|a| !policy.allows_recipient(a)) {
+        return Err(ShareError::Invalid(format!(
+            "{address:?} is outside the recipient domains this tenant allows"
+        )));
+    }
+    let requested = match request.retention_days {
+        None => None,
         Some(days) if days < 1 => {
             return Err(ShareError::Invalid(
                 "retention_days must be at least 1".into(),
             ));
         }
-        Some(days) => days.min(i64::from(MAX_RETENTION_DAYS)),
+        Some(days) => Some(u32::try_from(days).unwrap_or(u32::MAX)),
     };
+    let days = i64::from(policy.retention_days(requested));
     if request.note.as_ref().is_some_and(|n| n.len() > 2000) {
         return Err(ShareError::Invalid(
             "note must be at most 2000 bytes".into(),

@@ -21,6 +21,7 @@ use sqlx::sqlite::{
 use time::OffsetDateTime;
 
 pub mod expiry;
+pub mod policy;
 pub mod shares;
 pub mod tenants;
 pub mod uploads;
@@ -40,6 +41,9 @@ pub enum DbError {
     /// Applying migrations failed at start-up.
     #[error(transparent)]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored value cannot be read back (names the value): the row was altered by hand.
+    #[error("stored {0} is unreadable")]
+    Corrupt(&'static str),
     /// The URL names a database this build does not support; holds only the URL's scheme,
     /// since the rest may carry a password.
     #[error("unsupported database URL scheme {0:?} (use sqlite:// or postgres://)")]

@@ -7,6 +7,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::state::AppState;
 
+mod admin;
 mod auth;
 mod download;
 pub mod error;
@@ -22,6 +23,7 @@ mod tus;
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(tus::router())
+        .merge(admin::router())
         .merge(files::router())
         .merge(shares::router())
         .merge(download::router())

@@ -53,6 +53,7 @@ impl From<ShareError> for AppError {
             }
             ShareError::Files(files) => files.into(),
             ShareError::Random => AppError::internal("random generator failed"),
+            ShareError::Db(e) => e.into(),
         }
     }
 }

@@ -82,11 +82,19 @@ pub fn max_upload_len(state: &AppState) -> u64 {
         .min(state.store.max_plaintext_len())
 }
 
-fn check_length(state: &AppState, length: u64) -> Result<(), TusError> {
-    let max = max_upload_len(state);
-    if length > max {
+/// Refuses a length beyond the store's limit or the tenant's policy (`policy_max`).
+fn check_length(state: &AppState, policy_max: Option<u64>, length: u64) -> Result<(), TusError> {
+    let store_max = max_upload_len(state);
+    if length > store_max {
         return Err(TusError::TooLarge(format!(
-            "Upload-Length {length} exceeds the maximum of {max} bytes"
+            "Upload-Length {length} exceeds the maximum of {store_max} bytes"
+        )));
+    }
+    if let Some(max) = policy_max
+        && length > max
+    {
+        return Err(TusError::TooLarge(format!(
+            "Upload-Length {length} exceeds this tenant's maximum upload of {max} bytes"
         )));
     }
     Ok(())
@@ -99,7 +107,8 @@ pub async fn create(
     request: &CreateRequest,
 ) -> Result<UploadRow, TusError> {
     if let Some(length) = request.length {
-        check_length(state, length)?;
+        let policy = state.db.policy(caller.tenant_id).await?;
+        check_length(state, policy.max_upload_bytes, length)?;
     }
     let metadata = Metadata::parse(&request.metadata)?;
     let id = Uuid::new_v4();
@@ -166,7 +175,11 @@ where
         .await
         .map_err(|_| TusError::Locked)?;
     let row = state.db.upload(caller.tenant_id, id).await?;
-    let length = settle_length(state, &row, &request)?;
+    let policy_max = match (row.length, request.length) {
+        (None, Some(_)) => state.db.policy(caller.tenant_id).await?.max_upload_bytes,
+        _ => None,
+    };
+    let length = settle_length(state, policy_max, &row, &request)?;
     if row.state == UploadState::Complete {
         return if request.offset == row.offset && request.content_length.unwrap_or(0) == 0 {
             Ok(PatchOutcome {
@@ -367,6 +380,7 @@ where
 /// Decides the upload's length for this request (deferred lengths are declared on PATCH).
 fn settle_length(
     state: &AppState,
+    policy_max: Option<u64>,
     row: &UploadRow,
     request: &PatchRequest,
 ) -> Result<Option<u64>, TusError> {
@@ -392,7 +406,7 @@ fn settle_length(
             "Upload-Length is already {stored}; it cannot change to {sent}"
         ))),
         (None, Some(sent)) => {
-            check_length(state, sent)?;
+            check_length(state, policy_max, sent)?;
             if sent < row.offset {
                 return Err(TusError::BadRequest(format!(
                     "Upload-Length {sent} is below the bytes already stored ({})",

@@ -71,6 +71,7 @@ pub struct TestServer {
 /// (PostgreSQL, disk store) and `NAME::postgres_garage` (PostgreSQL, S3 store on Garage; on a
 /// multi-threaded runtime, like the `ferry` binary, since the S3 store's blocking calls drive
 /// requests on the runtime).
+#[allow(unused_macros)] // each test binary compiles this module; some run on fewer stacks
 macro_rules! on_every_backend {
     ($($scenario:ident),+ $(,)?) => {$(
         mod $scenario {
@@ -93,6 +94,7 @@ macro_rules! on_every_backend {
         }
     )+};
 }
+#[allow(unused_imports)]
 pub(crate) use on_every_backend;
 
 impl TestServer {

@@ -1,0 +1,174 @@
+//! Tenant policy: how long shares live and what senders may do, set by the tenant's admins
+//! within Ferry's own limits (no file lives longer than 90 days).
+
+use serde::{Deserialize, Serialize};
+
+use crate::shares::{DEFAULT_RETENTION_DAYS, MAX_RETENTION_DAYS};
+
+/// Most recipient domains one policy may list.
+const MAX_DOMAINS: usize = 1000;
+
+/// A tenant's policy, as stored and as the admin API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// Retention of a share whose sender asks for none, in days.
+    pub default_days: u32,
+    /// The longest retention a sender may ask for, in days (1–90).
+    pub max_days: u32,
+    /// The largest upload, in bytes; `None`: only the store's own limit.
+    pub max_upload_bytes: Option<u64>,
+    /// Lowercase domains recipients must be at; `None`: any.
+    pub allowed_recipient_domains: Option<Vec<String>>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            default_days: DEFAULT_RETENTION_DAYS,
+            max_days: MAX_RETENTION_DAYS,
+            max_upload_bytes: None,
+            allowed_recipient_domains: None,
+        }
+    }
+}
+
+/// Why a policy was refused; the message names the rule and its limit.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{0}")]
+pub struct InvalidPolicy(pub String);
+
+impl Policy {
+    /// Checks the policy against Ferry's limits (`store_max`: the largest upload the store can
+    /// hold) and normalises its domains (lowercase, sorted, no duplicates).
+    pub fn validated(mut self, store_max: u64) -> Result<Policy, InvalidPolicy> {
+        if !(1..=MAX_RETENTION_DAYS).contains(&self.max_days) {
+            return Err(InvalidPolicy(format!(
+                "max_days must be between 1 and {MAX_RETENTION_DAYS} (Ferry keeps no file \
+                 longer than {MAX_RETENTION_DAYS} days); got {}",
+                self.max_days
+            )));
+        }
+        if !(1..=self.max_days).contains(&self.default_days) {
+            return Err(InvalidPolicy(format!(
+                "default_days must be between 1 and max_days ({}); got {}",
+                self.max_days, self.default_days
+            )));
+        }
+        if let Some(max) = self.max_upload_bytes
+            && !(1..=store_max).contains(&max)
+        {
+            return Err(InvalidPolicy(format!(
+                "max_upload_bytes must be between 1 and {store_max} (the store's limit); got {max}"
+            )));
+        }
+        if let Some(domains) = self.allowed_recipient_domains.as_mut() {
+            if domains.len() > MAX_DOMAINS {
+                return Err(InvalidPolicy(format!(
+                    "allowed_recipient_domains may list at most {MAX_DOMAINS} domains"
+                )));
+            }
+            for domain in domains.iter_mut() {
+                *domain = domain.trim().to_ascii_lowercase();
+                if !valid_domain(domain) {
+                    return Err(InvalidPolicy(format!(
+                        "{domain:?} in allowed_recipient_domains is not a domain name"
+                    )));
+                }
+            }
+            domains.sort();
+            domains.dedup();
+        }
+        Ok(self)
+    }
+
+    /// The retention of a share whose sender asked for `requested` days (at least 1): the
+    /// policy's default if none, never more than its maximum.
+    pub fn retention_days(&self, requested: Option<u32>) -> u32 {
+        requested
+            .unwrap_or(self.default_days)
+            .min(self.max_days)
+            .max(1)
+    }
+
+    /// Whether mail may go to `address` (already checked to be an address).
+    pub fn allows_recipient(&self, address: &str) -> bool {
+        let Some(domains) = &self.allowed_recipient_domains else {
+            return true;
+        };
+        address
+            .rsplit_once('@')
+            .is_some_and(|(_, domain)| domains.iter().any(|d| d.eq_ignore_ascii_case(domain)))
+    }
+}
+
+fn valid_domain(domain: &str) -> bool {
+    domain.len() <= 253
+        && domain.contains('.')
+        && domain.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_are_enforced_and_named() {
+        let store_max = 1 << 40;
+        let too_long = Policy {
+            max_days: 91,
+            ..Policy::default()
+        };
+        let refused = too_long
+            .validated(store_max)
+            .err()
+            .map(|e| e.0)
+            .unwrap_or_default();
+        assert!(refused.contains("90"), "{refused}");
+        let default_above_max = Policy {
+            default_days: 30,
+            max_days: 7,
+            ..Policy::default()
+        };
+        assert!(default_above_max.validated(store_max).is_err());
+        let too_big = Policy {
+            max_upload_bytes: Some(store_max + 1),
+            ..Policy::default()
+        };
+        assert!(too_big.validated(store_max).is_err());
+        let bad_domain = Policy {
+            allowed_recipient_domains: Some(vec!["not a domain".into()]),
+            ..Policy::default()
+        };
+        assert!(bad_domain.validated(store_max).is_err());
+    }
+
+    #[test]
+    fn retention_is_clamped_and_domains_normalised() -> Result<(), InvalidPolicy> {
+        let policy = Policy {
+            default_days: 7,
+            max_days: 30,
+            max_upload_bytes: Some(1000),
+            allowed_recipient_domains: Some(vec![" Klinik.DE".into(), "klinik.de".into()]),
+        }
+        .validated(1 << 40)?;
+        assert_eq!(policy.retention_days(None), 7);
+        assert_eq!(policy.retention_days(Some(365)), 30);
+        assert_eq!(policy.retention_days(Some(3)), 3);
+        assert_eq!(
+            policy.allowed_recipient_domains,
+            Some(vec!["klinik.de".to_owned()])
+        );
+        assert!(policy.allows_recipient("dr.x@KLINIK.de"));
+        assert!(!policy.allows_recipient("x@klinik.de.evil.eu"));
+        Ok(())
+    }
+}
