@@ -41,7 +41,9 @@ impl Db {
         let domains = policy
             .allowed_recipient_domains
             .as_ref()
-            .map(|d| serde_json::to_string(d).unwrap_or_else(|_| "[]".into()));
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|_| DbError::Corrupt("policy domains"))?;
         on_pool!(self, pool => sqlx::query(sql)
             .bind(tenant_id)
             .bind(i64::from(policy.default_days))
