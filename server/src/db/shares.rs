@@ -156,6 +156,32 @@ impl Db {
         Ok(files)
     }
 
+    /// Revokes share `id` of `tenant_id` now (idempotent: a revoked share stays revoked at its
+    /// first time). `only_by`: the key that must have created it (senders revoke their own).
+    /// `NotFound` for another tenant's share, or another sender's.
+    pub async fn revoke_share(
+        &self,
+        tenant_id: Uuid,
+        id: Uuid,
+        only_by: Option<Uuid>,
+    ) -> Result<(), DbError> {
+        let sql = "UPDATE shares SET revoked_at = COALESCE(revoked_at, $1)
+                   WHERE id = $2 AND tenant_id = $3 AND ($4 IS NULL OR created_by = $4)";
+        let done = on_pool!(self, pool => sqlx::query(sql)
+            .bind(super::now())
+            .bind(id)
+            .bind(tenant_id)
+            .bind(only_by)
+            .execute(pool)
+            .await?
+            .rows_affected());
+        if done == 1 {
+            Ok(())
+        } else {
+            Err(DbError::NotFound)
+        }
+    }
+
     /// The share whose token has this selector; the caller verifies the secret and expiry.
     pub async fn share_by_selector(&self, selector: &str) -> Result<ShareRow, DbError> {
         let sql = "SELECT id, tenant_id, token_hash, note, expires_at, revoked_at

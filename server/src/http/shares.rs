@@ -1,8 +1,9 @@
 //! Senders' share endpoints under `/api/v1/shares`.
 
+use axum::extract::Path;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::post;
+use axum::routing::{delete, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -11,12 +12,15 @@ use uuid::Uuid;
 use super::error::AppError;
 use super::json::ApiJson;
 use crate::auth::Caller;
+use crate::db::tenants::Role;
 use crate::shares::{self, CreateShare, ShareError};
 use crate::state::AppState;
 
 /// Routes for senders' shares.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/shares", post(create_share))
+    Router::new()
+        .route("/api/v1/shares", post(create_share))
+        .route("/api/v1/shares/{id}", delete(revoke_share))
 }
 
 #[derive(Deserialize)]
@@ -92,4 +96,21 @@ async fn create_share(
                 .collect(),
         }),
     ))
+}
+
+/// Revokes a share at once: its links answer 410 from now on. Admins revoke any share of their
+/// tenant, senders their own; anything else is 404.
+async fn revoke_share(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, AppError> {
+    let id = Uuid::parse_str(&id).map_err(|_| AppError::not_found())?;
+    let only_by = match caller.role {
+        Role::Admin => None,
+        Role::Sender => Some(caller.key_id),
+    };
+    state.db.revoke_share(caller.tenant_id, id, only_by).await?;
+    tracing::info!(share = %id, tenant = %caller.tenant_id, "share revoked");
+    Ok(StatusCode::NO_CONTENT)
 }
