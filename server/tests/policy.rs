@@ -6,8 +6,6 @@ mod common;
 
 use anyhow::{Context, Result, ensure};
 use common::{Backend, TestServer, b64, random_bytes};
-use ferry::auth::mint_api_key;
-use ferry::db::tenants::Role;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -32,22 +30,6 @@ async fn put_policy(server: &TestServer, key: &str, policy: &Value) -> Result<(S
         .send()
         .await?;
     Ok((response.status(), response.json().await?))
-}
-
-/// A sender key of the server's tenant.
-async fn sender_key(server: &TestServer) -> Result<String> {
-    let key = mint_api_key()?;
-    server
-        .state
-        .db
-        .insert_api_key(
-            server.tenant_id,
-            Role::Sender,
-            &key.selector,
-            &key.secret_hash,
-        )
-        .await?;
-    Ok(key.text)
 }
 
 async fn share(server: &TestServer, body: &Value) -> Result<(StatusCode, Value)> {
@@ -118,7 +100,7 @@ async fn admins_set_the_policy_within_ferry_s_limits(server: TestServer) -> Resu
     );
 
     // Senders may not read or set it; another tenant has its own.
-    let sender = sender_key(&server).await?;
+    let sender = server.sender_key().await?;
     let (status, error) = get_policy(&server, &sender).await?;
     ensure!(
         status == StatusCode::FORBIDDEN && error["error"] == "forbidden",

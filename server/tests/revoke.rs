@@ -6,8 +6,6 @@ mod common;
 
 use anyhow::{Context, Result, ensure};
 use common::{TestServer, random_bytes};
-use ferry::auth::mint_api_key;
-use ferry::db::tenants::Role;
 use reqwest::StatusCode;
 
 async fn create_share(
@@ -61,19 +59,9 @@ async fn a_revoked_link_is_gone_at_once(server: TestServer) -> Result<()> {
         revoke(&server, &other, &id).await? == StatusCode::NOT_FOUND,
         "other tenant"
     );
-    let minted = mint_api_key()?;
-    server
-        .state
-        .db
-        .insert_api_key(
-            server.tenant_id,
-            Role::Sender,
-            &minted.selector,
-            &minted.secret_hash,
-        )
-        .await?;
+    let sender = server.sender_key().await?;
     ensure!(
-        revoke(&server, &minted.text, &id).await? == StatusCode::NOT_FOUND,
+        revoke(&server, &sender, &id).await? == StatusCode::NOT_FOUND,
         "another sender"
     );
     ensure!(
@@ -105,9 +93,9 @@ async fn a_revoked_link_is_gone_at_once(server: TestServer) -> Result<()> {
     );
 
     // A sender revokes its own share.
-    let (own, own_url) = create_share(&server, &minted.text, file).await?;
+    let (own, own_url) = create_share(&server, &sender, file).await?;
     ensure!(
-        revoke(&server, &minted.text, &own).await? == StatusCode::NO_CONTENT,
+        revoke(&server, &sender, &own).await? == StatusCode::NO_CONTENT,
         "own share"
     );
     let gone = server.client.get(&own_url).send().await?;

@@ -194,6 +194,20 @@ impl Api {
         Ok(self.absolute(&location))
     }
 
+    /// tus `HEAD <upload url>` that must answer 200 with `Upload-Length: size`; returns the
+    /// offset.
+    pub fn tus_offset(&self, upload_url: &str, size: u64) -> Result<u64> {
+        let head = self.tus_head(upload_url)?;
+        ensure!(
+            head.status == 200 && head.length == Some(size),
+            "HEAD {upload_url} answered {} with Upload-Length {:?} (expected 200 with {size})",
+            head.status,
+            head.length
+        );
+        head.offset
+            .ok_or_else(|| anyhow!("HEAD {upload_url} has no Upload-Offset"))
+    }
+
     /// tus `HEAD <upload url>`.
     pub fn tus_head(&self, upload_url: &str) -> Result<TusHead> {
         let resp = self

@@ -85,17 +85,11 @@ fn on(server: &Server, url: &str) -> Result<String> {
     Ok(format!("{}{path}", server.url()))
 }
 
-/// HEAD on `api`: 200 with `Upload-Length: size`; returns the offset.
+/// HEAD on `api`: 200 with `Upload-Length: size`; returns the offset. `who` names the
+/// instance in a failure.
 fn head_offset(api: &Api, upload_url: &str, size: u64, who: &str) -> Result<u64> {
-    let head = api.tus_head(upload_url)?;
-    ensure!(
-        head.status == 200 && head.length == Some(size),
-        "HEAD {upload_url} on {who} answered {} with Upload-Length {:?} (expected 200 with {size})",
-        head.status,
-        head.length
-    );
-    head.offset
-        .ok_or_else(|| anyhow!("HEAD {upload_url} on {who} has no Upload-Offset"))
+    api.tus_offset(upload_url, size)
+        .with_context(|| format!("on instance {who}"))
 }
 
 /// The finished file as each instance's API and downloads show it.

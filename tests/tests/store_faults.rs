@@ -21,25 +21,40 @@ use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow, ensure};
+use anyhow::{Context, Result, ensure};
 use ferry_e2e::{
-    Api, PatchOutcome, S3Stack, Server, download_and_compare, file_id_from_url, patch_expect_204,
-    random_file, start_patch,
+    Api, PatchOutcome, S3Stack, Server, SourceFile, download_and_compare, file_id_from_url,
+    patch_expect_204, random_file, start_patch,
 };
 
 const MIB: u64 = 1 << 20;
 
-/// HEAD: 200 with `Upload-Length: size`; returns the offset.
-fn head_offset(api: &Api, upload_url: &str, size: u64) -> Result<u64> {
-    let head = api.tus_head(upload_url)?;
+/// Brings Garage back, checks that HEAD still shows `offset`, sends the rest of `source`
+/// (`size` bytes) from there and checks the finished file.
+fn resume_after_restart(
+    stack: &mut S3Stack,
+    api: &Api,
+    upload_url: &str,
+    source: &SourceFile,
+    size: u64,
+    offset: u64,
+) -> Result<()> {
+    stack.garage.restart()?;
+    let resume = api.tus_offset(upload_url, size)?;
     ensure!(
-        head.status == 200 && head.length == Some(size),
-        "HEAD {upload_url} answered {} with Upload-Length {:?} (expected 200 with {size})",
-        head.status,
-        head.length
+        resume == offset,
+        "HEAD after Garage's restart says {resume}, before it {offset}"
     );
-    head.offset
-        .ok_or_else(|| anyhow!("HEAD {upload_url} has no Upload-Offset"))
+    patch_expect_204(
+        api,
+        upload_url,
+        &source.path,
+        resume,
+        size - resume,
+        Duration::from_secs(30),
+    )
+    .context("resuming after Garage's restart")?;
+    check_complete(api, upload_url, &source.path, size, &source.blake3)
 }
 
 /// A PATCH that the store's failure must have failed: a 503 (Ferry's answer to a store
@@ -119,7 +134,7 @@ fn stopped_under_a_patch(stack: &mut S3Stack, server: &Server) -> Result<()> {
     patch.wait_paused(Duration::from_secs(300))?;
     let deadline = Instant::now() + Duration::from_secs(20);
     let committed = loop {
-        let offset = head_offset(&api, &upload_url, SIZE)?;
+        let offset = api.tus_offset(&upload_url, SIZE)?;
         if offset == pause || Instant::now() > deadline {
             break offset;
         }
@@ -140,7 +155,7 @@ fn stopped_under_a_patch(stack: &mut S3Stack, server: &Server) -> Result<()> {
 
     // HEAD reads the database only: it answers while the store is down, and nothing past the
     // last commit can have become durable.
-    let offset = head_offset(&api, &upload_url, SIZE)?;
+    let offset = api.tus_offset(&upload_url, SIZE)?;
     ensure!(
         offset == committed,
         "with Garage down, HEAD says {offset}; the last commit before Garage stopped was at \
@@ -152,29 +167,14 @@ fn stopped_under_a_patch(stack: &mut S3Stack, server: &Server) -> Result<()> {
         .join_within(Duration::from_secs(120));
     let failure = retryable_failure(attempt, "a PATCH while Garage is down")?;
     eprintln!("PATCH while Garage is down: {failure}");
-    let still = head_offset(&api, &upload_url, SIZE)?;
+    let still = api.tus_offset(&upload_url, SIZE)?;
     ensure!(
         still == offset,
         "a PATCH that failed while Garage was down moved the offset from {offset} to {still}"
     );
 
     // The store is back: resume from HEAD and finish.
-    stack.garage.restart()?;
-    let resume = head_offset(&api, &upload_url, SIZE)?;
-    ensure!(
-        resume == offset,
-        "HEAD after Garage's restart says {resume}, before it {offset}"
-    );
-    patch_expect_204(
-        &api,
-        &upload_url,
-        &source.path,
-        resume,
-        SIZE - resume,
-        Duration::from_secs(30),
-    )
-    .context("resuming after Garage's restart")?;
-    check_complete(&api, &upload_url, &source.path, SIZE, &source.blake3)
+    resume_after_restart(stack, &api, &upload_url, &source, SIZE, offset)
 }
 
 #[test]
@@ -203,7 +203,7 @@ fn killed_with_parts_in_flight(stack: &mut S3Stack, server: &Server) -> Result<(
     patch.wait_sent(140 * MIB, Duration::from_secs(300), || {
         if last_poll.elapsed() >= Duration::from_millis(20) {
             last_poll = Instant::now();
-            let offset = head_offset(&api, &upload_url, SIZE)?;
+            let offset = api.tus_offset(&upload_url, SIZE)?;
             ensure!(
                 offset >= seen,
                 "HEAD went back from {seen} to {offset} during the PATCH"
@@ -216,7 +216,7 @@ fn killed_with_parts_in_flight(stack: &mut S3Stack, server: &Server) -> Result<(
     let sent = patch.sent();
     let outcome = patch.join_within(Duration::from_secs(120));
     let failure = retryable_failure(outcome, "the PATCH during which Garage was killed")?;
-    let offset = head_offset(&api, &upload_url, SIZE)?;
+    let offset = api.tus_offset(&upload_url, SIZE)?;
     eprintln!(
         "Garage killed after {sent} B sent (HEAD had shown {seen}); PATCH: {failure}; HEAD: \
          {offset}"
@@ -230,20 +230,5 @@ fn killed_with_parts_in_flight(stack: &mut S3Stack, server: &Server) -> Result<(
         "HEAD says {offset}, below {seen} which it showed before Garage was killed"
     );
 
-    stack.garage.restart()?;
-    let resume = head_offset(&api, &upload_url, SIZE)?;
-    ensure!(
-        resume == offset,
-        "HEAD after Garage's restart says {resume}, before it {offset}"
-    );
-    patch_expect_204(
-        &api,
-        &upload_url,
-        &source.path,
-        resume,
-        SIZE - resume,
-        Duration::from_secs(30),
-    )
-    .context("resuming after Garage's restart")?;
-    check_complete(&api, &upload_url, &source.path, SIZE, &source.blake3)
+    resume_after_restart(stack, &api, &upload_url, &source, SIZE, offset)
 }

@@ -194,6 +194,21 @@ impl TestServer {
         )
     }
 
+    /// A new sender key of this server's tenant.
+    pub async fn sender_key(&self) -> Result<String> {
+        let key = mint_api_key()?;
+        self.state
+            .db
+            .insert_api_key(
+                self.tenant_id,
+                Role::Sender,
+                &key.selector,
+                &key.secret_hash,
+            )
+            .await?;
+        Ok(key.text)
+    }
+
     pub fn tus(&self, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
         self.client
             .request(method, url)
