@@ -59,7 +59,7 @@ fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartupError
 }
 
 /// The configured master key, or in development one generated into the data directory.
-fn master_key(config: &Config) -> Result<MasterKey, StartupError> {
+pub fn master_key(config: &Config) -> Result<MasterKey, StartupError> {
     if let Some(encoded) = &config.master_key {
         return Ok(MasterKey::from_base64(encoded)?);
     }

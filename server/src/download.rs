@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
+use crate::audit::{Actor, EventKind};
 use crate::auth::parse_link_token;
 use crate::crypto::CryptoError;
 use crate::crypto::segment::{
@@ -33,6 +34,9 @@ pub enum DownloadError {
     /// The link expired or was revoked (410).
     #[error("this link has expired or was revoked")]
     Gone,
+    /// The file was downloaded through this link as often as the tenant's policy allows (410).
+    #[error("this file was downloaded as many times as allowed")]
+    LimitReached,
     /// Stored bytes failed authentication: never served (500, logged loudly).
     #[error("stored data failed its integrity check")]
     Integrity,
@@ -75,10 +79,68 @@ pub async fn resolve_share(state: &AppState, token: &str) -> Result<ShareRow, Do
     if !presented.matches(&share.token_hash) {
         return Err(DownloadError::NotFound);
     }
-    if share.revoked_at.is_some() || share.expires_at <= OffsetDateTime::now_utc() {
+    if share.revoked_at.is_some()
+        || share.ended_at.is_some()
+        || share.expires_at <= OffsetDateTime::now_utc()
+    {
         return Err(DownloadError::Gone);
     }
     Ok(share)
+}
+
+/// Who is at the other end of a recipient's request, for the audit log.
+#[derive(Debug, Clone, Default)]
+pub struct Visitor {
+    /// The client's address (the TCP peer).
+    pub ip: Option<std::net::IpAddr>,
+    /// Its `User-Agent`, cut to 512 characters.
+    pub user_agent: Option<String>,
+}
+
+/// Records an event a recipient caused on `share` (a page opened, bytes served).
+pub async fn record(
+    state: &AppState,
+    share: &ShareRow,
+    kind: EventKind,
+    subject: Uuid,
+    visitor: &Visitor,
+    mut details: serde_json::Value,
+) -> Result<(), DownloadError> {
+    if let Some(fields) = details.as_object_mut() {
+        fields.insert("share".into(), serde_json::json!(share.id));
+        fields.insert("ip".into(), serde_json::json!(visitor.ip));
+        fields.insert("user_agent".into(), serde_json::json!(visitor.user_agent));
+    }
+    let entry = state
+        .audit(
+            share.tenant_id,
+            kind,
+            Actor::Recipient,
+            Some(subject),
+            details,
+        )
+        .map_err(|e| DownloadError::Storage(e.to_string()))?;
+    state.db.append_audit(&entry).await?;
+    Ok(())
+}
+
+/// Counts a download of `file_id` (a response that serves its first byte) against the
+/// tenant's `max_downloads_per_file`; `LimitReached` once the limit is spent.
+pub async fn count_download(
+    state: &AppState,
+    share: &ShareRow,
+    file_id: Uuid,
+) -> Result<u64, DownloadError> {
+    let limit = state
+        .db
+        .policy(share.tenant_id)
+        .await?
+        .max_downloads_per_file;
+    state
+        .db
+        .count_download(share.tenant_id, share.id, file_id, limit)
+        .await?
+        .ok_or(DownloadError::LimitReached)
 }
 
 /// The files a share offers.

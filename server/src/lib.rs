@@ -13,6 +13,7 @@
 //!   The `ferry` binary (`main.rs`) is the CLI around them.
 
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod crypto;

@@ -20,6 +20,9 @@ pub struct Policy {
     pub max_upload_bytes: Option<u64>,
     /// Lowercase domains recipients must be at; `None`: any.
     pub allowed_recipient_domains: Option<Vec<String>>,
+    /// How many times each file of a share may be downloaded (a download: a response that
+    /// serves the file's first byte; resuming further on does not count); `None`: no limit.
+    pub max_downloads_per_file: Option<u32>,
 }
 
 impl Default for Policy {
@@ -29,6 +32,7 @@ impl Default for Policy {
             max_days: MAX_RETENTION_DAYS,
             max_upload_bytes: None,
             allowed_recipient_domains: None,
+            max_downloads_per_file: None,
         }
     }
 }
@@ -61,6 +65,11 @@ impl Policy {
             return Err(InvalidPolicy(format!(
                 "max_upload_bytes must be between 1 and {store_max} (the store's limit); got {max}"
             )));
+        }
+        if self.max_downloads_per_file == Some(0) {
+            return Err(InvalidPolicy(
+                "max_downloads_per_file must be at least 1 (leave it out for no limit)".into(),
+            ));
         }
         if let Some(domains) = self.allowed_recipient_domains.as_mut() {
             if domains.len() > MAX_DOMAINS {
@@ -149,6 +158,11 @@ mod tests {
             ..Policy::default()
         };
         assert!(bad_domain.validated(store_max).is_err());
+        let no_downloads = Policy {
+            max_downloads_per_file: Some(0),
+            ..Policy::default()
+        };
+        assert!(no_downloads.validated(store_max).is_err());
     }
 
     #[test]
@@ -158,6 +172,7 @@ mod tests {
             max_days: 30,
             max_upload_bytes: Some(1000),
             allowed_recipient_domains: Some(vec![" Klinik.DE".into(), "klinik.de".into()]),
+            max_downloads_per_file: Some(3),
         }
         .validated(1 << 40)?;
         assert_eq!(policy.retention_days(None), 7);

@@ -4,6 +4,9 @@
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
+use time::format_description::well_known::Rfc3339;
+
+use crate::audit::{Actor, EventKind};
 use crate::auth::{Caller, mint_link_token};
 use crate::db::shares::{NewShare, ShareFilesError, SharedFile};
 use crate::state::AppState;
@@ -54,6 +57,9 @@ pub enum ShareError {
     /// The tenant's policy could not be read.
     #[error(transparent)]
     Db(#[from] crate::db::DbError),
+    /// The audit event could not be keyed.
+    #[error(transparent)]
+    Crypto(#[from] crate::crypto::CryptoError),
 }
 
 fn valid_email(address: &str) -> bool {
@@ -123,19 +129,34 @@ pub async fn create_share(
     let token = mint_link_token().map_err(|_| ShareError::Random)?;
     let id = Uuid::new_v4();
     let expires_at = OffsetDateTime::now_utc() + Duration::days(days);
+    let audit = state.audit(
+        caller.tenant_id,
+        EventKind::ShareCreated,
+        Actor::Key(caller.key_id),
+        Some(id),
+        serde_json::json!({
+            "files": files,
+            "recipients": recipients,
+            "retention_days": days,
+            "expires_at": expires_at.format(&Rfc3339).unwrap_or_default(),
+        }),
+    )?;
     let shared = state
         .db
-        .create_share(&NewShare {
-            id,
-            tenant_id: caller.tenant_id,
-            created_by: caller.key_id,
-            token_selector: &token.selector,
-            token_hash: &token.secret_hash,
-            note: request.note.as_deref(),
-            expires_at,
-            files: &files,
-            recipients: &recipients,
-        })
+        .create_share(
+            &NewShare {
+                id,
+                tenant_id: caller.tenant_id,
+                created_by: caller.key_id,
+                token_selector: &token.selector,
+                token_hash: &token.secret_hash,
+                note: request.note.as_deref(),
+                expires_at,
+                files: &files,
+                recipients: &recipients,
+            },
+            &audit,
+        )
         .await?;
     Ok(CreatedShare {
         id,

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
+use crate::audit::{Actor, AuditEntry, EventKind};
 use crate::config::Config;
 use crate::crypto::CryptoError;
 use crate::crypto::keys::{MasterKey, TenantKek};
@@ -32,5 +33,17 @@ impl AppState {
     /// The key-encryption key of a tenant, derived on demand (cheap: one HKDF).
     pub fn tenant_kek(&self, tenant_id: Uuid) -> Result<TenantKek, CryptoError> {
         self.master_key.tenant_kek(tenant_id)
+    }
+
+    /// An audit event for `tenant_id`'s chain, keyed for it (cheap: one HKDF).
+    pub fn audit(
+        &self,
+        tenant_id: Uuid,
+        kind: EventKind,
+        actor: Actor,
+        subject: Option<Uuid>,
+        details: serde_json::Value,
+    ) -> Result<AuditEntry, CryptoError> {
+        AuditEntry::new(&self.master_key, tenant_id, kind, actor, subject, details)
     }
 }

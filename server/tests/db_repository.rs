@@ -10,6 +10,8 @@
 mod postgres;
 
 use anyhow::{Result, ensure};
+use ferry::audit::{Actor, AuditEntry, EventKind};
+use ferry::crypto::MasterKey;
 use ferry::db::shares::NewShare;
 use ferry::db::tenants::Role;
 use ferry::db::uploads::{NewUpload, Progress};
@@ -99,15 +101,36 @@ mod uploads;
 /// A tenant with an admin key: (tenant id, key id).
 async fn tenant(db: &Db, name: &str) -> Result<(Uuid, Uuid)> {
     let tenant = db.create_tenant(name).await?;
-    let key = db
-        .insert_api_key(
-            tenant.id,
-            Role::Admin,
-            &format!("sel-{}", Uuid::new_v4()),
-            b"h",
-        )
-        .await?;
+    let key = Uuid::new_v4();
+    db.insert_api_key(
+        key,
+        tenant.id,
+        Role::Admin,
+        &format!("sel-{}", Uuid::new_v4()),
+        b"h",
+        &audit(tenant.id),
+    )
+    .await?;
     Ok((tenant.id, key))
+}
+
+/// An audit event for `tenant`'s chain (what it says does not matter to these scenarios; the
+/// chain itself is tested in `audit`).
+fn audit(tenant: Uuid) -> AuditEntry {
+    static MASTER: std::sync::OnceLock<MasterKey> = std::sync::OnceLock::new();
+    let master = MASTER.get_or_init(|| {
+        MasterKey::from_base64("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
+            .unwrap_or_else(|_| unreachable!("a fixed valid key"))
+    });
+    AuditEntry::new(
+        master,
+        tenant,
+        EventKind::KeyCreated,
+        Actor::Operator,
+        None,
+        serde_json::json!({}),
+    )
+    .unwrap_or_else(|e| unreachable!("HKDF never fails: {e}"))
 }
 
 fn expiry() -> OffsetDateTime {
@@ -116,17 +139,20 @@ fn expiry() -> OffsetDateTime {
 
 async fn new_upload(db: &Db, tenant: (Uuid, Uuid), length: Option<u64>) -> Result<Uuid> {
     let id = Uuid::new_v4();
-    db.create_upload(&NewUpload {
-        id,
-        tenant_id: tenant.0,
-        owner_key_id: tenant.1,
-        length,
-        metadata: "filename ZC5iaW4=",
-        filename: "d.bin",
-        wrapped_dek: &[7; 60],
-        hash_state: b"empty",
-        expires_at: expiry(),
-    })
+    db.create_upload(
+        &NewUpload {
+            id,
+            tenant_id: tenant.0,
+            owner_key_id: tenant.1,
+            length,
+            metadata: "filename ZC5iaW4=",
+            filename: "d.bin",
+            wrapped_dek: &[7; 60],
+            hash_state: b"empty",
+            expires_at: expiry(),
+        },
+        &audit(tenant.0),
+    )
     .await?;
     Ok(id)
 }
@@ -134,8 +160,15 @@ async fn new_upload(db: &Db, tenant: (Uuid, Uuid), length: Option<u64>) -> Resul
 /// An upload of `length` bytes, completed at once with a hash derived from `name`.
 async fn complete_file(db: &Db, tenant: (Uuid, Uuid), name: &str, length: u64) -> Result<Uuid> {
     let id = new_upload(db, tenant, Some(length)).await?;
-    db.complete_upload(tenant.0, id, 0, length, &format!("hash-of-{name}"))
-        .await?;
+    db.complete_upload(
+        tenant.0,
+        id,
+        0,
+        length,
+        &format!("hash-of-{name}"),
+        &audit(tenant.0),
+    )
+    .await?;
     Ok(id)
 }
 

@@ -8,7 +8,9 @@ use std::collections::BTreeSet;
 
 use anyhow::{Context, Result, ensure};
 use common::{Stack, TestServer, file_id, random_bytes};
+use ferry::audit::{Actor, AuditEntry, EventKind};
 use ferry::db::DbError;
+use ferry::db::expiry::UploadWork;
 use ferry::jobs::expiry::{CLAIM_LEASE, ExpiryPass, ExpiryReport};
 use reqwest::{Method, StatusCode};
 use time::OffsetDateTime;
@@ -41,9 +43,22 @@ async fn unfinished_upload(server: &TestServer) -> Result<(String, Uuid)> {
 }
 
 fn nothing_done(report: &ExpiryReport) -> bool {
-    report.uploads_expired.is_empty()
+    report.shares_expired.is_empty()
+        && report.files_expired.is_empty()
+        && report.uploads_expired.is_empty()
         && report.objects_deleted.is_empty()
         && report.skipped.is_empty()
+}
+
+/// The audit event of a termination by the server's admin key.
+fn termination(server: &TestServer, id: Uuid) -> Result<AuditEntry> {
+    Ok(server.state.audit(
+        server.tenant_id,
+        EventKind::UploadTerminated,
+        Actor::Operator,
+        Some(id),
+        serde_json::json!({}),
+    )?)
 }
 
 async fn key_exists(server: &TestServer, id: Uuid) -> Result<bool> {
@@ -60,6 +75,8 @@ async fn abandoned_uploads_are_destroyed_a_day_after_their_last_byte(
     let (url, id) = unfinished_upload(&server).await?;
     let finished = random_bytes(300_000, 8);
     let file = server.upload(&finished, "kept.bin").await?;
+    // Shared, so it lives as long as its share (14 days by default), well past this test's day.
+    server.share(&[file]).await?;
     ensure!(
         server.store_holds_anything_of(id).await?,
         "the unfinished upload has stored bytes"
@@ -90,7 +107,7 @@ async fn abandoned_uploads_are_destroyed_a_day_after_their_last_byte(
         patch.status()
     );
 
-    // Completed files are not this job's business (their life is their shares'): untouched.
+    // A shared file lives as long as its share: untouched.
     ensure!(
         key_exists(&server, file).await?,
         "a completed file keeps its key"
@@ -139,7 +156,10 @@ async fn a_pass_cut_after_the_shred_is_completed_by_the_next(server: TestServer)
     let cut = pass_at(later);
     let claimed = cut.claim(&server.state).await?;
     let row = *claimed.first().context("the upload is claimed")?;
-    ensure!(row.id == id && row.unfinished, "claimed {claimed:?}");
+    ensure!(
+        row.id == id && row.work == UploadWork::Unfinished,
+        "claimed {claimed:?}"
+    );
     ensure!(cut.shred(&server.state, row).await?, "the key is shredded");
     drop(cut);
     ensure!(
@@ -195,7 +215,7 @@ async fn a_termination_whose_object_survived_is_finished_by_the_job(
     server
         .state
         .db
-        .terminate_upload(server.tenant_id, cut)
+        .terminate_upload(server.tenant_id, cut, &termination(&server, cut)?)
         .await?;
     ensure!(
         server.store_holds_anything_of(cut).await?,

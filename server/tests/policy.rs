@@ -5,7 +5,7 @@
 mod common;
 
 use anyhow::{Context, Result, ensure};
-use common::{Backend, TestServer, b64, random_bytes};
+use common::{TestServer, b64, random_bytes};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -218,25 +218,7 @@ async fn shares_and_uploads_obey_the_policy(server: TestServer) -> Result<()> {
     Ok(())
 }
 
-macro_rules! on_both_databases {
-    ($($scenario:ident),+ $(,)?) => {$(
-        mod $scenario {
-            use super::*;
-
-            #[tokio::test]
-            async fn sqlite() -> Result<()> {
-                super::$scenario(TestServer::start_on(Backend::Sqlite).await?).await
-            }
-
-            #[tokio::test]
-            async fn postgres() -> Result<()> {
-                super::$scenario(TestServer::start_on(Backend::Postgres).await?).await
-            }
-        }
-    )+};
-}
-
-on_both_databases!(
+common::on_both_databases!(
     admins_set_the_policy_within_ferry_s_limits,
     shares_and_uploads_obey_the_policy,
 );

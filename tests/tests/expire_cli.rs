@@ -1,10 +1,11 @@
 //! `ferry expire`, the expiry job run by hand, as an operator runs it: beside a serving
 //! instance, on PostgreSQL, twice at the same moment.
 //!
-//! Abandoned uploads (partly sent, then left) are due 24 h after their last byte. `--dry-run`
-//! lists them and changes nothing; two `ferry expire --now <a day later>` processes started
-//! together destroy every one of them exactly once between them (each row is claimed before
-//! it is touched), and afterwards every upload answers 410.
+//! Abandoned uploads (partly sent, then left) are due 24 h after their last byte, and files
+//! shared for one day are due when that share ends. `--dry-run` lists them and changes
+//! nothing; two `ferry expire --now <two days later>` processes started together expire every
+//! share and destroy every upload and file exactly once between them (each row is claimed
+//! before it is touched), and afterwards every upload answers 410 and every link 410.
 
 use std::collections::BTreeSet;
 use std::process::{Command, Output, Stdio};
@@ -20,6 +21,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 const UPLOADS: usize = 24;
+const SHARED_FILES: usize = 12;
 
 /// The environment every process shares: one database, one store directory, one master key.
 struct Shared {
@@ -82,7 +84,7 @@ fn ids(report: &Value, field: &str) -> Result<Vec<String>> {
 }
 
 #[test]
-fn two_expire_processes_at_once_destroy_each_abandoned_upload_exactly_once() -> Result<()> {
+fn two_expire_processes_at_once_expire_everything_exactly_once() -> Result<()> {
     let mut key = [0u8; 32];
     rand::rng().fill_bytes(&mut key);
     let shared = Shared {
@@ -107,7 +109,19 @@ fn two_expire_processes_at_once_destroy_each_abandoned_upload_exactly_once() -> 
         .iter()
         .map(|url| file_id_from_url(url))
         .collect::<Result<_>>()?;
-    let later = (OffsetDateTime::now_utc() + time::Duration::hours(25)).format(&Rfc3339)?;
+    let mut files = BTreeSet::new();
+    let mut shares = BTreeSet::new();
+    let mut links = Vec::new();
+    for i in 0..SHARED_FILES {
+        let url = api.tus_create(100_000, &format!("shared-{i}.bin"))?;
+        patch_expect_204(&api, &url, &source.path, 0, 100_000, Duration::ZERO)?;
+        let file = file_id_from_url(&url)?;
+        let share = api.create_share(&[file.as_str()], &["a@example.eu"], Some(1))?;
+        links.push(api.absolute(&share.url));
+        shares.insert(share.id);
+        files.insert(file);
+    }
+    let later = (OffsetDateTime::now_utc() + time::Duration::hours(49)).format(&Rfc3339)?;
 
     let dry =
         report(spawn_expire(&shared, "dry", &["--dry-run", "--now", &later])?.wait_with_output()?)?;
@@ -132,32 +146,44 @@ fn two_expire_processes_at_once_destroy_each_abandoned_upload_exactly_once() -> 
         report(first.wait_with_output()?)?,
         report(second.wait_with_output()?)?,
     );
-    let (a_ids, b_ids) = (ids(&a, "uploads_expired")?, ids(&b, "uploads_expired")?);
-    eprintln!(
-        "process a expired {}, process b expired {}",
-        a_ids.len(),
-        b_ids.len()
-    );
-    let a_set: BTreeSet<String> = a_ids.iter().cloned().collect();
-    let b_set: BTreeSet<String> = b_ids.iter().cloned().collect();
-    ensure!(
-        a_set.len() == a_ids.len() && b_set.len() == b_ids.len(),
-        "a process repeated itself"
-    );
-    ensure!(
-        a_set.is_disjoint(&b_set),
-        "both processes expired {:?}",
-        a_set.intersection(&b_set).collect::<Vec<_>>()
-    );
-    ensure!(
-        a_set.union(&b_set).cloned().collect::<BTreeSet<_>>() == all,
-        "every upload expired: {a} {b}"
-    );
-    let deleted: BTreeSet<String> = ids(&a, "objects_deleted")?
-        .into_iter()
-        .chain(ids(&b, "objects_deleted")?)
-        .collect();
-    ensure!(deleted == all, "every object deleted once: {a} {b}");
+    exactly_once(&a, &b, "uploads_expired", &all)?;
+    exactly_once(&a, &b, "files_expired", &files)?;
+    exactly_once(&a, &b, "shares_expired", &shares)?;
+    let destroyed: BTreeSet<String> = all.union(&files).cloned().collect();
+    exactly_once(&a, &b, "objects_deleted", &destroyed)?;
+    for link in &links {
+        let status = api.http().get(link).send()?.status();
+        ensure!(status.as_u16() == 410, "{link} answered {status}");
+    }
+    // The audit log holds one expiry event per file and per share.
+    let audit = api
+        .http()
+        .get(format!("{}/api/v1/admin/audit", server.url()))
+        .header("Authorization", api.bearer())
+        .send()?
+        .text()?;
+    let events: Vec<Value> = audit
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    for (kind, ids) in [
+        ("file.expired", &files),
+        ("share.expired", &shares),
+        ("upload.expired", &all),
+    ] {
+        let subjects: Vec<String> = events
+            .iter()
+            .filter(|e| e["kind"] == kind)
+            .filter_map(|e| e["subject"].as_str().map(str::to_owned))
+            .collect();
+        ensure!(
+            subjects.len() == ids.len()
+                && subjects.iter().cloned().collect::<BTreeSet<_>>() == *ids,
+            "{kind}: {} events for {} rows",
+            subjects.len(),
+            ids.len()
+        );
+    }
 
     for url in &uploads {
         let head = api
@@ -175,6 +201,32 @@ fn two_expire_processes_at_once_destroy_each_abandoned_upload_exactly_once() -> 
     let left = files_under(&shared.dir.path().join("objects"));
     ensure!(left.is_empty(), "objects left in the store: {left:?}");
     drop(server);
+    Ok(())
+}
+
+/// The ids both reports list under `field` are `expected`, each listed by exactly one of them.
+fn exactly_once(a: &Value, b: &Value, field: &str, expected: &BTreeSet<String>) -> Result<()> {
+    let (a_ids, b_ids) = (ids(a, field)?, ids(b, field)?);
+    eprintln!(
+        "{field}: process a {}, process b {}",
+        a_ids.len(),
+        b_ids.len()
+    );
+    let a_set: BTreeSet<String> = a_ids.iter().cloned().collect();
+    let b_set: BTreeSet<String> = b_ids.iter().cloned().collect();
+    ensure!(
+        a_set.len() == a_ids.len() && b_set.len() == b_ids.len(),
+        "{field}: a process repeated itself"
+    );
+    ensure!(
+        a_set.is_disjoint(&b_set),
+        "{field}: both processes did {:?}",
+        a_set.intersection(&b_set).collect::<Vec<_>>()
+    );
+    ensure!(
+        a_set.union(&b_set).cloned().collect::<BTreeSet<_>>() == *expected,
+        "{field}: not all done: {a} {b}"
+    );
     Ok(())
 }
 

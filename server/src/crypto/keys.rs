@@ -13,6 +13,7 @@ use super::CryptoError;
 use super::segment::{Dek, NONCE_LEN, TAG_LEN};
 
 const KEK_SALT: &[u8] = b"ferry/v1/kek";
+const AUDIT_SALT: &[u8] = b"ferry/v1/audit";
 const WRAP_DOMAIN: &[u8; 12] = b"ferry/v1/dek";
 const KEY_LEN: usize = 32;
 const WRAPPED_LEN: usize = NONCE_LEN + KEY_LEN + TAG_LEN;
@@ -72,7 +73,16 @@ impl MasterKey {
     /// The tenant's key-encryption key bytes: HKDF-SHA256, salt `b"ferry/v1/kek"`,
     /// info = the tenant id's 16 bytes, 32 bytes of output.
     fn kek_bytes(&self, tenant_id: Uuid) -> Result<Zeroizing<[u8; KEY_LEN]>, CryptoError> {
-        let prk = Salt::new(HKDF_SHA256, KEK_SALT).extract(self.0.as_ref());
+        self.derive(KEK_SALT, tenant_id)
+    }
+
+    /// HKDF-SHA256 of the master key with `salt`, info = the tenant id's 16 bytes.
+    fn derive(
+        &self,
+        salt: &[u8],
+        tenant_id: Uuid,
+    ) -> Result<Zeroizing<[u8; KEY_LEN]>, CryptoError> {
+        let prk = Salt::new(HKDF_SHA256, salt).extract(self.0.as_ref());
         let info = [tenant_id.as_bytes().as_slice()];
         let mut out = Zeroizing::new([0u8; KEY_LEN]);
         prk.expand(&info, Len32)
@@ -94,6 +104,31 @@ impl MasterKey {
         Ok(TenantKek {
             key: LessSafeKey::new(key),
         })
+    }
+}
+
+/// The key of a tenant's audit chain: each event's hash is a keyed BLAKE3 under it, so someone
+/// who can write the database but does not hold the master key cannot rebuild a chain they
+/// altered. Derived like the KEK with its own salt (`b"ferry/v1/audit"`). Debug hides it.
+pub struct AuditKey(Zeroizing<[u8; KEY_LEN]>);
+
+impl std::fmt::Debug for AuditKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuditKey(..)")
+    }
+}
+
+impl AuditKey {
+    /// A keyed BLAKE3 hasher to feed one event's canonical bytes into.
+    pub fn hasher(&self) -> blake3::Hasher {
+        blake3::Hasher::new_keyed(&self.0)
+    }
+}
+
+impl MasterKey {
+    /// Derives the key of tenant `tenant_id`'s audit chain. Deterministic, like the KEK.
+    pub fn audit_key(&self, tenant_id: Uuid) -> Result<AuditKey, CryptoError> {
+        self.derive(AUDIT_SALT, tenant_id).map(AuditKey)
     }
 }
 

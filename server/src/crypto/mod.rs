@@ -11,7 +11,7 @@ pub mod segment;
 #[cfg(test)]
 mod tests;
 
-pub use keys::{MasterKey, TenantKek};
+pub use keys::{AuditKey, MasterKey, TenantKek};
 pub use segment::{
     Dek, NONCE_LEN, SEGMENT_OVERHEAD, SEGMENT_PLAINTEXT, STORED_SEGMENT_MAX, SegmentCipher,
     SegmentSpan, TAG_LEN, open_object, segment_count, segment_plain_len, span_for_range,

@@ -20,6 +20,7 @@ use sqlx::sqlite::{
 };
 use time::OffsetDateTime;
 
+pub mod audit;
 pub mod expiry;
 pub mod policy;
 pub mod shares;
@@ -232,6 +233,15 @@ pub(crate) fn guarded_update(rows_affected: u64) -> Result<(), DbError> {
 pub(crate) fn stored_time(t: OffsetDateTime) -> OffsetDateTime {
     t.replace_nanosecond(t.nanosecond() / 1_000 * 1_000)
         .unwrap_or(t)
+}
+
+/// SQL that is true when time column `column` is before time parameter `param`. SQLite keeps
+/// times as RFC 3339 text, which does not sort as time, so it compares through `julianday`.
+pub(crate) fn earlier(backend: Backend, column: &str, param: &str) -> String {
+    match backend {
+        Backend::Postgres => format!("{column} < {param}"),
+        Backend::Sqlite => format!("julianday({column}) < julianday({param})"),
+    }
 }
 
 /// The current time as stored.

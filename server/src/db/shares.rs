@@ -4,7 +4,10 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::BeginWrite as _;
-use super::{Db, DbError, found, now, on_pool, stored_time, unique_as_conflict};
+use super::audit::{WriteConn, append_in};
+use super::uploads::UNSHARED_TTL;
+use super::{Db, DbError, earlier, found, now, on_pool, stored_time, unique_as_conflict};
+use crate::audit::AuditEntry;
 
 /// Everything needed to create a share in one transaction.
 pub struct NewShare<'a> {
@@ -43,6 +46,8 @@ pub struct ShareRow {
     pub expires_at: OffsetDateTime,
     /// Set once revoked.
     pub revoked_at: Option<OffsetDateTime>,
+    /// Set once its end (revocation or expiry) was recorded.
+    pub ended_at: Option<OffsetDateTime>,
 }
 
 /// A file as recipients see it.
@@ -91,11 +96,61 @@ fn shared_from_raw((id, name, size, blake3): RawShared) -> SharedFile {
     }
 }
 
+/// Sets complete file `id`'s `expires_at` to when it may be destroyed: the end of its last
+/// share that is not revoked, and never before [`UNSHARED_TTL`] after its last byte. Nothing
+/// for rows that are not complete files.
+pub(crate) async fn keep_file_until(
+    conn: WriteConn<'_>,
+    tenant_id: Uuid,
+    id: Uuid,
+) -> Result<(), DbError> {
+    let completed = "SELECT completed_at FROM uploads
+                     WHERE id = $1 AND tenant_id = $2 AND state = 'complete'";
+    let live_ends = "SELECT s.expires_at FROM share_files f JOIN shares s ON s.id = f.share_id
+                     WHERE f.upload_id = $1 AND s.tenant_id = $2 AND s.revoked_at IS NULL";
+    let keep = "UPDATE uploads SET expires_at = $1 WHERE id = $2 AND tenant_id = $3";
+    macro_rules! run {
+        ($conn:ident) => {{
+            let row: Option<(Option<OffsetDateTime>,)> = sqlx::query_as(completed)
+                .bind(id)
+                .bind(tenant_id)
+                .fetch_optional(&mut *$conn)
+                .await?;
+            let Some((completed_at,)) = row else {
+                return Ok(());
+            };
+            let ends: Vec<(OffsetDateTime,)> = sqlx::query_as(live_ends)
+                .bind(id)
+                .bind(tenant_id)
+                .fetch_all(&mut *$conn)
+                .await?;
+            let unshared = completed_at.unwrap_or_else(now) + UNSHARED_TTL;
+            let until = ends
+                .into_iter()
+                .map(|(end,)| end)
+                .fold(unshared, OffsetDateTime::max);
+            sqlx::query(keep)
+                .bind(stored_time(until))
+                .bind(id)
+                .bind(tenant_id)
+                .execute(&mut *$conn)
+                .await?;
+        }};
+    }
+    match conn {
+        WriteConn::Sqlite(conn) => run!(conn),
+        WriteConn::Postgres(conn) => run!(conn),
+    }
+    Ok(())
+}
+
 impl Db {
-    /// Creates a share over complete files of its tenant; returns the files as shared.
+    /// Creates a share over complete files of its tenant, with its audit event, and keeps
+    /// each file at least as long as the share; returns the files as shared.
     pub async fn create_share(
         &self,
         new: &NewShare<'_>,
+        audit: &AuditEntry,
     ) -> Result<Vec<SharedFile>, ShareFilesError> {
         let file_sql = "SELECT id, filename, length, blake3, state FROM uploads
                         WHERE id = $1 AND tenant_id = $2";
@@ -107,6 +162,12 @@ impl Db {
         // A recipient listed twice is one recipient.
         let recipient_sql = "INSERT INTO share_recipients (share_id, email) VALUES ($1, $2)
                              ON CONFLICT DO NOTHING";
+        let keep_sql = format!(
+            "UPDATE uploads SET expires_at = $1
+             WHERE id = $2 AND tenant_id = $3 AND state = 'complete'
+                 AND (expires_at IS NULL OR {})",
+            earlier(self.backend(), "expires_at", "$1")
+        );
         let files = on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
             let mut files = Vec::with_capacity(new.files.len());
@@ -142,6 +203,12 @@ impl Db {
                     .bind(i64::try_from(position).unwrap_or(i64::MAX))
                     .execute(&mut *tx)
                     .await?;
+                sqlx::query(&keep_sql)
+                    .bind(stored_time(new.expires_at))
+                    .bind(file)
+                    .bind(new.tenant_id)
+                    .execute(&mut *tx)
+                    .await?;
             }
             for email in new.recipients {
                 sqlx::query(recipient_sql)
@@ -150,41 +217,66 @@ impl Db {
                     .execute(&mut *tx)
                     .await?;
             }
+            append_in((&mut tx).into(), audit).await?;
             tx.commit().await?;
             files
         });
         Ok(files)
     }
 
-    /// Revokes share `id` of `tenant_id` now (idempotent: a revoked share stays revoked at its
-    /// first time). `only_by`: the key that must have created it (senders revoke their own).
-    /// `NotFound` for another tenant's share, or another sender's.
+    /// Revokes share `id` of `tenant_id` now, with its audit event; its files are then kept
+    /// only as long as their other live shares (and at least [`UNSHARED_TTL`] after upload).
+    /// Idempotent: revoking a revoked share changes nothing and records nothing. `only_by`:
+    /// the key that must have created it (senders revoke their own). `NotFound` for another
+    /// tenant's share, or another sender's.
     pub async fn revoke_share(
         &self,
         tenant_id: Uuid,
         id: Uuid,
         only_by: Option<Uuid>,
+        audit: &AuditEntry,
     ) -> Result<(), DbError> {
-        let sql = "UPDATE shares SET revoked_at = COALESCE(revoked_at, $1)
-                   WHERE id = $2 AND tenant_id = $3 AND ($4 IS NULL OR created_by = $4)";
-        let done = on_pool!(self, pool => sqlx::query(sql)
-            .bind(super::now())
-            .bind(id)
-            .bind(tenant_id)
-            .bind(only_by)
-            .execute(pool)
-            .await?
-            .rows_affected());
-        if done == 1 {
-            Ok(())
-        } else {
-            Err(DbError::NotFound)
-        }
+        let owned = "SELECT revoked_at FROM shares
+                     WHERE id = $1 AND tenant_id = $2 AND ($3 IS NULL OR created_by = $3)";
+        let revoke = "UPDATE shares SET revoked_at = $1, ended_at = COALESCE(ended_at, $1)
+                      WHERE id = $2 AND tenant_id = $3 AND revoked_at IS NULL";
+        let files = "SELECT upload_id FROM share_files WHERE share_id = $1";
+        on_pool!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            let revoked: Option<(Option<OffsetDateTime>,)> = sqlx::query_as(owned)
+                .bind(id)
+                .bind(tenant_id)
+                .bind(only_by)
+                .fetch_optional(&mut *tx)
+                .await?;
+            match revoked {
+                None => return Err(DbError::NotFound),
+                Some((Some(_),)) => return Ok(()),
+                Some((None,)) => {}
+            }
+            let at = now();
+            sqlx::query(revoke)
+                .bind(at)
+                .bind(id)
+                .bind(tenant_id)
+                .execute(&mut *tx)
+                .await?;
+            let members: Vec<(Uuid,)> = sqlx::query_as(files)
+                .bind(id)
+                .fetch_all(&mut *tx)
+                .await?;
+            for (file,) in members {
+                keep_file_until((&mut tx).into(), tenant_id, file).await?;
+            }
+            append_in((&mut tx).into(), audit).await?;
+            tx.commit().await?;
+        });
+        Ok(())
     }
 
     /// The share whose token has this selector; the caller verifies the secret and expiry.
     pub async fn share_by_selector(&self, selector: &str) -> Result<ShareRow, DbError> {
-        let sql = "SELECT id, tenant_id, token_hash, note, expires_at, revoked_at
+        let sql = "SELECT id, tenant_id, token_hash, note, expires_at, revoked_at, ended_at
                    FROM shares WHERE token_selector = $1";
         let row: Option<ShareRow> = on_pool!(self, pool => sqlx::query_as(sql)
             .bind(selector)
@@ -229,5 +321,138 @@ impl Db {
             .fetch_optional(pool)
             .await?);
         found(row).map(shared_from_raw)
+    }
+}
+
+/// A share as its sender sees it.
+#[derive(Debug, Clone)]
+pub struct ShareDetails {
+    /// Share id.
+    pub id: Uuid,
+    /// The key that created it.
+    pub created_by: Uuid,
+    /// Optional note.
+    pub note: Option<String>,
+    /// Creation time.
+    pub created_at: OffsetDateTime,
+    /// Expiry.
+    pub expires_at: OffsetDateTime,
+    /// Set once revoked.
+    pub revoked_at: Option<OffsetDateTime>,
+    /// Set once its end was recorded.
+    pub ended_at: Option<OffsetDateTime>,
+    /// Recipient addresses.
+    pub recipients: Vec<String>,
+    /// Its files in order, whatever their state now.
+    pub files: Vec<ShareFileCount>,
+}
+
+/// A file of a share with how often it was downloaded through it.
+#[derive(Debug, Clone)]
+pub struct ShareFileCount {
+    /// File id.
+    pub id: Uuid,
+    /// Display name.
+    pub name: String,
+    /// Plaintext size.
+    pub size: u64,
+    /// Whether it can still be downloaded (`false` once destroyed).
+    pub available: bool,
+    /// Downloads through this share: responses that served its first byte.
+    pub downloads: u64,
+}
+
+type RawDetails = (
+    Uuid,
+    Uuid,
+    Option<String>,
+    OffsetDateTime,
+    OffsetDateTime,
+    Option<OffsetDateTime>,
+    Option<OffsetDateTime>,
+);
+
+impl Db {
+    /// Share `id` of `tenant_id` with its recipients and per-file download counts. `only_by`:
+    /// the key that must have created it (senders see their own). `NotFound` otherwise.
+    pub async fn share_details(
+        &self,
+        tenant_id: Uuid,
+        id: Uuid,
+        only_by: Option<Uuid>,
+    ) -> Result<ShareDetails, DbError> {
+        let share_sql = "SELECT id, created_by, note, created_at, expires_at, revoked_at, ended_at
+                         FROM shares
+                         WHERE id = $1 AND tenant_id = $2 AND ($3 IS NULL OR created_by = $3)";
+        let recipients_sql =
+            "SELECT email FROM share_recipients WHERE share_id = $1 ORDER BY email";
+        let files_sql = "SELECT u.id, u.filename, u.length, u.state, f.downloads
+                         FROM share_files f JOIN uploads u ON u.id = f.upload_id
+                         WHERE f.share_id = $1 AND u.tenant_id = $2 ORDER BY f.position";
+        let (row, recipients, files) = on_pool!(self, pool => {
+            let row: Option<RawDetails> = sqlx::query_as(share_sql)
+                .bind(id)
+                .bind(tenant_id)
+                .bind(only_by)
+                .fetch_optional(pool)
+                .await?;
+            let row = found(row)?;
+            let recipients: Vec<(String,)> = sqlx::query_as(recipients_sql)
+                .bind(id)
+                .fetch_all(pool)
+                .await?;
+            let files: Vec<(Uuid, String, Option<i64>, String, i64)> = sqlx::query_as(files_sql)
+                .bind(id)
+                .bind(tenant_id)
+                .fetch_all(pool)
+                .await?;
+            (row, recipients, files)
+        });
+        let (id, created_by, note, created_at, expires_at, revoked_at, ended_at) = row;
+        Ok(ShareDetails {
+            id,
+            created_by,
+            note,
+            created_at,
+            expires_at,
+            revoked_at,
+            ended_at,
+            recipients: recipients.into_iter().map(|(email,)| email).collect(),
+            files: files
+                .into_iter()
+                .map(|(id, name, size, state, downloads)| ShareFileCount {
+                    id,
+                    name,
+                    size: size.and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
+                    available: state == "complete",
+                    downloads: u64::try_from(downloads).unwrap_or(0),
+                })
+                .collect(),
+        })
+    }
+
+    /// Counts one download of `file_id` through share `share_id` of `tenant_id`, unless
+    /// `limit` downloads were already counted. The count after this one, or `None` when the
+    /// limit is reached (nothing counted). One statement, so concurrent downloads never pass
+    /// the limit together.
+    pub async fn count_download(
+        &self,
+        tenant_id: Uuid,
+        share_id: Uuid,
+        file_id: Uuid,
+        limit: Option<u32>,
+    ) -> Result<Option<u64>, DbError> {
+        let sql = "UPDATE share_files SET downloads = downloads + 1
+                   WHERE share_id = $1 AND upload_id = $2 AND ($3 IS NULL OR downloads < $3)
+                       AND EXISTS (SELECT 1 FROM shares WHERE id = $1 AND tenant_id = $4)
+                   RETURNING downloads";
+        let row: Option<(i64,)> = on_pool!(self, pool => sqlx::query_as(sql)
+            .bind(share_id)
+            .bind(file_id)
+            .bind(limit.map(i64::from))
+            .bind(tenant_id)
+            .fetch_optional(pool)
+            .await?);
+        Ok(row.map(|(n,)| u64::try_from(n).unwrap_or(0)))
     }
 }

@@ -2,7 +2,10 @@
 
 use uuid::Uuid;
 
+use super::BeginWrite as _;
+use super::audit::append_in;
 use super::{Db, DbError, found, now, on_pool, unique_as_conflict};
+use crate::audit::AuditEntry;
 
 /// Who may do what within a tenant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,29 +86,35 @@ impl Db {
         Ok(TenantRow { id, name })
     }
 
-    /// Stores a new API key for `tenant_id`; `Conflict` if the selector is taken.
+    /// Stores new API key `id` for `tenant_id` with its audit event; `Conflict` if the id or
+    /// selector is taken.
     pub async fn insert_api_key(
         &self,
+        id: Uuid,
         tenant_id: Uuid,
         role: Role,
         selector: &str,
         secret_hash: &[u8],
-    ) -> Result<Uuid, DbError> {
-        let id = Uuid::new_v4();
+        audit: &AuditEntry,
+    ) -> Result<(), DbError> {
         let sql = "INSERT INTO api_keys (id, tenant_id, role, selector, secret_hash, created_at)
                    VALUES ($1, $2, $3, $4, $5, $6)";
-        let inserted = on_pool!(self, pool => sqlx::query(sql)
-            .bind(id)
-            .bind(tenant_id)
-            .bind(role.as_str())
-            .bind(selector)
-            .bind(secret_hash)
-            .bind(now())
-            .execute(pool)
-            .await
-            .map(drop));
-        inserted.map_err(unique_as_conflict("API key selector taken"))?;
-        Ok(id)
+        on_pool!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            sqlx::query(sql)
+                .bind(id)
+                .bind(tenant_id)
+                .bind(role.as_str())
+                .bind(selector)
+                .bind(secret_hash)
+                .bind(now())
+                .execute(&mut *tx)
+                .await
+                .map_err(unique_as_conflict("API key id or selector taken"))?;
+            append_in((&mut tx).into(), audit).await?;
+            tx.commit().await?;
+        });
+        Ok(())
     }
 
     /// The live (not revoked) key with this selector; the caller verifies the secret.

@@ -7,7 +7,13 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::BeginWrite as _;
+use super::audit::append_in;
 use super::{Db, DbError, found, guarded_update, now, on_pool, stored_time};
+use crate::audit::AuditEntry;
+
+/// A complete file that no share keeps is destroyed this long after its last byte: long
+/// enough for its sender to share it, short enough that nothing lingers unshared.
+pub const UNSHARED_TTL: time::Duration = time::Duration::hours(24);
 
 /// Lifecycle of an upload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,8 +168,12 @@ pub struct Progress<'a> {
 }
 
 impl Db {
-    /// Creates the upload row and its wrapped key together.
-    pub async fn create_upload(&self, new: &NewUpload<'_>) -> Result<(), DbError> {
+    /// Creates the upload row and its wrapped key together, with its audit event.
+    pub async fn create_upload(
+        &self,
+        new: &NewUpload<'_>,
+        audit: &AuditEntry,
+    ) -> Result<(), DbError> {
         let upload = "INSERT INTO uploads (id, tenant_id, owner_key_id, length, upload_offset,
                           metadata, filename, state, hash_state, created_at, updated_at,
                           expires_at)
@@ -189,6 +199,7 @@ impl Db {
                 .bind(new.wrapped_dek)
                 .execute(&mut *tx)
                 .await?;
+            append_in((&mut tx).into(), audit).await?;
             tx.commit().await?;
         });
         Ok(())
@@ -248,7 +259,9 @@ impl Db {
         guarded_update(done)
     }
 
-    /// Marks the upload complete with its final length and hash, if still at `from_offset`.
+    /// Marks the upload complete with its final length and hash, if still at `from_offset`,
+    /// with its audit event. The file is due for destruction [`UNSHARED_TTL`] from now unless
+    /// a share keeps it longer.
     pub async fn complete_upload(
         &self,
         tenant_id: Uuid,
@@ -256,28 +269,42 @@ impl Db {
         from_offset: u64,
         length: u64,
         blake3_hex: &str,
+        audit: &AuditEntry,
     ) -> Result<(), DbError> {
         let sql = "UPDATE uploads SET upload_offset = $1, length = $1, state = 'complete',
                        blake3 = $2, hash_state = NULL, sealed_tail = NULL, store_state = NULL,
-                       expires_at = NULL,
+                       expires_at = $7,
                        completed_at = $3, updated_at = $3
                    WHERE id = $4 AND tenant_id = $5 AND upload_offset = $6
                        AND state = 'uploading'";
-        let done = on_pool!(self, pool => sqlx::query(sql)
-            .bind(to_i64(length))
-            .bind(blake3_hex)
-            .bind(now())
-            .bind(id)
-            .bind(tenant_id)
-            .bind(to_i64(from_offset))
-            .execute(pool)
-            .await?
-            .rows_affected());
-        guarded_update(done)
+        let completed_at = now();
+        on_pool!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            let done = sqlx::query(sql)
+                .bind(to_i64(length))
+                .bind(blake3_hex)
+                .bind(completed_at)
+                .bind(id)
+                .bind(tenant_id)
+                .bind(to_i64(from_offset))
+                .bind(completed_at + UNSHARED_TTL)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            guarded_update(done)?;
+            append_in((&mut tx).into(), audit).await?;
+            tx.commit().await?;
+        });
+        Ok(())
     }
 
-    /// Terminates an upload: shreds its key and keeps a tombstone row. Idempotent.
-    pub async fn terminate_upload(&self, tenant_id: Uuid, id: Uuid) -> Result<(), DbError> {
+    /// Terminates an upload: shreds its key and keeps a tombstone row, with its audit event.
+    pub async fn terminate_upload(
+        &self,
+        tenant_id: Uuid,
+        id: Uuid,
+        audit: &AuditEntry,
+    ) -> Result<(), DbError> {
         let shred = "DELETE FROM file_keys WHERE upload_id = $1 AND tenant_id = $2";
         let tombstone = "UPDATE uploads SET state = 'terminated', hash_state = NULL,
                              sealed_tail = NULL, store_state = NULL, updated_at = $1
@@ -299,8 +326,73 @@ impl Db {
                 // Dropping the transaction rolls it back.
                 return Err(DbError::NotFound);
             }
+            append_in((&mut tx).into(), audit).await?;
             tx.commit().await?;
         });
         Ok(())
+    }
+}
+
+/// A live file as tenant admins see it.
+#[derive(Debug, Clone)]
+pub struct LiveFile {
+    /// File id.
+    pub id: Uuid,
+    /// Display name.
+    pub name: String,
+    /// The API key that uploaded it.
+    pub owner_key_id: Uuid,
+    /// Plaintext size.
+    pub size: u64,
+    /// Hex BLAKE3.
+    pub blake3: String,
+    /// When its last byte was stored.
+    pub completed_at: Option<OffsetDateTime>,
+    /// When it is due for destruction (its last share's end, at least 24 h after upload).
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+type RawLiveFile = (
+    Uuid,
+    String,
+    Uuid,
+    Option<i64>,
+    Option<String>,
+    Option<OffsetDateTime>,
+    Option<OffsetDateTime>,
+);
+
+impl Db {
+    /// Up to `limit` complete files of `tenant_id` with ids after `after`, in id order.
+    pub async fn live_files(
+        &self,
+        tenant_id: Uuid,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<LiveFile>, DbError> {
+        let sql = "SELECT id, filename, owner_key_id, length, blake3, completed_at, expires_at
+                   FROM uploads
+                   WHERE tenant_id = $1 AND state = 'complete' AND ($2 IS NULL OR id > $2)
+                   ORDER BY id LIMIT $3";
+        let rows: Vec<RawLiveFile> = on_pool!(self, pool => sqlx::query_as(sql)
+            .bind(tenant_id)
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?);
+        Ok(rows
+            .into_iter()
+            .map(
+                |(id, name, owner_key_id, size, blake3, completed_at, expires_at)| LiveFile {
+                    id,
+                    name,
+                    owner_key_id,
+                    size: size.and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
+                    blake3: blake3.unwrap_or_default(),
+                    completed_at,
+                    expires_at,
+                },
+            )
+            .collect())
     }
 }

@@ -1,12 +1,22 @@
-//! Tenant admins' endpoints under `/api/v1/admin/`: the tenant's policy. Sender keys get 403.
+//! Tenant admins' endpoints under `/api/v1/admin/`: the tenant's policy, its live files and
+//! its audit log. Sender keys get 403.
 
-use axum::extract::State;
-use axum::http::StatusCode;
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use tokio_stream::wrappers::ReceiverStream;
+use uuid::Uuid;
 
 use super::error::AppError;
 use super::json::ApiJson;
+use crate::audit::{self, Actor, EventKind, ExportedEvent};
 use crate::auth::Caller;
 use crate::db::tenants::Role;
 use crate::policy::Policy;
@@ -15,7 +25,19 @@ use crate::tus::max_upload_len;
 
 /// Routes for tenant admins.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/admin/policy", get(get_policy).put(put_policy))
+    Router::new()
+        .route("/api/v1/admin/policy", get(get_policy).put(put_policy))
+        .route("/api/v1/admin/files", get(list_files))
+        .route("/api/v1/admin/audit", get(export_audit))
+}
+
+/// A query string the handler could not read: 400 with the API's error shape.
+fn bad_query(rejection: QueryRejection) -> AppError {
+    AppError::new(
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+        rejection.body_text(),
+    )
 }
 
 /// Refuses callers whose key is not an admin key of their tenant.
@@ -47,7 +69,166 @@ async fn put_policy(
     let policy = policy
         .validated(max_upload_len(&state))
         .map_err(|e| AppError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_policy", e.0))?;
-    state.db.set_policy(caller.tenant_id, &policy).await?;
+    let before = state.db.policy(caller.tenant_id).await?;
+    let audit = state
+        .audit(
+            caller.tenant_id,
+            EventKind::PolicyChanged,
+            Actor::Key(caller.key_id),
+            None,
+            serde_json::json!({ "before": before, "after": policy }),
+        )
+        .map_err(AppError::internal)?;
+    state
+        .db
+        .set_policy(caller.tenant_id, &policy, &audit)
+        .await?;
     tracing::info!(tenant = %caller.tenant_id, "policy changed");
     Ok(Json(policy))
+}
+
+/// Files listed per page at most, and by default.
+const FILES_PAGE_MAX: u32 = 1000;
+const FILES_PAGE_DEFAULT: u32 = 100;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilesQuery {
+    /// Continue after this file id (the previous page's `next_after`).
+    after: Option<Uuid>,
+    /// Page size, 1–1000 (default 100).
+    limit: Option<u32>,
+}
+
+#[derive(Serialize)]
+struct LiveFileView {
+    id: Uuid,
+    name: String,
+    owner_key_id: Uuid,
+    size: u64,
+    blake3: String,
+    #[serde(with = "time::serde::rfc3339::option")]
+    completed_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    expires_at: Option<OffsetDateTime>,
+}
+
+#[derive(Serialize)]
+struct FilesPage {
+    files: Vec<LiveFileView>,
+    /// Pass as `after` for the next page; absent on the last page.
+    next_after: Option<Uuid>,
+}
+
+/// The tenant's live files: owner (API key), size, hash, and when each is due for destruction.
+async fn list_files(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<FilesQuery>, QueryRejection>,
+) -> Result<Json<FilesPage>, AppError> {
+    require_admin(&caller)?;
+    let Query(query) = query.map_err(bad_query)?;
+    let limit = query.limit.unwrap_or(FILES_PAGE_DEFAULT);
+    if !(1..=FILES_PAGE_MAX).contains(&limit) {
+        return Err(AppError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            format!("limit must be between 1 and {FILES_PAGE_MAX}"),
+        ));
+    }
+    let files = state
+        .db
+        .live_files(caller.tenant_id, query.after, limit)
+        .await?;
+    let next_after = match files.last() {
+        Some(last) if files.len() == limit as usize => Some(last.id),
+        _ => None,
+    };
+    Ok(Json(FilesPage {
+        files: files
+            .into_iter()
+            .map(|f| LiveFileView {
+                id: f.id,
+                name: f.name,
+                owner_key_id: f.owner_key_id,
+                size: f.size,
+                blake3: f.blake3,
+                completed_at: f.completed_at,
+                expires_at: f.expires_at,
+            })
+            .collect(),
+        next_after,
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    /// Events recorded at or after this time (RFC 3339).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    since: Option<OffsetDateTime>,
+    /// Events recorded before this time (RFC 3339).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    until: Option<OffsetDateTime>,
+}
+
+/// The tenant's audit events in chain order, one JSON object per line, streamed page by page.
+/// Each line carries its `prev_hash` and `hash`; `ferry audit verify` checks the chain.
+async fn export_audit(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<AuditQuery>, QueryRejection>,
+) -> Result<Response, AppError> {
+    require_admin(&caller)?;
+    let Query(query) = query.map_err(bad_query)?;
+    // The first page is read before answering, so a failing database is a clean 503.
+    let first = state
+        .db
+        .audit_events(caller.tenant_id, 0, query.since, query.until, audit::PAGE)
+        .await?;
+    let (lines, body) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(2);
+    let tenant_id = caller.tenant_id;
+    tokio::spawn(async move {
+        let mut page = first;
+        loop {
+            let Some(last_seq) = page.last().map(|e| e.seq) else {
+                return;
+            };
+            let mut chunk = Vec::new();
+            for event in page {
+                let line = serde_json::to_vec(&ExportedEvent::from(event));
+                match line {
+                    Ok(line) => {
+                        chunk.extend_from_slice(&line);
+                        chunk.push(b'\n');
+                    }
+                    Err(e) => {
+                        let _ = lines.send(Err(std::io::Error::other(e))).await;
+                        return;
+                    }
+                }
+            }
+            if lines.send(Ok(Bytes::from(chunk))).await.is_err() {
+                return;
+            }
+            page = match state
+                .db
+                .audit_events(tenant_id, last_seq, query.since, query.until, audit::PAGE)
+                .await
+            {
+                Ok(page) => page,
+                Err(e) => {
+                    tracing::error!(error = %e, "audit export cut short");
+                    let _ = lines.send(Err(std::io::Error::other(e))).await;
+                    return;
+                }
+            };
+        }
+    });
+    let mut response = Body::from_stream(ReceiverStream::new(body)).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson"),
+    );
+    Ok(response)
 }

@@ -1,19 +1,28 @@
 //! Recipients' endpoints: the share page `GET /d/{token}` and file bytes
 //! `GET /d/{token}/f/{file}`. No account: the token is the credential.
 
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+use bytes::Bytes;
+use futures_util::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use uuid::Uuid;
 
 use super::error::AppError;
 use super::page;
 use super::range::{RangeDecision, decide};
-use crate::download::{self, DownloadError};
+use crate::audit::EventKind;
+use crate::db::shares::ShareRow;
+use crate::download::{self, DownloadError, Visitor};
 use crate::state::AppState;
 
 /// Routes recipients use.
@@ -46,12 +55,38 @@ fn recipient_headers(headers: &mut HeaderMap) {
     );
 }
 
+/// The recipient's address and user agent, for the audit log.
+struct RecipientInfo(Visitor);
+
+impl<S: Send + Sync> FromRequestParts<S> for RecipientInfo {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|info| info.0.ip());
+        let user_agent = parts.headers.get(header::USER_AGENT).map(|v| {
+            String::from_utf8_lossy(v.as_bytes())
+                .chars()
+                .take(512)
+                .collect()
+        });
+        Ok(RecipientInfo(Visitor { ip, user_agent }))
+    }
+}
+
 fn page_error(e: DownloadError) -> Response {
     let (status, text) = match e {
         DownloadError::NotFound => (StatusCode::NOT_FOUND, "This link does not exist."),
         DownloadError::Gone => (
             StatusCode::GONE,
             "This link has expired or was revoked. Ask the sender for a new one.",
+        ),
+        DownloadError::LimitReached => (
+            StatusCode::GONE,
+            "This file was downloaded as many times as its sender allows. Ask the sender to \
+             share it again.",
         ),
         other => return with_recipient_headers(AppError::from(other).into_response()),
     };
@@ -63,22 +98,102 @@ fn with_recipient_headers(mut response: Response) -> Response {
     response
 }
 
-async fn share_page(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+/// The share page. Opening it is recorded (`page.opened`) but never counts as a download:
+/// mail scanners open links before people do.
+async fn share_page(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    RecipientInfo(visitor): RecipientInfo,
+) -> Response {
     let share = match download::resolve_share(&state, &token).await {
         Ok(share) => share,
         Err(e) => return page_error(e),
     };
-    match download::share_files(&state, &share).await {
-        Ok(files) => {
-            with_recipient_headers(Html(page::share(&token, &share, &files)).into_response())
+    let files = match download::share_files(&state, &share).await {
+        Ok(files) => files,
+        Err(e) => return page_error(e),
+    };
+    let opened = download::record(
+        &state,
+        &share,
+        EventKind::PageOpened,
+        share.id,
+        &visitor,
+        serde_json::json!({}),
+    )
+    .await;
+    if let Err(e) = opened {
+        return page_error(e);
+    }
+    with_recipient_headers(Html(page::share(&token, &share, &files)).into_response())
+}
+
+/// A response body that counts the bytes it hands out and, when it is dropped (sent to the end
+/// or cut off), records the download with that count.
+struct MeteredBody {
+    chunks: ReceiverStream<Result<Bytes, std::io::Error>>,
+    sent: u64,
+    on_end: Option<Box<dyn FnOnce(u64) + Send>>,
+}
+
+impl Stream for MeteredBody {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let polled = Pin::new(&mut self.chunks).poll_next(cx);
+        if let Poll::Ready(Some(Ok(chunk))) = &polled {
+            self.sent += chunk.len() as u64;
         }
-        Err(e) => page_error(e),
+        polled
     }
 }
 
+impl Drop for MeteredBody {
+    fn drop(&mut self) {
+        if let Some(on_end) = self.on_end.take() {
+            on_end(self.sent);
+        }
+    }
+}
+
+/// Records a download of `[start, end]` of `file` that sent `sent` bytes, in the background
+/// (the response is already over).
+fn record_download(
+    state: AppState,
+    share: ShareRow,
+    file: Uuid,
+    visitor: Visitor,
+    range: (u64, u64),
+) -> impl FnOnce(u64) + Send {
+    move |sent| {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::error!(file = %file, "download not recorded: no runtime");
+            return;
+        };
+        let (start, end) = range;
+        let length = (end + 1).saturating_sub(start);
+        runtime.spawn(async move {
+            let details = serde_json::json!({
+                "range": format!("{start}-{end}"),
+                "bytes_sent": sent,
+                "complete": sent == length,
+            });
+            let recorded =
+                download::record(&state, &share, EventKind::Download, file, &visitor, details)
+                    .await;
+            if let Err(e) = recorded {
+                tracing::error!(file = %file, error = %e, "download not recorded in the audit log");
+            }
+        });
+    }
+}
+
+/// File bytes. A response that serves the file's first byte counts as a download (against the
+/// policy's limit); resuming further on does not. Every response is recorded when it ends.
 async fn download_file(
     State(state): State<AppState>,
     Path((token, file)): Path<(String, String)>,
+    RecipientInfo(visitor): RecipientInfo,
     headers: HeaderMap,
 ) -> Result<Response, Response> {
     let share = download::resolve_share(&state, &token)
@@ -138,6 +253,19 @@ async fn download_file(
             (StatusCode::PARTIAL_CONTENT, start, end)
         }
         RangeDecision::Full if size == 0 => {
+            download::count_download(&state, &share, file_id)
+                .await
+                .map_err(page_error)?;
+            download::record(
+                &state,
+                &share,
+                EventKind::Download,
+                file_id,
+                &visitor,
+                serde_json::json!({ "range": "", "bytes_sent": 0, "complete": true }),
+            )
+            .await
+            .map_err(page_error)?;
             response_headers.insert(header::CONTENT_LENGTH, HeaderValue::from(0u64));
             return Ok((StatusCode::OK, response_headers, Body::empty()).into_response());
         }
@@ -147,10 +275,21 @@ async fn download_file(
     let chunks = download::stream_range(&state, open, start, end)
         .await
         .map_err(page_error)?;
-    Ok((
-        status,
-        response_headers,
-        Body::from_stream(ReceiverStream::new(chunks)),
-    )
-        .into_response())
+    if start == 0 {
+        download::count_download(&state, &share, file_id)
+            .await
+            .map_err(page_error)?;
+    }
+    let body = MeteredBody {
+        chunks: ReceiverStream::new(chunks),
+        sent: 0,
+        on_end: Some(Box::new(record_download(
+            state.clone(),
+            share,
+            file_id,
+            visitor,
+            (start, end),
+        ))),
+    };
+    Ok((status, response_headers, Body::from_stream(body)).into_response())
 }

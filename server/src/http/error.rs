@@ -143,6 +143,9 @@ impl From<DownloadError> for AppError {
         match e {
             DownloadError::NotFound => AppError::not_found(),
             DownloadError::Gone => AppError::new(StatusCode::GONE, "gone", e.to_string()),
+            DownloadError::LimitReached => {
+                AppError::new(StatusCode::GONE, "download_limit_reached", e.to_string())
+            }
             DownloadError::Integrity => {
                 AppError::internal("a stored object failed its integrity check")
             }

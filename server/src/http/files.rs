@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::error::AppError;
 use crate::auth::Caller;
+use crate::db::uploads::UploadState;
 use crate::state::AppState;
 use crate::tus::upload_expiry;
 
@@ -42,7 +43,11 @@ async fn get_file(
         size: row.length,
         offset: row.offset,
         state: row.state.as_str(),
-        expires_at: upload_expiry(&row),
+        // Unfinished: when it is abandoned; a file: when it is due for destruction.
+        expires_at: match row.state {
+            UploadState::Complete => row.expires_at,
+            _ => upload_expiry(&row),
+        },
         blake3: row.blake3,
     }))
 }

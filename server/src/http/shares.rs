@@ -3,7 +3,7 @@
 use axum::extract::Path;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{delete, post};
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::error::AppError;
 use super::json::ApiJson;
+use crate::audit::{Actor, EventKind};
 use crate::auth::Caller;
 use crate::db::tenants::Role;
 use crate::shares::{self, CreateShare, ShareError};
@@ -20,7 +21,7 @@ use crate::state::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/shares", post(create_share))
-        .route("/api/v1/shares/{id}", delete(revoke_share))
+        .route("/api/v1/shares/{id}", get(get_share).delete(revoke_share))
 }
 
 #[derive(Deserialize)]
@@ -58,6 +59,7 @@ impl From<ShareError> for AppError {
             ShareError::Files(files) => files.into(),
             ShareError::Random => AppError::internal("random generator failed"),
             ShareError::Db(e) => e.into(),
+            ShareError::Crypto(e) => AppError::internal(e),
         }
     }
 }
@@ -98,6 +100,85 @@ async fn create_share(
     ))
 }
 
+/// A file of a share as its sender sees it.
+#[derive(Serialize)]
+struct SharedFileView {
+    id: Uuid,
+    name: String,
+    size: u64,
+    /// `false` once the file is destroyed.
+    available: bool,
+    /// Responses that served the file's first byte through this share.
+    downloads: u64,
+}
+
+#[derive(Serialize)]
+struct ShareStatus {
+    id: Uuid,
+    /// `active`, `expired` or `revoked`.
+    state: &'static str,
+    created_by: Uuid,
+    note: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    expires_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    revoked_at: Option<OffsetDateTime>,
+    recipients: Vec<String>,
+    files: Vec<SharedFileView>,
+}
+
+/// Senders see their own shares, admins any of their tenant's; anything else is 404.
+fn only_by(caller: &Caller) -> Option<Uuid> {
+    match caller.role {
+        Role::Admin => None,
+        Role::Sender => Some(caller.key_id),
+    }
+}
+
+/// The sender's view of a share: its state, recipients and per-file download counts. The
+/// link itself is never shown again (only its hash is kept).
+async fn get_share(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<ShareStatus>, AppError> {
+    let id = Uuid::parse_str(&id).map_err(|_| AppError::not_found())?;
+    let share = state
+        .db
+        .share_details(caller.tenant_id, id, only_by(&caller))
+        .await?;
+    let state_name = if share.revoked_at.is_some() {
+        "revoked"
+    } else if share.ended_at.is_some() || share.expires_at <= OffsetDateTime::now_utc() {
+        "expired"
+    } else {
+        "active"
+    };
+    Ok(Json(ShareStatus {
+        id: share.id,
+        state: state_name,
+        created_by: share.created_by,
+        note: share.note,
+        created_at: share.created_at,
+        expires_at: share.expires_at,
+        revoked_at: share.revoked_at,
+        recipients: share.recipients,
+        files: share
+            .files
+            .into_iter()
+            .map(|f| SharedFileView {
+                id: f.id,
+                name: f.name,
+                size: f.size,
+                available: f.available,
+                downloads: f.downloads,
+            })
+            .collect(),
+    }))
+}
+
 /// Revokes a share at once: its links answer 410 from now on. Admins revoke any share of their
 /// tenant, senders their own; anything else is 404.
 async fn revoke_share(
@@ -106,11 +187,19 @@ async fn revoke_share(
     Path(id): Path<String>,
 ) -> Result<StatusCode, AppError> {
     let id = Uuid::parse_str(&id).map_err(|_| AppError::not_found())?;
-    let only_by = match caller.role {
-        Role::Admin => None,
-        Role::Sender => Some(caller.key_id),
-    };
-    state.db.revoke_share(caller.tenant_id, id, only_by).await?;
+    let audit = state
+        .audit(
+            caller.tenant_id,
+            EventKind::ShareRevoked,
+            Actor::Key(caller.key_id),
+            Some(id),
+            serde_json::json!({}),
+        )
+        .map_err(AppError::internal)?;
+    state
+        .db
+        .revoke_share(caller.tenant_id, id, only_by(&caller), &audit)
+        .await?;
     tracing::info!(share = %id, tenant = %caller.tenant_id, "share revoked");
     Ok(StatusCode::NO_CONTENT)
 }

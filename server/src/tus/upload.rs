@@ -22,6 +22,7 @@ pub use super::error::TusError;
 use super::ingest::{Ingest, Resume};
 use super::metadata::Metadata;
 use super::pipeline::Pipeline;
+use crate::audit::{Actor, EventKind};
 use crate::auth::Caller;
 use crate::crypto::segment::{Dek, SegmentCipher};
 use crate::db::uploads::{NewUpload, UploadRow, UploadState};
@@ -114,19 +115,30 @@ pub async fn create(
     let id = Uuid::new_v4();
     let dek = Dek::generate()?;
     let wrapped = state.tenant_kek(caller.tenant_id)?.wrap(&dek, id)?;
+    let filename = metadata.filename();
+    let audit = state.audit(
+        caller.tenant_id,
+        EventKind::UploadCreated,
+        Actor::Key(caller.key_id),
+        Some(id),
+        serde_json::json!({ "name": filename, "length": request.length }),
+    )?;
     state
         .db
-        .create_upload(&NewUpload {
-            id,
-            tenant_id: caller.tenant_id,
-            owner_key_id: caller.key_id,
-            length: request.length,
-            metadata: &request.metadata,
-            filename: &metadata.filename(),
-            wrapped_dek: &wrapped,
-            hash_state: &TreeHasher::new().to_bytes(),
-            expires_at: OffsetDateTime::now_utc() + UNFINISHED_TTL,
-        })
+        .create_upload(
+            &NewUpload {
+                id,
+                tenant_id: caller.tenant_id,
+                owner_key_id: caller.key_id,
+                length: request.length,
+                metadata: &request.metadata,
+                filename: &filename,
+                wrapped_dek: &wrapped,
+                hash_state: &TreeHasher::new().to_bytes(),
+                expires_at: OffsetDateTime::now_utc() + UNFINISHED_TTL,
+            },
+            &audit,
+        )
         .await?;
     Ok(state.db.upload(caller.tenant_id, id).await?)
 }
@@ -142,7 +154,17 @@ pub async fn terminate(state: &AppState, caller: &Caller, id: Uuid) -> Result<()
     if row.state == UploadState::Terminated {
         return Err(TusError::Gone);
     }
-    state.db.terminate_upload(caller.tenant_id, id).await?;
+    let audit = state.audit(
+        caller.tenant_id,
+        EventKind::UploadTerminated,
+        Actor::Key(caller.key_id),
+        Some(id),
+        serde_json::json!({ "state": row.state.as_str(), "offset": row.offset }),
+    )?;
+    state
+        .db
+        .terminate_upload(caller.tenant_id, id, &audit)
+        .await?;
     let store = state.store.clone();
     // If this fails (or the process dies first), the expiry job finds the tombstone without
     // `destroyed_at` and deletes the object later; the key is already gone.
@@ -270,9 +292,23 @@ where
     if length == Some(offset) {
         let hash = pipeline.run(|ingest| ingest.finish()).await?;
         let hex = hash.to_hex().to_string();
+        let audit = state.audit(
+            caller.tenant_id,
+            EventKind::UploadCompleted,
+            Actor::Key(caller.key_id),
+            Some(id),
+            serde_json::json!({ "size": offset, "blake3": hex }),
+        )?;
         state
             .db
-            .complete_upload(caller.tenant_id, id, committer.committed, offset, &hex)
+            .complete_upload(
+                caller.tenant_id,
+                id,
+                committer.committed,
+                offset,
+                &hex,
+                &audit,
+            )
             .await?;
         return Ok(PatchOutcome {
             offset,

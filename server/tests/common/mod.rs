@@ -97,6 +97,29 @@ macro_rules! on_every_backend {
 #[allow(unused_imports)]
 pub(crate) use on_every_backend;
 
+/// Like [`on_every_backend!`] for scenarios that are about the database, not the store:
+/// `NAME::sqlite` and `NAME::postgres`, both on the disk store.
+#[allow(unused_macros)]
+macro_rules! on_both_databases {
+    ($($scenario:ident),+ $(,)?) => {$(
+        mod $scenario {
+            use $crate::common::{Backend, TestServer};
+
+            #[tokio::test]
+            async fn sqlite() -> anyhow::Result<()> {
+                super::$scenario(TestServer::start_on(Backend::Sqlite).await?).await
+            }
+
+            #[tokio::test]
+            async fn postgres() -> anyhow::Result<()> {
+                super::$scenario(TestServer::start_on(Backend::Postgres).await?).await
+            }
+        }
+    )+};
+}
+#[allow(unused_imports)]
+pub(crate) use on_both_databases;
+
 impl TestServer {
     /// A server on SQLite and the disk store (the default configuration).
     pub async fn start() -> Result<Self> {
@@ -196,17 +219,7 @@ impl TestServer {
 
     /// A new sender key of this server's tenant.
     pub async fn sender_key(&self) -> Result<String> {
-        let key = mint_api_key()?;
-        self.state
-            .db
-            .insert_api_key(
-                self.tenant_id,
-                Role::Sender,
-                &key.selector,
-                &key.secret_hash,
-            )
-            .await?;
-        Ok(key.text)
+        Ok(new_key(&self.state, self.tenant_id, Role::Sender).await?.1)
     }
 
     pub fn tus(&self, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
@@ -391,12 +404,27 @@ impl TestServer {
 
 pub async fn new_tenant(state: &AppState, name: &str) -> Result<(Uuid, String)> {
     let tenant = state.db.create_tenant(name).await?;
+    let (_, key) = new_key(state, tenant.id, Role::Admin).await?;
+    Ok((tenant.id, key))
+}
+
+/// A new API key of `tenant` with `role` (recorded in its audit chain as the CLI does):
+/// its id and text.
+pub async fn new_key(state: &AppState, tenant: Uuid, role: Role) -> Result<(Uuid, String)> {
     let key = mint_api_key()?;
+    let id = Uuid::new_v4();
+    let audit = state.audit(
+        tenant,
+        ferry::audit::EventKind::KeyCreated,
+        ferry::audit::Actor::Operator,
+        Some(id),
+        serde_json::json!({ "role": role.as_str() }),
+    )?;
     state
         .db
-        .insert_api_key(tenant.id, Role::Admin, &key.selector, &key.secret_hash)
+        .insert_api_key(id, tenant, role, &key.selector, &key.secret_hash, &audit)
         .await?;
-    Ok((tenant.id, key.text))
+    Ok((id, key.text))
 }
 
 pub fn b64(bytes: &[u8]) -> String {

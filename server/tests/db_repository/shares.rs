@@ -5,7 +5,7 @@ use ferry::db::shares::ShareFilesError;
 use ferry::db::{Db, DbError};
 use uuid::Uuid;
 
-use crate::{complete_file, expiry, new_upload, share, tenant};
+use crate::{audit, complete_file, expiry, new_upload, share, tenant};
 
 on_both_backends!(
     shares_list_complete_files_in_order,
@@ -31,7 +31,10 @@ async fn concurrent_shares_and_uploads_all_succeed(db: &Db) -> Result<()> {
                 let selector = format!("sel-{i}");
                 let files = [file];
                 let new = share(t, &selector, &files, &recipients);
-                db.create_share(&new).await.map(|_| ()).map_err(Into::into)
+                db.create_share(&new, &audit(new.tenant_id))
+                    .await
+                    .map(|_| ())
+                    .map_err(Into::into)
             }
         });
     }
@@ -60,7 +63,7 @@ async fn shares_list_complete_files_in_order(db: &Db) -> Result<()> {
     ];
     let files = [b, a];
     let new = share(t, "sel-1", &files, &recipients);
-    let created = db.create_share(&new).await?;
+    let created = db.create_share(&new, &audit(new.tenant_id)).await?;
     let names: Vec<_> = created
         .iter()
         .map(|f| (f.id, f.size, f.blake3.as_str()))
@@ -89,7 +92,7 @@ async fn shares_list_complete_files_in_order(db: &Db) -> Result<()> {
     ));
 
     // A terminated file drops out of its shares.
-    db.terminate_upload(t.0, b).await?;
+    db.terminate_upload(t.0, b, &audit(t.0)).await?;
     let ids: Vec<_> = db
         .shared_files(t.0, new.id)
         .await?
@@ -104,7 +107,8 @@ async fn shares_list_complete_files_in_order(db: &Db) -> Result<()> {
 
     // The link token's selector is unique.
     assert!(matches!(
-        db.create_share(&share(t, "sel-1", &[a], &[])).await,
+        db.create_share(&share(t, "sel-1", &[a], &[]), &audit(t.0))
+            .await,
         Err(ShareFilesError::Db(DbError::Conflict(_)))
     ));
     Ok(())
@@ -116,17 +120,17 @@ async fn a_failed_share_leaves_nothing_behind(db: &Db) -> Result<()> {
     let busy = new_upload(db, t, Some(10)).await?;
     let missing = Uuid::new_v4();
     assert!(matches!(
-        db.create_share(&share(t, "s1", &[done, busy], &[])).await,
+        db.create_share(&share(t, "s1", &[done, busy], &[]), &audit(t.0)).await,
         Err(ShareFilesError::NotComplete(id)) if id == busy
     ));
     assert!(matches!(
-        db.create_share(&share(t, "s2", &[done, missing], &[])).await,
+        db.create_share(&share(t, "s2", &[done, missing], &[]), &audit(t.0)).await,
         Err(ShareFilesError::NotFound(id)) if id == missing
     ));
     // The same file twice breaks the primary key of share_files after the share row is in:
     // the transaction takes the share row back with it.
     assert!(
-        db.create_share(&share(t, "s3", &[done, done], &[]))
+        db.create_share(&share(t, "s3", &[done, done], &[]), &audit(t.0))
             .await
             .is_err()
     );

@@ -7,7 +7,7 @@ use ferry::db::uploads::UploadState;
 use ferry::db::{Db, DbError};
 use uuid::Uuid;
 
-use crate::{complete_file, new_upload, progress, share, tenant};
+use crate::{audit, complete_file, new_upload, progress, share, tenant};
 
 on_both_backends!(tenants_and_api_keys, other_tenants_rows_are_not_found,);
 
@@ -25,17 +25,31 @@ async fn tenants_and_api_keys(db: &Db) -> Result<()> {
         Err(DbError::NotFound)
     ));
 
-    let key = db
-        .insert_api_key(acme.id, Role::Sender, "selector1", &[1, 2, 3])
-        .await?;
+    let key = Uuid::new_v4();
+    db.insert_api_key(
+        key,
+        acme.id,
+        Role::Sender,
+        "selector1",
+        &[1, 2, 3],
+        &audit(acme.id),
+    )
+    .await?;
     let row = db.api_key_by_selector("selector1").await?;
     assert_eq!(
         (row.id, row.tenant_id, row.role, row.secret_hash),
         (key, acme.id, Role::Sender, vec![1, 2, 3])
     );
     assert!(matches!(
-        db.insert_api_key(acme.id, Role::Admin, "selector1", &[4])
-            .await,
+        db.insert_api_key(
+            Uuid::new_v4(),
+            acme.id,
+            Role::Admin,
+            "selector1",
+            &[4],
+            &audit(acme.id)
+        )
+        .await,
         Err(DbError::Conflict(_))
     ));
     assert!(matches!(
@@ -43,9 +57,17 @@ async fn tenants_and_api_keys(db: &Db) -> Result<()> {
         Err(DbError::NotFound)
     ));
     // Foreign keys hold on both: a key for a tenant that does not exist is refused.
+    let nobody = Uuid::new_v4();
     assert!(matches!(
-        db.insert_api_key(Uuid::new_v4(), Role::Admin, "selector3", &[5])
-            .await,
+        db.insert_api_key(
+            Uuid::new_v4(),
+            nobody,
+            Role::Admin,
+            "selector3",
+            &[5],
+            &audit(nobody)
+        )
+        .await,
         Err(DbError::Sqlx(_))
     ));
     Ok(())
@@ -58,7 +80,7 @@ async fn other_tenants_rows_are_not_found(db: &Db) -> Result<()> {
     let open = new_upload(db, acme, Some(10)).await?;
     let files = [file];
     let new = share(acme, "sel", &files, &[]);
-    db.create_share(&new).await?;
+    db.create_share(&new, &audit(new.tenant_id)).await?;
 
     assert!(matches!(
         db.upload(evil.0, file).await,
@@ -69,7 +91,7 @@ async fn other_tenants_rows_are_not_found(db: &Db) -> Result<()> {
         Err(DbError::NotFound)
     ));
     assert!(matches!(
-        db.terminate_upload(evil.0, file).await,
+        db.terminate_upload(evil.0, file, &audit(evil.0)).await,
         Err(DbError::NotFound)
     ));
     assert!(matches!(
@@ -77,7 +99,8 @@ async fn other_tenants_rows_are_not_found(db: &Db) -> Result<()> {
         Err(DbError::Conflict(_))
     ));
     assert!(matches!(
-        db.complete_upload(evil.0, open, 0, 10, "h").await,
+        db.complete_upload(evil.0, open, 0, 10, "h", &audit(evil.0))
+            .await,
         Err(DbError::Conflict(_))
     ));
     assert!(db.shared_files(evil.0, new.id).await?.is_empty());
@@ -86,7 +109,7 @@ async fn other_tenants_rows_are_not_found(db: &Db) -> Result<()> {
         Err(DbError::NotFound)
     ));
     assert!(matches!(
-        db.create_share(&share(evil, "evil-sel", &[file], &[])).await,
+        db.create_share(&share(evil, "evil-sel", &[file], &[]), &audit(evil.0)).await,
         Err(ShareFilesError::NotFound(id)) if id == file
     ));
     // Nothing of acme's moved.

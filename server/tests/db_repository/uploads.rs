@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use time::macros::datetime;
 use uuid::Uuid;
 
-use crate::{expiry, new_upload, progress, tenant};
+use crate::{audit, expiry, new_upload, progress, tenant};
 
 on_both_backends!(
     uploads_move_forward_only_from_the_offset_they_started_at,
@@ -49,7 +49,7 @@ async fn uploads_move_forward_only_from_the_offset_they_started_at(db: &Db) -> R
         Err(DbError::Conflict(_))
     ));
     assert!(matches!(
-        db.complete_upload(t.0, id, 0, 1000, "h").await,
+        db.complete_upload(t.0, id, 0, 1000, "h", &audit(t.0)).await,
         Err(DbError::Conflict(_))
     ));
     assert_eq!(db.upload(t.0, id).await?.offset, 100);
@@ -57,7 +57,8 @@ async fn uploads_move_forward_only_from_the_offset_they_started_at(db: &Db) -> R
     db.save_progress(t.0, id, 100, &progress(1000, None))
         .await?;
     assert_eq!(db.upload(t.0, id).await?.sealed_tail, None);
-    db.complete_upload(t.0, id, 1000, 1000, "abc").await?;
+    db.complete_upload(t.0, id, 1000, 1000, "abc", &audit(t.0))
+        .await?;
     let row = db.upload(t.0, id).await?;
     assert_eq!(row.state, UploadState::Complete);
     assert_eq!((row.offset, row.length), (1000, Some(1000)));
@@ -75,7 +76,8 @@ async fn uploads_move_forward_only_from_the_offset_they_started_at(db: &Db) -> R
         Err(DbError::Conflict(_))
     ));
     assert!(matches!(
-        db.complete_upload(t.0, id, 1000, 1000, "abc").await,
+        db.complete_upload(t.0, id, 1000, 1000, "abc", &audit(t.0))
+            .await,
         Err(DbError::Conflict(_))
     ));
     // Two uploads may not share an id.
@@ -90,7 +92,11 @@ async fn uploads_move_forward_only_from_the_offset_they_started_at(db: &Db) -> R
         hash_state: &[],
         expires_at: expiry(),
     };
-    assert!(db.create_upload(&again).await.is_err());
+    assert!(
+        db.create_upload(&again, &audit(again.tenant_id))
+            .await
+            .is_err()
+    );
     assert_eq!(db.wrapped_dek(t.0, id).await?, vec![7; 60]);
     Ok(())
 }
@@ -119,7 +125,7 @@ async fn termination_shreds_the_key_and_keeps_a_tombstone(db: &Db) -> Result<()>
     let id = new_upload(db, t, Some(10)).await?;
     db.save_progress(t.0, id, 0, &progress(5, Some(b"tail")))
         .await?;
-    db.terminate_upload(t.0, id).await?;
+    db.terminate_upload(t.0, id, &audit(t.0)).await?;
     let row = db.upload(t.0, id).await?;
     assert_eq!(row.state, UploadState::Terminated);
     assert_eq!((row.hash_state, row.sealed_tail), (None, None));
@@ -129,13 +135,13 @@ async fn termination_shreds_the_key_and_keeps_a_tombstone(db: &Db) -> Result<()>
         Err(DbError::NotFound)
     ));
     // Idempotent; and a terminated upload takes no progress.
-    db.terminate_upload(t.0, id).await?;
+    db.terminate_upload(t.0, id, &audit(t.0)).await?;
     assert!(matches!(
         db.save_progress(t.0, id, 5, &progress(10, None)).await,
         Err(DbError::Conflict(_))
     ));
     assert!(matches!(
-        db.terminate_upload(t.0, Uuid::new_v4()).await,
+        db.terminate_upload(t.0, Uuid::new_v4(), &audit(t.0)).await,
         Err(DbError::NotFound)
     ));
     Ok(())

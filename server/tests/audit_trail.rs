@@ -1,0 +1,266 @@
+//! The audit trail and download counting over real HTTP, on SQLite and PostgreSQL: every step
+//! from key to revocation is one event in the tenant's chain, with what a recipient did
+//! (range, bytes, IP, user agent); opening the page never counts as a download, a response
+//! that serves the first byte does, and `max_downloads_per_file` stops the next one.
+
+mod common;
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, ensure};
+use common::{TestServer, error_code, random_bytes};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+async fn share_view(server: &TestServer, id: &str) -> Result<Value> {
+    let response = server
+        .client
+        .get(format!("{}/api/v1/shares/{id}", server.base))
+        .bearer_auth(&server.key)
+        .send()
+        .await?;
+    ensure!(
+        response.status() == StatusCode::OK,
+        "share view: {}",
+        response.status()
+    );
+    Ok(response.json().await?)
+}
+
+async fn downloads(server: &TestServer, share: &str) -> Result<u64> {
+    share_view(server, share).await?["files"][0]["downloads"]
+        .as_u64()
+        .context("downloads count")
+}
+
+async fn get(
+    server: &TestServer,
+    url: &str,
+    range: Option<&str>,
+    agent: &str,
+) -> Result<(StatusCode, Vec<u8>)> {
+    let mut request = server.client.get(url).header("User-Agent", agent);
+    if let Some(range) = range {
+        request = request.header("Range", range);
+    }
+    let response = request.send().await?;
+    Ok((response.status(), response.bytes().await?.to_vec()))
+}
+
+async fn audit(server: &TestServer, query: &str) -> Result<Vec<Value>> {
+    let response = server
+        .client
+        .get(format!("{}/api/v1/admin/audit{query}", server.base))
+        .bearer_auth(&server.key)
+        .send()
+        .await?;
+    ensure!(
+        response.status() == StatusCode::OK,
+        "audit: {}",
+        response.status()
+    );
+    ensure!(
+        response
+            .headers()
+            .get("content-type")
+            .is_some_and(|v| v == "application/x-ndjson"),
+        "JSON lines"
+    );
+    response
+        .text()
+        .await?
+        .lines()
+        .map(|line| serde_json::from_str(line).context("a JSON line"))
+        .collect()
+}
+
+async fn every_step_is_recorded_and_downloads_are_counted(server: TestServer) -> Result<()> {
+    let limit = server
+        .client
+        .put(format!("{}/api/v1/admin/policy", server.base))
+        .bearer_auth(&server.key)
+        .json(&serde_json::json!({"default_days": 14, "max_days": 90, "max_downloads_per_file": 2}))
+        .send()
+        .await?;
+    ensure!(
+        limit.status() == StatusCode::OK,
+        "policy: {}",
+        limit.status()
+    );
+    let content = random_bytes(100_000, 61);
+    let file = server.upload(&content, "befund.pdf").await?;
+    let created: Value = server
+        .client
+        .post(format!("{}/api/v1/shares", server.base))
+        .bearer_auth(&server.key)
+        .json(&serde_json::json!({"files": [file], "recipients": ["pat@example.eu"], "note": "private note"}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let share = created["id"].as_str().context("share id")?.to_owned();
+    let url = created["url"].as_str().context("url")?.to_owned();
+    let file_url = format!("{url}/f/{file}");
+
+    // A mail scanner opening the page downloads nothing.
+    let (page, _) = get(&server, &url, None, "MailScanner/1.0").await?;
+    ensure!(page == StatusCode::OK, "page: {page}");
+    ensure!(
+        downloads(&server, &share).await? == 0,
+        "a page view is not a download"
+    );
+
+    let (full, bytes) = get(&server, &file_url, None, "Firefox/140").await?;
+    ensure!(
+        full == StatusCode::OK && bytes == content,
+        "full download: {full}"
+    );
+    ensure!(downloads(&server, &share).await? == 1, "one download");
+    let (resumed, tail) = get(&server, &file_url, Some("bytes=100-"), "Firefox/140").await?;
+    ensure!(
+        resumed == StatusCode::PARTIAL_CONTENT && tail == content[100..],
+        "resume: {resumed}"
+    );
+    ensure!(
+        downloads(&server, &share).await? == 1,
+        "resuming does not count"
+    );
+    let (head, _) = get(&server, &file_url, Some("bytes=0-9"), "curl/8").await?;
+    ensure!(head == StatusCode::PARTIAL_CONTENT, "first bytes: {head}");
+    ensure!(
+        downloads(&server, &share).await? == 2,
+        "the first byte counts"
+    );
+
+    // The limit is spent: a new download is refused, a resume further on is not.
+    let refused = server
+        .client
+        .get(&file_url)
+        .header("Accept", "application/json")
+        .send()
+        .await?;
+    ensure!(
+        refused.status() == StatusCode::GONE,
+        "third: {}",
+        refused.status()
+    );
+    let (middle, part) = get(&server, &file_url, Some("bytes=50-60"), "curl/8").await?;
+    ensure!(
+        middle == StatusCode::PARTIAL_CONTENT && part == content[50..=60],
+        "resume after the limit: {middle}"
+    );
+    ensure!(downloads(&server, &share).await? == 2, "still two");
+
+    let revoke = server
+        .client
+        .delete(format!("{}/api/v1/shares/{share}", server.base))
+        .bearer_auth(&server.key)
+        .send()
+        .await?;
+    ensure!(
+        revoke.status() == StatusCode::NO_CONTENT,
+        "revoke: {}",
+        revoke.status()
+    );
+
+    // Download events are written when their response ends: wait until all four are in.
+    let mut events = Vec::new();
+    for _ in 0..100 {
+        events = audit(&server, "").await?;
+        if events
+            .iter()
+            .filter(|e| e["kind"] == "file.downloaded")
+            .count()
+            >= 4
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let kinds: Vec<&str> = events.iter().filter_map(|e| e["kind"].as_str()).collect();
+    let in_order = [
+        "key.created",
+        "policy.changed",
+        "upload.created",
+        "upload.completed",
+        "share.created",
+        "page.opened",
+    ];
+    // Download events are written as their responses end, so the revocation may overtake
+    // the last of them.
+    let mut rest: Vec<&str> = kinds.iter().skip(in_order.len()).copied().collect();
+    rest.sort_unstable();
+    ensure!(
+        kinds.len() == 11
+            && kinds[..in_order.len()] == in_order
+            && rest
+                == ["file.downloaded"; 4]
+                    .into_iter()
+                    .chain(["share.revoked"])
+                    .collect::<Vec<_>>(),
+        "events: {kinds:?}"
+    );
+    for (i, event) in events.iter().enumerate() {
+        ensure!(event["seq"] == i as u64 + 1, "seq of {event}");
+        if i > 0 {
+            ensure!(
+                event["prev_hash"] == events[i - 1]["hash"],
+                "chain link at {i}"
+            );
+        }
+    }
+    let opened = &events[5];
+    ensure!(
+        opened["actor"] == "recipient"
+            && opened["subject"] == share.as_str()
+            && opened["details"]["user_agent"] == "MailScanner/1.0"
+            && opened["details"]["ip"] == "127.0.0.1",
+        "page.opened: {opened}"
+    );
+    let whole = events
+        .iter()
+        .find(|e| e["kind"] == "file.downloaded" && e["details"]["range"] == "0-99999")
+        .context("the full download's event")?;
+    ensure!(
+        whole["subject"] == file.to_string()
+            && whole["details"]["bytes_sent"] == 100_000
+            && whole["details"]["complete"] == true
+            && whole["details"]["user_agent"] == "Firefox/140"
+            && whole["details"]["share"] == share.as_str(),
+        "download: {whole}"
+    );
+    let text = serde_json::to_string(&events)?;
+    ensure!(!text.contains("private note"), "notes stay out of the log");
+    ensure!(!text.contains(&url), "link tokens stay out of the log");
+
+    // The chain verifies, and `since` narrows the export.
+    let verified =
+        ferry::audit::verify_tenant(&server.state.db, &server.state.master_key, server.tenant_id)
+            .await?;
+    ensure!(verified == Ok(events.len() as i64), "verify: {verified:?}");
+    let since = events[6]["at"].as_str().context("time")?;
+    let later = audit(&server, &format!("?since={}", since.replace('+', "%2B"))).await?;
+    ensure!(
+        !later.is_empty() && later.len() < events.len() && later[0]["seq"].as_u64() >= Some(7),
+        "since {since}: {} events",
+        later.len()
+    );
+    let bad = server
+        .client
+        .get(format!(
+            "{}/api/v1/admin/audit?since=yesterday",
+            server.base
+        ))
+        .bearer_auth(&server.key)
+        .send()
+        .await?;
+    ensure!(
+        bad.status() == StatusCode::BAD_REQUEST,
+        "bad since: {}",
+        bad.status()
+    );
+    ensure!(error_code(bad).await? == "bad_request", "error shape");
+    Ok(())
+}
+
+common::on_both_databases!(every_step_is_recorded_and_downloads_are_counted);
