@@ -1,26 +1,49 @@
 //! Recipients' endpoints: the share page `GET /d/{token}` and file bytes
 //! `GET /d/{token}/f/{file}`. No account: the token is the credential.
 
+use std::net::SocketAddr;
+
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use tokio_stream::wrappers::ReceiverStream;
 use uuid::Uuid;
 
 use super::error::AppError;
+use super::guard::TokenGuard;
 use super::page;
 use super::range::{RangeDecision, decide};
 use crate::download::{self, DownloadError};
 use crate::state::AppState;
 
-/// Routes recipients use.
-pub fn router() -> Router<AppState> {
+/// Routes recipients use, behind `guard`: a client out of failed lookups gets 429 before
+/// its token reaches the database.
+pub fn router(guard: TokenGuard) -> Router<AppState> {
     Router::new()
         .route("/d/{token}", get(share_page))
         .route("/d/{token}/f/{file}", get(download_file))
+        .route_layer(middleware::from_fn_with_state(guard, guard_tokens))
+}
+
+/// Admits a recipient request against its client's budget of failed lookups, and settles
+/// the budget with the answer (headers only: a download's body streams on unguarded).
+async fn guard_tokens(
+    State(guard): State<TokenGuard>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let client = match guard.admit(peer.ip(), request.headers()) {
+        Ok(client) => client,
+        Err(refused) => return with_recipient_headers(refused.into_response()),
+    };
+    let response = next.run(request).await;
+    guard.settle(client, response.status());
+    response
 }
 
 /// Headers every recipient response carries: the token must not leak through referrers,
