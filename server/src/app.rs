@@ -1,6 +1,7 @@
 //! Start-up: turn a [`Config`] into an [`AppState`], and serve it.
 
 use std::io::Write as _;
+use std::net::SocketAddr;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
 use std::sync::Arc;
@@ -147,7 +148,9 @@ pub async fn serve_listener(
             tracing::warn!(error = %e, "could not set TCP_NODELAY");
         }
     });
-    axum::serve(listener, crate::http::router(state))
+    // Recipient routes keep their budgets of failed token lookups by the peer's address.
+    let service = crate::http::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(io("serving"))

@@ -3,10 +3,12 @@
 //! an error naming the key; nothing here panics. `Debug` never prints the master key.
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+use crate::ratelimit;
 
 /// Largest upload accepted unless configured otherwise: 5 TiB.
 pub const DEFAULT_TUS_MAX_SIZE: u64 = 5 << 40;
@@ -35,6 +37,16 @@ pub struct Config {
     /// (and `AWS_SESSION_TOKEN`) variables, read through the same source as the rest so tests
     /// can pass them; `None` leaves the AWS default chain (profile, web identity, instance role).
     pub s3_credentials: Option<S3Credentials>,
+    /// Failed link-token lookups one client address (IPv4, or IPv6 /64) may make at once
+    /// before recipient routes answer 429 (`FERRY_TOKEN_FAILURE_BURST`).
+    pub token_failure_burst: u32,
+    /// Failed lookups a client regains per hour once its burst is spent
+    /// (`FERRY_TOKEN_FAILURES_PER_HOUR`).
+    pub token_failures_per_hour: u32,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (`FERRY_TRUSTED_PROXIES`,
+    /// comma-separated IP addresses). Empty by default: the TCP peer is the client, since
+    /// anyone can send the header.
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 /// An S3 access key pair; `Debug` shows only the key id.
@@ -76,6 +88,9 @@ impl fmt::Debug for Config {
             .field("tus_max_size", &self.tus_max_size)
             .field("eea_regions", &self.eea_regions)
             .field("s3_credentials", &self.s3_credentials)
+            .field("token_failure_burst", &self.token_failure_burst)
+            .field("token_failures_per_hour", &self.token_failures_per_hour)
+            .field("trusted_proxies", &self.trusted_proxies)
             .finish()
     }
 }
@@ -113,6 +128,9 @@ struct FileConfig {
     master_key_file: Option<PathBuf>,
     tus_max_size: Option<u64>,
     eea_regions: Option<String>,
+    token_failure_burst: Option<u32>,
+    token_failures_per_hour: Option<u32>,
+    trusted_proxies: Option<String>,
 }
 
 impl Config {
@@ -185,6 +203,33 @@ impl Config {
         let eea_regions = env("FERRY_EEA_REGIONS")
             .or(file.eea_regions)
             .unwrap_or_default();
+        let token_failure_burst = positive(
+            "FERRY_TOKEN_FAILURE_BURST",
+            env("FERRY_TOKEN_FAILURE_BURST"),
+            file.token_failure_burst,
+            ratelimit::DEFAULT_BURST,
+        )?;
+        let token_failures_per_hour = positive(
+            "FERRY_TOKEN_FAILURES_PER_HOUR",
+            env("FERRY_TOKEN_FAILURES_PER_HOUR"),
+            file.token_failures_per_hour,
+            ratelimit::DEFAULT_PER_HOUR,
+        )?;
+        let trusted_proxies = env("FERRY_TRUSTED_PROXIES")
+            .or(file.trusted_proxies)
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|text| !text.is_empty())
+            .map(|text| {
+                text.parse::<IpAddr>()
+                    .map(|ip| ip.to_canonical())
+                    .map_err(|_| ConfigError::Invalid {
+                        key: "FERRY_TRUSTED_PROXIES",
+                        message: format!("{text:?} is not an IP address"),
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let s3_credentials = match (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
             (Some(access_key_id), Some(secret_access_key)) => Some(S3Credentials {
                 access_key_id,
@@ -203,8 +248,34 @@ impl Config {
             public_url,
             master_key,
             tus_max_size,
+            token_failure_burst,
+            token_failures_per_hour,
+            trusted_proxies,
         })
     }
+}
+
+/// A count that must be at least 1: from the environment's text, else the file, else `default`.
+fn positive(
+    key: &'static str,
+    env: Option<String>,
+    file: Option<u32>,
+    default: u32,
+) -> Result<u32, ConfigError> {
+    let value = match env {
+        Some(text) => text.trim().parse().map_err(|_| ConfigError::Invalid {
+            key,
+            message: format!("{text:?} is not a whole number"),
+        })?,
+        None => file.unwrap_or(default),
+    };
+    if value == 0 {
+        return Err(ConfigError::Invalid {
+            key,
+            message: "must be at least 1".to_owned(),
+        });
+    }
+    Ok(value)
 }
 
 /// `scheme://user:secret@host` → `scheme://user:[redacted]@host`, so URLs can be logged.
@@ -252,6 +323,9 @@ mod tests {
         assert_eq!(config.database_url, "sqlite://./data/ferry.db");
         assert_eq!(config.store, "file://./data/objects");
         assert_eq!(config.tus_max_size, 5 << 40);
+        assert_eq!(config.token_failure_burst, 1000);
+        assert_eq!(config.token_failures_per_hour, 1000);
+        assert!(config.trusted_proxies.is_empty());
         Ok(())
     }
 
@@ -265,6 +339,34 @@ mod tests {
             .err()
             .map(|e| e.to_string());
         assert!(err.unwrap_or_default().contains("FERRY_TUS_MAX_SIZE"));
+    }
+
+    #[test]
+    fn token_budget_and_trusted_proxies_parse_and_name_bad_values() -> Result<(), ConfigError> {
+        let config = load(&[
+            ("FERRY_TOKEN_FAILURE_BURST", "50"),
+            ("FERRY_TOKEN_FAILURES_PER_HOUR", "10"),
+            (
+                "FERRY_TRUSTED_PROXIES",
+                "10.0.0.1, ::ffff:10.0.0.2,2001:db8::1",
+            ),
+        ])?;
+        assert_eq!(config.token_failure_burst, 50);
+        assert_eq!(config.token_failures_per_hour, 10);
+        let expected: Vec<IpAddr> = ["10.0.0.1", "10.0.0.2", "2001:db8::1"]
+            .iter()
+            .filter_map(|text| text.parse().ok())
+            .collect();
+        assert_eq!(config.trusted_proxies, expected);
+        for (key, value) in [
+            ("FERRY_TOKEN_FAILURE_BURST", "0"),
+            ("FERRY_TOKEN_FAILURES_PER_HOUR", "many"),
+            ("FERRY_TRUSTED_PROXIES", "10.0.0.0/8"),
+        ] {
+            let err = load(&[(key, value)]).err().map(|e| e.to_string());
+            assert!(err.unwrap_or_default().contains(key), "{key}={value}");
+        }
+        Ok(())
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //!   links), [`download`] (resolving links, streaming verified plaintext).
 //! - Mechanisms: [`crypto`] (segment format v1, key hierarchy), [`hash`] (resumable BLAKE3
 //!   tree), [`store`] (object storage backends), [`db`] (sqlx repositories), [`auth`]
-//!   (API keys and link tokens).
+//!   (API keys and link tokens), [`ratelimit`] (per-client budgets of failed token lookups,
+//!   applied to recipient routes by `http::guard`).
 //! - Wiring: [`config`] (defaults, `ferry.toml`, `FERRY_*`), [`state`], [`app`] (start-up).
 //!   The `ferry` binary (`main.rs`) is the CLI around them.
 
@@ -23,6 +24,7 @@ pub mod hash;
 pub mod http;
 pub mod jobs;
 pub mod policy;
+pub mod ratelimit;
 pub mod shares;
 pub mod state;
 pub mod store;

@@ -94,7 +94,7 @@ impl Rows {
         };
         [
             ("tenant_id", format!("tenant_id = {other}")),
-            ("seq", format!("seq = seq + 1000")),
+            ("seq", "seq = seq + 1000".to_owned()),
             ("id", format!("id = {new_id}")),
             ("at", format!("at = {later}")),
             ("kind", "kind = kind || '.x'".to_owned()),

@@ -7,9 +7,10 @@ use std::task::{Context, Poll};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Path, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
@@ -18,6 +19,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use uuid::Uuid;
 
 use super::error::AppError;
+use super::guard::TokenGuard;
 use super::page;
 use super::range::{RangeDecision, decide};
 use crate::audit::EventKind;
@@ -25,11 +27,31 @@ use crate::db::shares::ShareRow;
 use crate::download::{self, DownloadError, Visitor};
 use crate::state::AppState;
 
-/// Routes recipients use.
-pub fn router() -> Router<AppState> {
+/// Routes recipients use, behind `guard`: a client out of failed lookups gets 429 before
+/// its token reaches the database.
+pub fn router(guard: TokenGuard) -> Router<AppState> {
     Router::new()
         .route("/d/{token}", get(share_page))
         .route("/d/{token}/f/{file}", get(download_file))
+        .route_layer(middleware::from_fn_with_state(guard, guard_tokens))
+}
+
+/// Admits a recipient request against its client's budget of failed lookups, and settles
+/// the budget with the answer (headers only: a download's body streams on unguarded).
+async fn guard_tokens(
+    State(guard): State<TokenGuard>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let client = match guard.admit(peer.ip(), request.headers()) {
+        Ok(client) => client,
+        Err(refused) => return with_recipient_headers(refused.into_response()),
+    };
+    request.extensions_mut().insert(ClientIp(client));
+    let response = next.run(request).await;
+    guard.settle(client, response.status());
+    response
 }
 
 /// Headers every recipient response carries: the token must not leak through referrers,
@@ -55,6 +77,11 @@ fn recipient_headers(headers: &mut HeaderMap) {
     );
 }
 
+/// The client's address as the guard resolved it (the peer, or behind a trusted proxy the
+/// address it forwarded for).
+#[derive(Clone, Copy)]
+struct ClientIp(std::net::IpAddr);
+
 /// The recipient's address and user agent, for the audit log.
 struct RecipientInfo(Visitor);
 
@@ -62,10 +89,13 @@ impl<S: Send + Sync> FromRequestParts<S> for RecipientInfo {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let ip = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|info| info.0.ip());
+        let ip = match parts.extensions.get::<ClientIp>() {
+            Some(ClientIp(ip)) => Some(*ip),
+            None => parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|info| info.0.ip()),
+        };
         let user_agent = parts.headers.get(header::USER_AGENT).map(|v| {
             String::from_utf8_lossy(v.as_bytes())
                 .chars()

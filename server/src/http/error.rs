@@ -12,6 +12,7 @@ use serde_json::json;
 use crate::db::DbError;
 use crate::db::shares::ShareFilesError;
 use crate::download::DownloadError;
+use crate::ratelimit::BudgetSpent;
 use crate::tus::TusError;
 
 /// A failed request: status, machine-readable code, human message, extra headers.
@@ -151,6 +152,18 @@ impl From<DownloadError> for AppError {
             }
             DownloadError::Storage(cause) => AppError::unavailable(cause),
         }
+    }
+}
+
+impl From<BudgetSpent> for AppError {
+    fn from(e: BudgetSpent) -> Self {
+        let seconds = e.retry_after_secs();
+        AppError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_requests",
+            format!("too many failed link lookups from this address; retry in {seconds} s"),
+        )
+        .with_header(header::RETRY_AFTER, HeaderValue::from(seconds))
     }
 }
 

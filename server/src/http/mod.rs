@@ -12,6 +12,7 @@ mod auth;
 mod download;
 pub mod error;
 mod files;
+mod guard;
 mod health;
 mod json;
 mod page;
@@ -19,14 +20,17 @@ pub mod range;
 mod shares;
 mod tus;
 
-/// The whole service's routes.
+/// The whole service's routes. Serve them with
+/// `into_make_service_with_connect_info::<SocketAddr>()`: recipient routes budget failed
+/// lookups per client address and refuse requests whose peer is unknown.
 pub fn router(state: AppState) -> Router {
+    let token_guard = guard::TokenGuard::new(&state.config);
     Router::new()
         .merge(tus::router())
         .merge(admin::router())
         .merge(files::router())
         .merge(shares::router())
-        .merge(download::router())
+        .merge(download::router(token_guard))
         .merge(health::router())
         .fallback(|| async { error::AppError::not_found() })
         // tus bodies are unbounded streams; JSON endpoints bound themselves via ApiJson.

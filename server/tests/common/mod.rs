@@ -137,6 +137,11 @@ impl TestServer {
 
     /// A server on `stack`: PostgreSQL on a database of its own, S3 on a bucket of its own.
     pub async fn start_with(stack: Stack) -> Result<Self> {
+        Self::start_with_env(stack, &[]).await
+    }
+
+    /// A server on `stack` with extra `FERRY_*` settings (e.g. a small token budget).
+    pub async fn start_with_env(stack: Stack, extra: &[(&str, &str)]) -> Result<Self> {
         let backend = stack.backend();
         let data = tempfile::tempdir()?;
         let data_dir = data.path().to_string_lossy().into_owned();
@@ -162,7 +167,10 @@ impl TestServer {
             "FERRY_STORE" => store.clone(),
             "AWS_ACCESS_KEY_ID" => access_key_id.clone(),
             "AWS_SECRET_ACCESS_KEY" => secret_access_key.clone(),
-            _ => None,
+            _ => extra
+                .iter()
+                .find(|(name, _)| *name == key)
+                .map(|(_, value)| (*value).to_owned()),
         })?;
         let listener = TcpListener::bind(config.listen).await?;
         let base = format!("http://{}", listener.local_addr()?);
