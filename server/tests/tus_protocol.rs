@@ -407,8 +407,8 @@ async fn keys_are_required_and_tenants_are_isolated(server: TestServer) -> Resul
         .await?;
     assert_eq!(
         response.status(),
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "another tenant cannot share it"
+        StatusCode::NOT_FOUND,
+        "another tenant cannot share it (nor learn that it exists)"
     );
     Ok(())
 }

@@ -170,11 +170,10 @@ impl From<BudgetSpent> for AppError {
 impl From<ShareFilesError> for AppError {
     fn from(e: ShareFilesError) -> Self {
         match e {
-            ShareFilesError::NotFound(_) => AppError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "unknown_file",
-                e.to_string(),
-            ),
+            // 404 as for any other tenant's (or no) resource: says nothing about others' files.
+            ShareFilesError::NotFound(_) => {
+                AppError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
+            }
             ShareFilesError::NotComplete(_) => {
                 AppError::new(StatusCode::CONFLICT, "file_incomplete", e.to_string())
             }

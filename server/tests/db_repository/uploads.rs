@@ -2,6 +2,7 @@
 //! termination, and values at the edges of each column type.
 
 use anyhow::{Context, Result, bail};
+use ferry::db::uploads::UNSHARED_TTL;
 use ferry::db::uploads::{NewUpload, Progress, UploadState};
 use ferry::db::{Db, DbError};
 use time::OffsetDateTime;
@@ -63,12 +64,11 @@ async fn uploads_move_forward_only_from_the_offset_they_started_at(db: &Db) -> R
     assert_eq!(row.state, UploadState::Complete);
     assert_eq!((row.offset, row.length), (1000, Some(1000)));
     assert_eq!(row.blake3.as_deref(), Some("abc"));
-    assert_eq!(
-        (row.hash_state, row.sealed_tail, row.expires_at),
-        (None, None, None)
-    );
+    assert_eq!((row.hash_state, row.sealed_tail), (None, None));
     let completed = row.completed_at.context("completed_at set")?;
     assert!((OffsetDateTime::now_utc() - completed).abs() < time::Duration::minutes(1));
+    // Unshared, a file is due for destruction a day after its last byte.
+    assert_eq!(row.expires_at, Some(completed + UNSHARED_TTL));
 
     // A complete upload takes no more progress, not even from its own offset.
     assert!(matches!(
