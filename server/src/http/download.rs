@@ -1,26 +1,26 @@
 //! Recipients' endpoints: the share page `GET /d/{token}` and file bytes
 //! `GET /d/{token}/f/{file}`. No account: the token is the credential.
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
 use tokio_stream::wrappers::ReceiverStream;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::error::AppError;
+use super::error::{AppError, ErrorBody};
 use super::page;
 use super::range::{RangeDecision, decide};
 use crate::download::{self, DownloadError};
 use crate::state::AppState;
 
 /// Routes recipients use.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/d/{token}", get(share_page))
-        .route("/d/{token}/f/{file}", get(download_file))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(share_page))
+        .routes(routes!(download_file))
 }
 
 /// Headers every recipient response carries: the token must not leak through referrers,
@@ -63,6 +63,29 @@ fn with_recipient_headers(mut response: Response) -> Response {
     response
 }
 
+/// The recipients' page: the share's files with sizes, BLAKE3 and a download button each.
+/// Opening it is not a download (mail scanners prefetch links).
+#[utoipa::path(
+    get,
+    path = "/d/{token}",
+    tag = "recipients",
+    params(("token" = String, Path, description = "The link token (the last segment of the \
+                                                   share's `url`)")),
+    responses(
+        (status = 200, description = "The share page", body = String,
+         content_type = "text/html"),
+        (status = 404, description = "No such link (a page saying so)", body = String,
+         content_type = "text/html"),
+        (status = 410, description = "The link expired or was revoked (a page saying so)",
+         body = String, content_type = "text/html"),
+        (status = 429, description = "Too many failed link lookups from this address; retry \
+                                      after `Retry-After` seconds",
+         content(("text/html"), (ErrorBody = "application/json")),
+         headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "The database or store is unavailable; retry",
+         body = ErrorBody),
+    )
+)]
 async fn share_page(State(state): State<AppState>, Path(token): Path<String>) -> Response {
     let share = match download::resolve_share(&state, &token).await {
         Ok(share) => share,
@@ -76,6 +99,54 @@ async fn share_page(State(state): State<AppState>, Path(token): Path<String>) ->
     }
 }
 
+/// One file's bytes, decrypted and verified as they stream. Single byte ranges (`Range`,
+/// `If-Range` against the `ETag`) are honoured; other ranges are ignored and the whole file
+/// is sent.
+#[utoipa::path(
+    get,
+    path = "/d/{token}/f/{file}",
+    tag = "recipients",
+    params(
+        ("token" = String, Path, description = "The link token"),
+        ("file" = String, Path, format = Uuid, description = "A file id of the share"),
+        ("Range" = Option<String>, Header, nullable = false, description = "One byte range, `bytes=a-b`, \
+                                                          `bytes=a-` or `bytes=-n`"),
+        ("If-Range" = Option<String>, Header, nullable = false, description = "The `ETag`: send the range only \
+                                                             if the file is still this one"),
+    ),
+    responses(
+        (status = 200, description = "The whole file",
+         content(("application/octet-stream")),
+         headers(
+             ("ETag" = String, description = "`\"<hex BLAKE3>\"`"),
+             ("Accept-Ranges" = String, description = "`bytes`"),
+             ("Content-Disposition" = String,
+              description = "`attachment` with the file's name, safely encoded"),
+         )),
+        (status = 206, description = "The requested range",
+         content(("application/octet-stream")),
+         headers(
+             ("Content-Range" = String, description = "`bytes a-b/size`"),
+             ("ETag" = String, description = "`\"<hex BLAKE3>\"`"),
+             ("Accept-Ranges" = String, description = "`bytes`"),
+             ("Content-Disposition" = String,
+              description = "`attachment` with the file's name, safely encoded"),
+         )),
+        (status = 404, description = "No such link, or no such file in it (a page saying so)",
+         body = String, content_type = "text/html"),
+        (status = 410, description = "The link expired or was revoked (a page saying so)",
+         body = String, content_type = "text/html"),
+        (status = 416, description = "The range starts beyond the file's end",
+         body = ErrorBody,
+         headers(("Content-Range" = String, description = "`bytes */size`"))),
+        (status = 429, description = "Too many failed link lookups from this address; retry \
+                                      after `Retry-After` seconds",
+         content(("text/html"), (ErrorBody = "application/json")),
+         headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "The database or store is unavailable; retry",
+         body = ErrorBody),
+    )
+)]
 async fn download_file(
     State(state): State<AppState>,
     Path((token, file)): Path<(String, String)>,
