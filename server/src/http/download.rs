@@ -152,10 +152,12 @@ async fn download_file(
     Path((token, file)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, Response> {
+    // A malformed file id is refused before the link is looked up: whatever the link's state,
+    // such a URL names nothing (404, never the link's 410).
+    let file_id = Uuid::parse_str(&file).map_err(|_| page_error(DownloadError::NotFound))?;
     let share = download::resolve_share(&state, &token)
         .await
         .map_err(page_error)?;
-    let file_id = Uuid::parse_str(&file).map_err(|_| page_error(DownloadError::NotFound))?;
     let open = download::open_file(&state, &share, file_id)
         .await
         .map_err(page_error)?;
