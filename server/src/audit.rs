@@ -327,7 +327,7 @@ impl ChainVerifier {
 }
 
 /// An event as the admin API exports it (one JSON line each).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ExportedEvent {
     /// Position in the tenant's chain.
     pub seq: i64,
@@ -343,6 +343,7 @@ pub struct ExportedEvent {
     /// What it concerns.
     pub subject: Option<Uuid>,
     /// Kind-specific facts.
+    #[schema(value_type = Object)]
     pub details: serde_json::Value,
     /// Hex of the previous event's hash.
     pub prev_hash: String,

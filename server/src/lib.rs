@@ -1,9 +1,10 @@
 //! Ferry: send large files safely by e-mail.
 //!
 //! A map of this crate (the design is `shared/DESIGN.md`):
-//! - [`http`]: the HTTP edge. One module per route group (`tus`, `files`, `shares`,
+//! - [`http`]: the HTTP edge. One module per route group (`tus`, `files`, `shares`, `admin`,
 //!   `download`, `health`); handlers parse and call the domain; `http::error` is the only
-//!   place errors become responses.
+//!   place errors become responses; `http::openapi` serves the OpenAPI document generated
+//!   from the handlers' annotations and says how a new endpoint joins it.
 //! - Domain: [`tus`] (protocol state machine and the upload pipeline), [`shares`] (creating
 //!   links), [`download`] (resolving links, streaming verified plaintext).
 //! - Mechanisms: [`crypto`] (segment format v1, key hierarchy), [`hash`] (resumable BLAKE3

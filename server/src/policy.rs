@@ -2,23 +2,32 @@
 //! within Ferry's own limits (no file lives longer than 90 days).
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::shares::{DEFAULT_RETENTION_DAYS, MAX_RETENTION_DAYS};
 
 /// Most recipient domains one policy may list.
 const MAX_DOMAINS: usize = 1000;
 
-/// A tenant's policy, as stored and as the admin API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A tenant's policy, as stored and as the admin API shows it. Unknown fields are refused
+/// (`additionalProperties: false` in the OpenAPI schema), so a limit Ferry does not enforce
+/// yet can never be stored as if it were.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Policy {
-    /// Retention of a share whose sender asks for none, in days.
+    /// Retention of a share whose sender asks for none, in days (1–`max_days`).
+    #[schema(minimum = 1, maximum = 90, example = 14)]
     pub default_days: u32,
     /// The longest retention a sender may ask for, in days (1–90).
+    #[schema(minimum = 1, maximum = 90, example = 90)]
     pub max_days: u32,
-    /// The largest upload, in bytes; `None`: only the store's own limit.
+    /// The largest upload, in bytes (at most the store's limit); `None`: only the store's own
+    /// limit.
+    #[schema(minimum = 1)]
     pub max_upload_bytes: Option<u64>,
-    /// Lowercase domains recipients must be at; `None`: any.
+    /// Domains recipients must be at, matched exactly (stored lowercase, sorted, without
+    /// duplicates); `None`: any.
+    #[schema(max_items = 1000, example = json!(["klinik.de"]))]
     pub allowed_recipient_domains: Option<Vec<String>>,
     /// How many times each file of a share may be downloaded (a download: a response that
     /// serves the file's first byte; resuming further on does not count); `None`: no limit.
@@ -163,6 +172,24 @@ mod tests {
             ..Policy::default()
         };
         assert!(no_downloads.validated(store_max).is_err());
+    }
+
+    /// The OpenAPI schema's literal bounds (utoipa takes no constants) are Ferry's limits.
+    #[test]
+    fn the_schema_states_the_limits() -> Result<(), serde_json::Error> {
+        use utoipa::PartialSchema;
+        let schema = serde_json::to_value(Policy::schema())?;
+        let days = u64::from(MAX_RETENTION_DAYS);
+        for field in ["default_days", "max_days"] {
+            assert_eq!(schema["properties"][field]["maximum"], days, "{field}");
+            assert_eq!(schema["properties"][field]["minimum"], 1, "{field}");
+        }
+        assert_eq!(
+            schema["properties"]["allowed_recipient_domains"]["maxItems"], MAX_DOMAINS,
+            "{schema}"
+        );
+        assert_eq!(schema["additionalProperties"], false, "{schema}");
+        Ok(())
     }
 
     #[test]

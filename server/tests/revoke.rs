@@ -87,6 +87,14 @@ async fn a_revoked_link_is_gone_at_once(server: TestServer) -> Result<()> {
             response.status()
         );
     }
+    // A malformed file id names nothing, whatever the link's state (found by schemathesis:
+    // it was the link's 410).
+    let malformed = server.client.get(format!("{url}/f/0")).send().await?;
+    ensure!(
+        malformed.status() == StatusCode::NOT_FOUND,
+        "a malformed file id under a revoked link answered {}",
+        malformed.status()
+    );
     ensure!(
         revoke(&server, &server.key, &id).await? == StatusCode::NO_CONTENT,
         "idempotent"

@@ -60,19 +60,33 @@ pub fn python() -> Result<PathBuf> {
     if let Some(p) = std::env::var_os("FERRY_PYTHON") {
         return Ok(PathBuf::from(p));
     }
-    let cache = match std::env::var_os("FERRY_CACHE") {
+    Ok(cache_dir()?.join("venv/bin/python"))
+}
+
+/// The schemathesis CLI: `FERRY_SCHEMATHESIS`, or the venv that `scripts/install-test-tools`
+/// creates in `${FERRY_CACHE:-$HOME/.cache/ferry}/venv-schemathesis` from
+/// `tests/openapi/requirements.txt`.
+pub fn schemathesis() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("FERRY_SCHEMATHESIS") {
+        return Ok(PathBuf::from(p));
+    }
+    Ok(cache_dir()?.join("venv-schemathesis/bin/schemathesis"))
+}
+
+/// `FERRY_CACHE`, or `$HOME/.cache/ferry`: where the test tools live.
+fn cache_dir() -> Result<PathBuf> {
+    Ok(match std::env::var_os("FERRY_CACHE") {
         Some(c) => PathBuf::from(c),
         None => PathBuf::from(
             std::env::var_os("HOME").ok_or_else(|| anyhow!("neither FERRY_CACHE nor HOME set"))?,
         )
         .join(".cache/ferry"),
-    };
-    Ok(cache.join("venv/bin/python"))
+    })
 }
 
 /// Run `scripts/install-test-tools` once per test process (it is fast when nothing changed),
-/// so that the clients (tus clients, playwright-core and Chromium) exist whichever way the
-/// tests were started.
+/// so that the clients (tus clients, schemathesis, playwright-core and Chromium) exist
+/// whichever way the tests were started.
 pub fn ensure_client_tools() -> Result<()> {
     static DONE: OnceLock<std::result::Result<(), String>> = OnceLock::new();
     DONE.get_or_init(|| {

@@ -14,7 +14,8 @@
 //! - `server`: the running `ferry serve` child process ([`Server`]);
 //! - `api`: HTTP access to a server ([`Api`], [`http_client`], tus helpers);
 //! - `files`: random source files, BLAKE3, and recipient downloads;
-//! - `clients`: the real tus clients ([`TusClient`], [`run_client`], [`spawn_client`]);
+//! - `clients`: the real tus clients ([`TusClient`], [`run_client`], [`spawn_client`]) and
+//!   where the test tools live ([`python`], [`schemathesis`]);
 //! - `browser`: a recipient in headless Chromium ([`open_share_in_browser`]);
 //! - `garage`: a real single-node Garage S3 store for the S3 backend ([`Garage`]);
 //! - `postgres`: a scratch PostgreSQL database for several instances ([`ScratchDb`]);
@@ -42,7 +43,7 @@ pub use browser::{
 pub use cli::{Tenant, create_tenant, create_tenant_with_env, ferry_bin};
 pub use clients::{
     ClientUpload, RunningClient, TusClient, clients_dir, ensure_client_tools, python, run_client,
-    spawn_client,
+    schemathesis, spawn_client,
 };
 pub use files::{
     Download, SourceFile, blake3_file, download_and_compare, download_bytes, download_to_file,

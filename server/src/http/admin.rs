@@ -1,20 +1,22 @@
 //! Tenant admins' endpoints under `/api/v1/admin/`: the tenant's policy, its live files and
 //! its audit log. Sender keys get 403.
 
+use axum::Json;
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokio_stream::wrappers::ReceiverStream;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::error::AppError;
+use super::error::{AppError, ErrorBody};
 use super::json::ApiJson;
 use crate::audit::{self, Actor, EventKind, ExportedEvent};
 use crate::auth::Caller;
@@ -24,11 +26,11 @@ use crate::state::AppState;
 use crate::tus::max_upload_len;
 
 /// Routes for tenant admins.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/admin/policy", get(get_policy).put(put_policy))
-        .route("/api/v1/admin/files", get(list_files))
-        .route("/api/v1/admin/audit", get(export_audit))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_policy, put_policy))
+        .routes(routes!(list_files))
+        .routes(routes!(export_audit))
 }
 
 /// A query string the handler could not read: 400 with the API's error shape.
@@ -52,6 +54,19 @@ fn require_admin(caller: &Caller) -> Result<(), AppError> {
     }
 }
 
+/// The tenant's policy (the defaults until an admin sets one).
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/policy",
+    tag = "admin",
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The tenant's policy", body = Policy),
+        (status = 401, description = "No or wrong API key", body = ErrorBody),
+        (status = 403, description = "A sender key: this needs an admin key", body = ErrorBody),
+        (status = 503, description = "The database is unavailable; retry", body = ErrorBody),
+    )
+)]
 async fn get_policy(
     State(state): State<AppState>,
     caller: Caller,
@@ -60,6 +75,25 @@ async fn get_policy(
     Ok(Json(state.db.policy(caller.tenant_id).await?))
 }
 
+/// Replaces the tenant's policy; the answer is the policy as stored (domains normalised).
+#[utoipa::path(
+    put,
+    path = "/api/v1/admin/policy",
+    tag = "admin",
+    security(("api_key" = [])),
+    request_body = Policy,
+    responses(
+        (status = 200, description = "The policy as stored", body = Policy),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 401, description = "No or wrong API key", body = ErrorBody),
+        (status = 403, description = "A sender key: this needs an admin key", body = ErrorBody),
+        (status = 413, description = "The body is larger than 1 MiB", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json`", body = ErrorBody),
+        (status = 422, description = "Not a policy (`invalid`), or outside Ferry's limits \
+                                      (`invalid_policy`, naming the limit)", body = ErrorBody),
+        (status = 503, description = "The database is unavailable; retry", body = ErrorBody),
+    )
+)]
 async fn put_policy(
     State(state): State<AppState>,
     caller: Caller,
@@ -91,16 +125,20 @@ async fn put_policy(
 const FILES_PAGE_MAX: u32 = 1000;
 const FILES_PAGE_DEFAULT: u32 = 100;
 
-#[derive(Deserialize)]
+/// A page of the file list.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct FilesQuery {
     /// Continue after this file id (the previous page's `next_after`).
     after: Option<Uuid>,
     /// Page size, 1–1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 
-#[derive(Serialize)]
+/// A live file: who uploaded it, what it is, when it goes.
+#[derive(Serialize, ToSchema)]
 struct LiveFileView {
     id: Uuid,
     name: String,
@@ -113,7 +151,8 @@ struct LiveFileView {
     expires_at: Option<OffsetDateTime>,
 }
 
-#[derive(Serialize)]
+/// One page of live files.
+#[derive(Serialize, ToSchema)]
 struct FilesPage {
     files: Vec<LiveFileView>,
     /// Pass as `after` for the next page; absent on the last page.
@@ -121,6 +160,21 @@ struct FilesPage {
 }
 
 /// The tenant's live files: owner (API key), size, hash, and when each is due for destruction.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/files",
+    tag = "admin",
+    security(("api_key" = [])),
+    params(FilesQuery),
+    responses(
+        (status = 200, description = "A page of live files, in id order", body = FilesPage),
+        (status = 400, description = "The query string cannot be read", body = ErrorBody),
+        (status = 401, description = "No or wrong API key", body = ErrorBody),
+        (status = 403, description = "A sender key: this needs an admin key", body = ErrorBody),
+        (status = 422, description = "`limit` outside 1–1000", body = ErrorBody),
+        (status = 503, description = "The database is unavailable; retry", body = ErrorBody),
+    )
+)]
 async fn list_files(
     State(state): State<AppState>,
     caller: Caller,
@@ -161,7 +215,9 @@ async fn list_files(
     }))
 }
 
-#[derive(Deserialize)]
+/// The time window of an audit export.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct AuditQuery {
     /// Events recorded at or after this time (RFC 3339).
@@ -174,6 +230,22 @@ struct AuditQuery {
 
 /// The tenant's audit events in chain order, one JSON object per line, streamed page by page.
 /// Each line carries its `prev_hash` and `hash`; `ferry audit verify` checks the chain.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/audit",
+    tag = "admin",
+    security(("api_key" = [])),
+    params(AuditQuery),
+    responses(
+        (status = 200, description = "Events as JSON lines (one `AuditEvent` per line)",
+         body = ExportedEvent, content_type = "application/x-ndjson"),
+        (status = 400, description = "`since` or `until` is not an RFC 3339 time",
+         body = ErrorBody),
+        (status = 401, description = "No or wrong API key", body = ErrorBody),
+        (status = 403, description = "A sender key: this needs an admin key", body = ErrorBody),
+        (status = 503, description = "The database is unavailable; retry", body = ErrorBody),
+    )
+)]
 async fn export_audit(
     State(state): State<AppState>,
     caller: Caller,

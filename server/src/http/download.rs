@@ -5,20 +5,20 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, FromRequestParts, Path, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
 use bytes::Bytes;
 use futures_util::Stream;
 use tokio_stream::wrappers::ReceiverStream;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::error::AppError;
+use super::error::{AppError, ErrorBody};
 use super::guard::TokenGuard;
 use super::page;
 use super::range::{RangeDecision, decide};
@@ -29,10 +29,10 @@ use crate::state::AppState;
 
 /// Routes recipients use, behind `guard`: a client out of failed lookups gets 429 before
 /// its token reaches the database.
-pub fn router(guard: TokenGuard) -> Router<AppState> {
-    Router::new()
-        .route("/d/{token}", get(share_page))
-        .route("/d/{token}/f/{file}", get(download_file))
+pub fn router(guard: TokenGuard) -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(share_page))
+        .routes(routes!(download_file))
         .route_layer(middleware::from_fn_with_state(guard, guard_tokens))
 }
 
@@ -130,6 +130,27 @@ fn with_recipient_headers(mut response: Response) -> Response {
 
 /// The share page. Opening it is recorded (`page.opened`) but never counts as a download:
 /// mail scanners open links before people do.
+#[utoipa::path(
+    get,
+    path = "/d/{token}",
+    tag = "recipients",
+    params(("token" = String, Path, description = "The link token (the last segment of the \
+                                                   share's `url`)")),
+    responses(
+        (status = 200, description = "The share page", body = String,
+         content_type = "text/html"),
+        (status = 404, description = "No such link (a page saying so)", body = String,
+         content_type = "text/html"),
+        (status = 410, description = "The link expired or was revoked (a page saying so)",
+         body = String, content_type = "text/html"),
+        (status = 429, description = "Too many failed link lookups from this address; retry \
+                                      after `Retry-After` seconds",
+         content(("text/html"), (ErrorBody = "application/json")),
+         headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "The database or store is unavailable; retry",
+         body = ErrorBody),
+    )
+)]
 async fn share_page(
     State(state): State<AppState>,
     Path(token): Path<String>,
@@ -220,16 +241,64 @@ fn record_download(
 
 /// File bytes. A response that serves the file's first byte counts as a download (against the
 /// policy's limit); resuming further on does not. Every response is recorded when it ends.
+#[utoipa::path(
+    get,
+    path = "/d/{token}/f/{file}",
+    tag = "recipients",
+    params(
+        ("token" = String, Path, description = "The link token"),
+        ("file" = String, Path, format = Uuid, description = "A file id of the share"),
+        ("Range" = Option<String>, Header, nullable = false, description = "One byte range, `bytes=a-b`, \
+                                                          `bytes=a-` or `bytes=-n`"),
+        ("If-Range" = Option<String>, Header, nullable = false, description = "The `ETag`: send the range only \
+                                                             if the file is still this one"),
+    ),
+    responses(
+        (status = 200, description = "The whole file",
+         content(("application/octet-stream")),
+         headers(
+             ("ETag" = String, description = "`\"<hex BLAKE3>\"`"),
+             ("Accept-Ranges" = String, description = "`bytes`"),
+             ("Content-Disposition" = String,
+              description = "`attachment` with the file's name, safely encoded"),
+         )),
+        (status = 206, description = "The requested range",
+         content(("application/octet-stream")),
+         headers(
+             ("Content-Range" = String, description = "`bytes a-b/size`"),
+             ("ETag" = String, description = "`\"<hex BLAKE3>\"`"),
+             ("Accept-Ranges" = String, description = "`bytes`"),
+             ("Content-Disposition" = String,
+              description = "`attachment` with the file's name, safely encoded"),
+         )),
+        (status = 404, description = "No such link, or no such file in it (a page saying so)",
+         body = String, content_type = "text/html"),
+        (status = 410, description = "The link expired or was revoked, or this file was downloaded as \
+                                      often as the policy allows (a page saying so)",
+         body = String, content_type = "text/html"),
+        (status = 416, description = "The range starts beyond the file's end",
+         body = ErrorBody,
+         headers(("Content-Range" = String, description = "`bytes */size`"))),
+        (status = 429, description = "Too many failed link lookups from this address; retry \
+                                      after `Retry-After` seconds",
+         content(("text/html"), (ErrorBody = "application/json")),
+         headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "The database or store is unavailable; retry",
+         body = ErrorBody),
+    )
+)]
 async fn download_file(
     State(state): State<AppState>,
     Path((token, file)): Path<(String, String)>,
     RecipientInfo(visitor): RecipientInfo,
     headers: HeaderMap,
 ) -> Result<Response, Response> {
+    // A malformed file id is refused before the link is looked up: whatever the link's state,
+    // such a URL names nothing (404, never the link's 410).
+    let file_id = Uuid::parse_str(&file).map_err(|_| page_error(DownloadError::NotFound))?;
     let share = download::resolve_share(&state, &token)
         .await
         .map_err(page_error)?;
-    let file_id = Uuid::parse_str(&file).map_err(|_| page_error(DownloadError::NotFound))?;
     let open = download::open_file(&state, &share, file_id)
         .await
         .map_err(page_error)?;

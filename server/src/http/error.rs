@@ -7,13 +7,26 @@
 use axum::Json;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::db::DbError;
 use crate::db::shares::ShareFilesError;
 use crate::download::DownloadError;
 use crate::ratelimit::BudgetSpent;
 use crate::tus::TusError;
+
+/// The body of every error response, as clients parse it and as the OpenAPI document
+/// describes it (`components/schemas/ErrorBody`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// A stable, machine-readable code such as `not_found` or `invalid_policy`.
+    #[schema(example = "not_found")]
+    pub error: String,
+    /// What went wrong, for people; for client errors, what to fix.
+    #[schema(example = "not found")]
+    pub message: String,
+}
 
 /// A failed request: status, machine-readable code, human message, extra headers.
 #[derive(Debug)]
@@ -86,7 +99,10 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let mut response = (
             self.status,
-            Json(json!({"error": self.code, "message": self.message})),
+            Json(ErrorBody {
+                error: self.code.to_owned(),
+                message: self.message,
+            }),
         )
             .into_response();
         let headers = response.headers_mut();

@@ -1,15 +1,17 @@
 //! Senders' share endpoints under `/api/v1/shares`.
 
+use axum::Json;
 use axum::extract::Path;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::error::AppError;
+use super::error::{AppError, ErrorBody};
 use super::json::ApiJson;
 use crate::audit::{Actor, EventKind};
 use crate::auth::Caller;
@@ -18,35 +20,56 @@ use crate::shares::{self, CreateShare, ShareError};
 use crate::state::AppState;
 
 /// Routes for senders' shares.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/shares", post(create_share))
-        .route("/api/v1/shares/{id}", get(get_share).delete(revoke_share))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_share))
+        .routes(routes!(get_share, revoke_share))
 }
 
-#[derive(Deserialize)]
+/// A new share: which complete files, for whom, for how long. Unknown fields are refused.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateShareBody {
+    /// Ids of complete files of the caller's tenant (duplicates count once).
+    #[schema(min_items = 1, max_items = 1000)]
     files: Vec<Uuid>,
+    /// E-mail addresses, inside the tenant policy's recipient domains if it lists any.
+    #[schema(min_items = 1, max_items = 1000, example = json!(["dr.x@klinik.de"]))]
     recipients: Vec<String>,
+    /// Days until the link expires: the policy's default if absent, never more than its
+    /// maximum (`expires_at` in the answer says the real date).
+    #[schema(minimum = 1)]
     retention_days: Option<i64>,
+    /// Shown on the recipients' page; at most 2000 bytes of UTF-8.
+    #[schema(max_length = 2000)]
     note: Option<String>,
 }
 
-#[derive(Serialize)]
+/// A shared file as the sender and the recipients see it.
+#[derive(Serialize, ToSchema)]
 struct FileView {
+    /// The file id.
     id: Uuid,
+    /// Its name.
     name: String,
+    /// Its size in bytes.
     size: u64,
+    /// Hex BLAKE3 of its bytes (also the download's `ETag`).
+    #[schema(pattern = "^[0-9a-f]{64}$")]
     blake3: String,
 }
 
-#[derive(Serialize)]
+/// A created share. The link carries the token and is shown only now.
+#[derive(Serialize, ToSchema)]
 struct ShareView {
+    /// The share id, for revoking it.
     id: Uuid,
+    /// The recipients' link, `<public URL>/d/<token>`.
     url: String,
+    /// When the link stops working.
     #[serde(with = "time::serde::rfc3339")]
     expires_at: OffsetDateTime,
+    /// The shared files.
     files: Vec<FileView>,
 }
 
@@ -64,6 +87,28 @@ impl From<ShareError> for AppError {
     }
 }
 
+/// Shares complete files with recipients through one tokenized link.
+#[utoipa::path(
+    post,
+    path = "/api/v1/shares",
+    tag = "shares",
+    security(("api_key" = [])),
+    request_body = CreateShareBody,
+    responses(
+        (status = 201, description = "The share and its link", body = ShareView),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 401, description = "No or wrong API key", body = ErrorBody),
+        (status = 409, description = "A file is not complete yet (`file_incomplete`)",
+         body = ErrorBody),
+        (status = 413, description = "The body is larger than 1 MiB", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json`", body = ErrorBody),
+        (status = 422, description = "Not a share request (`invalid`: a bad address, a \
+                                      recipient outside the allowed domains, limits), or a \
+                                      file this tenant does not have (`unknown_file`)",
+         body = ErrorBody),
+        (status = 503, description = "The database is unavailable; retry", body = ErrorBody),
+    )
+)]
 async fn create_share(
     State(state): State<AppState>,
     caller: Caller,
@@ -101,7 +146,7 @@ async fn create_share(
 }
 
 /// A file of a share as its sender sees it.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct SharedFileView {
     id: Uuid,
     name: String,
@@ -112,10 +157,12 @@ struct SharedFileView {
     downloads: u64,
 }
 
-#[derive(Serialize)]
+/// A share as its sender sees it.
+#[derive(Serialize, ToSchema)]
 struct ShareStatus {
     id: Uuid,
     /// `active`, `expired` or `revoked`.
+    #[schema(value_type = String, pattern = "^(active|expired|revoked)$")]
     state: &'static str,
     created_by: Uuid,
     note: Option<String>,
@@ -139,6 +186,20 @@ fn only_by(caller: &Caller) -> Option<Uuid> {
 
 /// The sender's view of a share: its state, recipients and per-file download counts. The
 /// link itself is never shown again (only its hash is kept).
+#[utoipa::path(
+    get,
+    path = "/api/v1/shares/{id}",
+    tag = "shares",
+    security(("api_key" = [])),
+    params(("id" = String, Path, format = Uuid, description = "The share id")),
+    responses(
+        (status = 200, description = "The share", body = ShareStatus),
+        (status = 401, description = "No or wrong API key", body = ErrorBody),
+        (status = 404, description = "No share with this id that this key may read",
+         body = ErrorBody),
+        (status = 503, description = "The database is unavailable; retry", body = ErrorBody),
+    )
+)]
 async fn get_share(
     State(state): State<AppState>,
     caller: Caller,
@@ -181,6 +242,20 @@ async fn get_share(
 
 /// Revokes a share at once: its links answer 410 from now on. Admins revoke any share of their
 /// tenant, senders their own; anything else is 404.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/shares/{id}",
+    tag = "shares",
+    security(("api_key" = [])),
+    params(("id" = String, Path, format = Uuid, description = "The share id")),
+    responses(
+        (status = 204, description = "Revoked (also when it already was)"),
+        (status = 401, description = "No or wrong API key", body = ErrorBody),
+        (status = 404, description = "No share with this id that this key may revoke",
+         body = ErrorBody),
+        (status = 503, description = "The database is unavailable; retry", body = ErrorBody),
+    )
+)]
 async fn revoke_share(
     State(state): State<AppState>,
     caller: Caller,
