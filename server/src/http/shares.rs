@@ -98,13 +98,14 @@ impl From<ShareError> for AppError {
         (status = 201, description = "The share and its link", body = ShareView),
         (status = 400, description = "The body is not JSON", body = ErrorBody),
         (status = 401, description = "No or wrong API key", body = ErrorBody),
+        (status = 404, description = "A file this tenant does not have (`not_found`)",
+         body = ErrorBody),
         (status = 409, description = "A file is not complete yet (`file_incomplete`)",
          body = ErrorBody),
         (status = 413, description = "The body is larger than 1 MiB", body = ErrorBody),
         (status = 415, description = "The body is not `application/json`", body = ErrorBody),
         (status = 422, description = "Not a share request (`invalid`: a bad address, a \
-                                      recipient outside the allowed domains, limits), or a \
-                                      file this tenant does not have (`unknown_file`)",
+                                      recipient outside the allowed domains, limits)",
          body = ErrorBody),
         (status = 503, description = "The database is unavailable; retry", body = ErrorBody),
     )
