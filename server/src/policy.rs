@@ -9,6 +9,9 @@ use crate::shares::{DEFAULT_RETENTION_DAYS, MAX_RETENTION_DAYS};
 /// Most recipient domains one policy may list.
 const MAX_DOMAINS: usize = 1000;
 
+/// The largest download limit a policy may set (more is no limit in practice; leave it out).
+pub const MAX_DOWNLOADS_LIMIT: u32 = 1_000_000;
+
 /// A tenant's policy, as stored and as the admin API shows it. Unknown fields are refused
 /// (`additionalProperties: false` in the OpenAPI schema), so a limit Ferry does not enforce
 /// yet can never be stored as if it were.
@@ -30,7 +33,9 @@ pub struct Policy {
     #[schema(max_items = 1000, example = json!(["klinik.de"]))]
     pub allowed_recipient_domains: Option<Vec<String>>,
     /// How many times each file of a share may be downloaded (a download: a response that
-    /// serves the file's first byte; resuming further on does not count); `None`: no limit.
+    /// serves the file's first byte; resuming further on does not count), 1–1,000,000;
+    /// `None`: no limit.
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub max_downloads_per_file: Option<u32>,
 }
 
@@ -75,10 +80,13 @@ impl Policy {
                 "max_upload_bytes must be between 1 and {store_max} (the store's limit); got {max}"
             )));
         }
-        if self.max_downloads_per_file == Some(0) {
-            return Err(InvalidPolicy(
-                "max_downloads_per_file must be at least 1 (leave it out for no limit)".into(),
-            ));
+        if let Some(limit) = self.max_downloads_per_file
+            && !(1..=MAX_DOWNLOADS_LIMIT).contains(&limit)
+        {
+            return Err(InvalidPolicy(format!(
+                "max_downloads_per_file must be between 1 and {MAX_DOWNLOADS_LIMIT} (leave it \
+                 out for no limit); got {limit}"
+            )));
         }
         if let Some(domains) = self.allowed_recipient_domains.as_mut() {
             if domains.len() > MAX_DOMAINS {
@@ -172,6 +180,11 @@ mod tests {
             ..Policy::default()
         };
         assert!(no_downloads.validated(store_max).is_err());
+        let too_many = Policy {
+            max_downloads_per_file: Some(MAX_DOWNLOADS_LIMIT + 1),
+            ..Policy::default()
+        };
+        assert!(too_many.validated(store_max).is_err());
     }
 
     /// The OpenAPI schema's literal bounds (utoipa takes no constants) are Ferry's limits.
@@ -186,6 +199,10 @@ mod tests {
         }
         assert_eq!(
             schema["properties"]["allowed_recipient_domains"]["maxItems"], MAX_DOMAINS,
+            "{schema}"
+        );
+        assert_eq!(
+            schema["properties"]["max_downloads_per_file"]["maximum"], MAX_DOWNLOADS_LIMIT,
             "{schema}"
         );
         assert_eq!(schema["additionalProperties"], false, "{schema}");
