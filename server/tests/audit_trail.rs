@@ -47,33 +47,6 @@ async fn get(
     Ok((response.status(), response.bytes().await?.to_vec()))
 }
 
-async fn audit(server: &TestServer, query: &str) -> Result<Vec<Value>> {
-    let response = server
-        .client
-        .get(format!("{}/api/v1/admin/audit{query}", server.base))
-        .bearer_auth(&server.key)
-        .send()
-        .await?;
-    ensure!(
-        response.status() == StatusCode::OK,
-        "audit: {}",
-        response.status()
-    );
-    ensure!(
-        response
-            .headers()
-            .get("content-type")
-            .is_some_and(|v| v == "application/x-ndjson"),
-        "JSON lines"
-    );
-    response
-        .text()
-        .await?
-        .lines()
-        .map(|line| serde_json::from_str(line).context("a JSON line"))
-        .collect()
-}
-
 async fn every_step_is_recorded_and_downloads_are_counted(server: TestServer) -> Result<()> {
     let limit = server
         .client
@@ -166,7 +139,7 @@ async fn every_step_is_recorded_and_downloads_are_counted(server: TestServer) ->
     // Download events are written when their response ends: wait until all four are in.
     let mut events = Vec::new();
     for _ in 0..100 {
-        events = audit(&server, "").await?;
+        events = server.audit_events("").await?;
         if events
             .iter()
             .filter(|e| e["kind"] == "file.downloaded")
@@ -239,7 +212,9 @@ async fn every_step_is_recorded_and_downloads_are_counted(server: TestServer) ->
             .await?;
     ensure!(verified == Ok(events.len() as i64), "verify: {verified:?}");
     let since = events[6]["at"].as_str().context("time")?;
-    let later = audit(&server, &format!("?since={}", since.replace('+', "%2B"))).await?;
+    let later = server
+        .audit_events(&format!("?since={}", since.replace('+', "%2B")))
+        .await?;
     ensure!(
         !later.is_empty() && later.len() < events.len() && later[0]["seq"].as_u64() >= Some(7),
         "since {since}: {} events",

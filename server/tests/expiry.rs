@@ -9,7 +9,6 @@ use std::collections::BTreeSet;
 use anyhow::{Context, Result, ensure};
 use common::{Stack, TestServer, file_id, random_bytes};
 use ferry::audit::{Actor, AuditEntry, EventKind};
-use ferry::db::DbError;
 use ferry::db::expiry::UploadWork;
 use ferry::jobs::expiry::{CLAIM_LEASE, ExpiryPass, ExpiryReport};
 use reqwest::{Method, StatusCode};
@@ -61,14 +60,6 @@ fn termination(server: &TestServer, id: Uuid) -> Result<AuditEntry> {
     )?)
 }
 
-async fn key_exists(server: &TestServer, id: Uuid) -> Result<bool> {
-    match server.state.db.wrapped_dek(server.tenant_id, id).await {
-        Ok(_) => Ok(true),
-        Err(DbError::NotFound) => Ok(false),
-        Err(e) => Err(e.into()),
-    }
-}
-
 async fn abandoned_uploads_are_destroyed_a_day_after_their_last_byte(
     server: TestServer,
 ) -> Result<()> {
@@ -89,7 +80,7 @@ async fn abandoned_uploads_are_destroyed_a_day_after_their_last_byte(
     let report = pass_at(later).run(&server.state).await?;
     ensure!(report.uploads_expired == vec![id], "expired: {report:?}");
     ensure!(report.objects_deleted == vec![id], "deleted: {report:?}");
-    ensure!(!key_exists(&server, id).await?, "the wrapped key is gone");
+    ensure!(!server.key_exists(id).await?, "the wrapped key is gone");
     ensure!(
         !server.store_holds_anything_of(id).await?,
         "nothing of it is left in the store"
@@ -109,7 +100,7 @@ async fn abandoned_uploads_are_destroyed_a_day_after_their_last_byte(
 
     // A shared file lives as long as its share: untouched.
     ensure!(
-        key_exists(&server, file).await?,
+        server.key_exists(file).await?,
         "a completed file keeps its key"
     );
     ensure!(
@@ -137,7 +128,7 @@ async fn a_dry_run_reports_and_changes_nothing(server: TestServer) -> Result<()>
         report.dry_run && report.uploads_expired == vec![id],
         "due: {report:?}"
     );
-    ensure!(key_exists(&server, id).await?, "the key is still there");
+    ensure!(server.key_exists(id).await?, "the key is still there");
     ensure!(
         server.store_holds_anything_of(id).await?,
         "the bytes are still there"
@@ -163,7 +154,7 @@ async fn a_pass_cut_after_the_shred_is_completed_by_the_next(server: TestServer)
     ensure!(cut.shred(&server.state, row).await?, "the key is shredded");
     drop(cut);
     ensure!(
-        !key_exists(&server, id).await?,
+        !server.key_exists(id).await?,
         "unreadable from the shred on"
     );
     ensure!(
@@ -315,7 +306,7 @@ async fn two_instances_running_passes_at_once_never_process_a_row_twice() -> Res
         "nothing skipped"
     );
     for id in &all {
-        ensure!(!key_exists(&server, *id).await?, "{id} keeps a key");
+        ensure!(!server.key_exists(*id).await?, "{id} keeps a key");
         ensure!(
             !server.store_holds_anything_of(*id).await?,
             "{id} keeps bytes"

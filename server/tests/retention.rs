@@ -8,7 +8,6 @@ mod common;
 
 use anyhow::{Context, Result, ensure};
 use common::{TestServer, random_bytes};
-use ferry::db::DbError;
 use ferry::db::expiry::UploadWork;
 use ferry::jobs::expiry::{CLAIM_LEASE, ExpiryPass};
 use reqwest::StatusCode;
@@ -25,14 +24,6 @@ fn pass_at(now: OffsetDateTime) -> ExpiryPass {
 
 fn days(n: i64) -> OffsetDateTime {
     OffsetDateTime::now_utc() + Duration::days(n)
-}
-
-async fn key_exists(server: &TestServer, id: Uuid) -> Result<bool> {
-    match server.state.db.wrapped_dek(server.tenant_id, id).await {
-        Ok(_) => Ok(true),
-        Err(DbError::NotFound) => Ok(false),
-        Err(e) => Err(e.into()),
-    }
 }
 
 /// A share of `files` asking for `retention_days`: (id, url, expires_at).
@@ -65,25 +56,6 @@ async fn share(
         body["url"].as_str().context("url")?.to_owned(),
         expires_at,
     ))
-}
-
-/// The tenant's audit events (admin export), parsed.
-async fn audit_events(server: &TestServer) -> Result<Vec<serde_json::Value>> {
-    let response = server
-        .client
-        .get(format!("{}/api/v1/admin/audit", server.base))
-        .bearer_auth(&server.key)
-        .send()
-        .await?;
-    ensure!(
-        response.status() == StatusCode::OK,
-        "audit answered {}",
-        response.status()
-    );
-    let text = response.text().await?;
-    text.lines()
-        .map(|line| serde_json::from_str(line).context("an audit line is JSON"))
-        .collect()
 }
 
 fn events_about<'a>(
@@ -138,14 +110,14 @@ async fn a_file_lives_as_long_as_its_last_share(server: TestServer) -> Result<()
         status(&server, &format!("{long_url}/f/{file}")).await? == StatusCode::OK,
         "the long link still serves the file"
     );
-    ensure!(key_exists(&server, file).await?, "the file keeps its key");
+    ensure!(server.key_exists(file).await?, "the file keeps its key");
 
     // Day 8: the last share has ended; the file is destroyed, key first.
     let day8 = pass_at(days(8)).run(&server.state).await?;
     ensure!(day8.shares_expired == vec![long], "day 8: {day8:?}");
     ensure!(day8.files_expired == vec![file], "day 8: {day8:?}");
     ensure!(day8.objects_deleted == vec![file], "day 8: {day8:?}");
-    ensure!(!key_exists(&server, file).await?, "the wrapped key is gone");
+    ensure!(!server.key_exists(file).await?, "the wrapped key is gone");
     ensure!(
         !server.store_holds_anything_of(file).await?,
         "the object is gone from the store"
@@ -169,7 +141,7 @@ async fn a_file_lives_as_long_as_its_last_share(server: TestServer) -> Result<()
         "the sender sees it ended: {view}"
     );
 
-    let events = audit_events(&server).await?;
+    let events = server.audit_events("").await?;
     for id in [short, long] {
         ensure!(
             events_about(&events, "share.expired", id).len() == 1,
@@ -225,8 +197,8 @@ async fn files_nobody_keeps_are_destroyed_a_day_after_upload(server: TestServer)
     let mut expected = vec![unshared, revoked];
     expected.sort();
     ensure!(expired == expected, "a day on: {report:?}");
-    ensure!(key_exists(&server, kept).await?, "the shared file stays");
-    let events = audit_events(&server).await?;
+    ensure!(server.key_exists(kept).await?, "the shared file stays");
+    let events = server.audit_events("").await?;
     let never = events_about(&events, "file.expired", unshared);
     ensure!(
         never.len() == 1
@@ -255,7 +227,7 @@ async fn a_pass_cut_between_key_and_object_is_completed_by_the_next(
     ensure!(cut.shred(&server.state, row).await?, "the key is shredded");
     drop(cut); // the crash: the object is never deleted by this pass
     ensure!(
-        !key_exists(&server, file).await?,
+        !server.key_exists(file).await?,
         "unreadable from the shred on"
     );
     ensure!(
@@ -274,7 +246,7 @@ async fn a_pass_cut_between_key_and_object_is_completed_by_the_next(
         !server.store_holds_anything_of(file).await?,
         "nothing left in the store"
     );
-    let events = audit_events(&server).await?;
+    let events = server.audit_events("").await?;
     ensure!(
         events_about(&events, "file.expired", file).len() == 1,
         "one expiry event"

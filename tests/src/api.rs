@@ -236,6 +236,25 @@ impl Api {
     }
 }
 
+impl Api {
+    /// `GET /api/v1/admin/audit` (an admin key): the tenant's audit events, one per line.
+    pub fn audit_events(&self) -> Result<Vec<serde_json::Value>> {
+        let url = format!("{}/api/v1/admin/audit", self.base);
+        let resp = self
+            .http
+            .get(&url)
+            .header("Authorization", self.bearer())
+            .send()
+            .with_context(|| format!("GET {url}"))?;
+        let status = resp.status().as_u16();
+        let body = resp.text()?;
+        ensure!(status == 200, "GET {url} answered {status}: {body}");
+        body.lines()
+            .map(|line| serde_json::from_str(line).with_context(|| format!("audit line {line}")))
+            .collect()
+    }
+}
+
 fn json_response<T: serde::de::DeserializeOwned>(
     resp: reqwest::blocking::Response,
     expected: u16,

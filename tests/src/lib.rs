@@ -47,7 +47,7 @@ pub use clients::{
 };
 pub use files::{
     Download, SourceFile, blake3_file, download_and_compare, download_bytes, download_to_file,
-    random_file,
+    files_under, random_file,
 };
 pub use garage::{GARAGE_REGION, GARAGE_VERSION, Garage, garage_bin};
 pub use postgres::{DEFAULT_POSTGRES_ADMIN_URL, ScratchDb};

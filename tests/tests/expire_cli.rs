@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use ferry_e2e::{
-    ScratchDb, Server, base64, ferry_bin, file_id_from_url, patch_expect_204, random_file,
+    ScratchDb, Server, base64, ferry_bin, file_id_from_url, files_under, patch_expect_204,
+    random_file,
 };
 use rand::Rng as _;
 use serde_json::Value;
@@ -156,16 +157,7 @@ fn two_expire_processes_at_once_expire_everything_exactly_once() -> Result<()> {
         ensure!(status.as_u16() == 410, "{link} answered {status}");
     }
     // The audit log holds one expiry event per file and per share.
-    let audit = api
-        .http()
-        .get(format!("{}/api/v1/admin/audit", server.url()))
-        .header("Authorization", api.bearer())
-        .send()?
-        .text()?;
-    let events: Vec<Value> = audit
-        .lines()
-        .map(serde_json::from_str)
-        .collect::<Result<_, _>>()?;
+    let events = api.audit_events()?;
     for (kind, ids) in [
         ("file.expired", &files),
         ("share.expired", &shares),
@@ -228,21 +220,4 @@ fn exactly_once(a: &Value, b: &Value, field: &str, expected: &BTreeSet<String>) 
         "{field}: not all done: {a} {b}"
     );
     Ok(())
-}
-
-/// Every file below `dir` (the disk store shards objects into subdirectories).
-fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                files.push(path);
-            }
-        }
-    }
-    files
 }

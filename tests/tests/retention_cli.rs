@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use ferry_e2e::{
-    ScratchDb, Server, base64, ferry_bin, file_id_from_url, patch_expect_204, random_file,
+    ScratchDb, Server, base64, ferry_bin, file_id_from_url, files_under, patch_expect_204,
+    random_file,
 };
 use rand::Rng as _;
 use serde_json::Value;
@@ -186,22 +187,14 @@ fn retention_end_to_end(database_url: Option<&str>) -> Result<()> {
         rows.uuid_is("upload_id", &file)
     ))?;
     ensure!(keys == 0, "the wrapped key row is gone");
-    let objects = walk(&data.join("objects"));
+    let objects = files_under(&data.join("objects"));
     ensure!(objects.is_empty(), "objects left in the store: {objects:?}");
-    let audit = api
-        .http()
-        .get(format!("{}/api/v1/admin/audit", server.url()))
-        .header("Authorization", api.bearer())
-        .send()?
-        .text()?;
-    let expired: Vec<Value> = audit
-        .lines()
-        .map(serde_json::from_str)
-        .collect::<Result<Vec<Value>, _>>()?
-        .into_iter()
+    let events = api.audit_events()?;
+    let expired = events
+        .iter()
         .filter(|e| e["kind"] == "file.expired" && e["subject"] == file.as_str())
-        .collect();
-    ensure!(expired.len() == 1, "one file.expired event in {audit}");
+        .count();
+    ensure!(expired == 1, "one file.expired event in {events:?}");
 
     // The chain verifies; one changed column anywhere in a row is found and named.
     let verify = ferry(&data, &env, &["audit", "verify"])?;
@@ -235,23 +228,6 @@ fn retention_end_to_end(database_url: Option<&str>) -> Result<()> {
     ensure!(restored.status.success(), "restored: {}", text(&restored));
     drop(server);
     Ok(())
-}
-
-/// Every file below `dir`.
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                files.push(path);
-            }
-        }
-    }
-    files
 }
 
 #[test]

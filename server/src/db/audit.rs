@@ -30,6 +30,18 @@ impl<'c> From<&'c mut sqlx::Transaction<'static, sqlx::Postgres>> for WriteConn<
     }
 }
 
+/// Runs `$body` with `$conn` bound to the concrete connection of a [`WriteConn`], expanded
+/// once per backend (like [`super::on_pool!`] for pools).
+macro_rules! on_conn {
+    ($write:expr, $conn:ident => $body:expr) => {
+        match $write {
+            $crate::db::audit::WriteConn::Sqlite($conn) => $body,
+            $crate::db::audit::WriteConn::Postgres($conn) => $body,
+        }
+    };
+}
+pub(crate) use on_conn;
+
 type RawEvent = (
     Uuid,
     i64,
@@ -74,16 +86,15 @@ pub(crate) async fn append_in(conn: WriteConn<'_>, entry: &AuditEntry) -> Result
     let set_head = "UPDATE audit_heads SET hash = $2 WHERE tenant_id = $1";
     let details = serde_json::to_string(&entry.details)
         .map_err(|_| DbError::Corrupt("audit event details"))?;
-    macro_rules! run {
-        ($conn:ident) => {{
+    on_conn!(conn, conn => {
             sqlx::query(start)
                 .bind(entry.tenant_id)
                 .bind(GENESIS.as_slice())
-                .execute(&mut *$conn)
+                .execute(&mut *conn)
                 .await?;
             let (seq, prev_hash): (i64, Vec<u8>) = sqlx::query_as(bump)
                 .bind(entry.tenant_id)
-                .fetch_one(&mut *$conn)
+                .fetch_one(&mut *conn)
                 .await?;
             let mut event = StoredEvent {
                 tenant_id: entry.tenant_id,
@@ -109,19 +120,14 @@ pub(crate) async fn append_in(conn: WriteConn<'_>, entry: &AuditEntry) -> Result
                 .bind(&event.details)
                 .bind(&event.prev_hash)
                 .bind(&event.hash)
-                .execute(&mut *$conn)
+                .execute(&mut *conn)
                 .await?;
             sqlx::query(set_head)
                 .bind(event.tenant_id)
                 .bind(&event.hash)
-                .execute(&mut *$conn)
+                .execute(&mut *conn)
                 .await?;
-        }};
-    }
-    match conn {
-        WriteConn::Sqlite(conn) => run!(conn),
-        WriteConn::Postgres(conn) => run!(conn),
-    }
+    });
     Ok(())
 }
 

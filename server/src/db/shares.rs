@@ -4,7 +4,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::BeginWrite as _;
-use super::audit::{WriteConn, append_in};
+use super::audit::{WriteConn, append_in, on_conn};
 use super::uploads::UNSHARED_TTL;
 use super::{Db, DbError, earlier, found, now, on_pool, stored_time, unique_as_conflict};
 use crate::audit::AuditEntry;
@@ -109,12 +109,11 @@ pub(crate) async fn keep_file_until(
     let live_ends = "SELECT s.expires_at FROM share_files f JOIN shares s ON s.id = f.share_id
                      WHERE f.upload_id = $1 AND s.tenant_id = $2 AND s.revoked_at IS NULL";
     let keep = "UPDATE uploads SET expires_at = $1 WHERE id = $2 AND tenant_id = $3";
-    macro_rules! run {
-        ($conn:ident) => {{
+    on_conn!(conn, conn => {
             let row: Option<(Option<OffsetDateTime>,)> = sqlx::query_as(completed)
                 .bind(id)
                 .bind(tenant_id)
-                .fetch_optional(&mut *$conn)
+                .fetch_optional(&mut *conn)
                 .await?;
             let Some((completed_at,)) = row else {
                 return Ok(());
@@ -122,7 +121,7 @@ pub(crate) async fn keep_file_until(
             let ends: Vec<(OffsetDateTime,)> = sqlx::query_as(live_ends)
                 .bind(id)
                 .bind(tenant_id)
-                .fetch_all(&mut *$conn)
+                .fetch_all(&mut *conn)
                 .await?;
             let unshared = completed_at.unwrap_or_else(now) + UNSHARED_TTL;
             let until = ends
@@ -133,14 +132,9 @@ pub(crate) async fn keep_file_until(
                 .bind(stored_time(until))
                 .bind(id)
                 .bind(tenant_id)
-                .execute(&mut *$conn)
+                .execute(&mut *conn)
                 .await?;
-        }};
-    }
-    match conn {
-        WriteConn::Sqlite(conn) => run!(conn),
-        WriteConn::Postgres(conn) => run!(conn),
-    }
+    });
     Ok(())
 }
 

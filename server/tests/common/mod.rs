@@ -400,6 +400,41 @@ impl TestServer {
         }
     }
 
+    /// Whether file `id` still has its wrapped key (until it is shredded).
+    pub async fn key_exists(&self, id: Uuid) -> Result<bool> {
+        match self.state.db.wrapped_dek(self.tenant_id, id).await {
+            Ok(_) => Ok(true),
+            Err(ferry::db::DbError::NotFound) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The tenant's audit events through the admin export (`query`: e.g. `?since=…`).
+    pub async fn audit_events(&self, query: &str) -> Result<Vec<serde_json::Value>> {
+        let response = self
+            .client
+            .get(format!("{}/api/v1/admin/audit{query}", self.base))
+            .bearer_auth(&self.key)
+            .send()
+            .await?;
+        if response.status() != StatusCode::OK {
+            bail!("the audit export answered {}", response.status());
+        }
+        let ndjson = response
+            .headers()
+            .get("content-type")
+            .is_some_and(|v| v == "application/x-ndjson");
+        if !ndjson {
+            bail!("the audit export is not JSON lines");
+        }
+        response
+            .text()
+            .await?
+            .lines()
+            .map(|line| serde_json::from_str(line).context("an audit line is JSON"))
+            .collect()
+    }
+
     /// Whether the store holds anything of file `id`: on disk its object file; in S3 its
     /// object, a pending piece or a multipart upload in progress.
     pub async fn store_holds_anything_of(&self, id: Uuid) -> Result<bool> {
