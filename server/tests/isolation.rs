@@ -28,10 +28,19 @@ async fn call(
     Ok(request.send().await?)
 }
 
-async fn json(response: reqwest::Response) -> Result<serde_json::Value> {
+/// `GET path` with `key`, expecting 200 and JSON.
+async fn get_json(server: &TestServer, path: &str, key: &str) -> Result<serde_json::Value> {
+    let response = call(
+        server,
+        Method::GET,
+        &format!("{}{path}", server.base),
+        key,
+        None,
+    )
+    .await?;
     ensure!(
         response.status() == StatusCode::OK,
-        "answered {}",
+        "GET {path} answered {}",
         response.status()
     );
     Ok(response.json().await?)
@@ -112,17 +121,7 @@ async fn another_tenant_sees_nothing_of_this_one(server: TestServer) -> Result<(
     }
 
     // B's admin views hold nothing of A's.
-    let files = json(
-        call(
-            &server,
-            Method::GET,
-            &format!("{base}/api/v1/admin/files"),
-            &other,
-            None,
-        )
-        .await?,
-    )
-    .await?;
+    let files = get_json(&server, "/api/v1/admin/files", &other).await?;
     ensure!(
         files["files"].as_array().is_some_and(Vec::is_empty),
         "B lists no files: {files}"
@@ -140,49 +139,19 @@ async fn another_tenant_sees_nothing_of_this_one(server: TestServer) -> Result<(
     for id in [file.to_string(), share_id.clone()] {
         ensure!(!audit.contains(&id), "B's audit log mentions A's {id}");
     }
-    let b_policy = json(
-        call(
-            &server,
-            Method::GET,
-            &format!("{base}/api/v1/admin/policy"),
-            &other,
-            None,
-        )
-        .await?,
-    )
-    .await?;
+    let b_policy = get_json(&server, "/api/v1/admin/policy", &other).await?;
     ensure!(
         b_policy["max_days"] == 90,
         "B keeps its own (default) policy: {b_policy}"
     );
 
     // And everything of A's is still there for A.
-    let a_files = json(
-        call(
-            &server,
-            Method::GET,
-            &format!("{base}/api/v1/admin/files"),
-            &server.key,
-            None,
-        )
-        .await?,
-    )
-    .await?;
+    let a_files = get_json(&server, "/api/v1/admin/files", &server.key).await?;
     ensure!(
         a_files["files"][0]["id"] == file.to_string(),
         "A lists its file: {a_files}"
     );
-    let a_policy = json(
-        call(
-            &server,
-            Method::GET,
-            &format!("{base}/api/v1/admin/policy"),
-            &server.key,
-            None,
-        )
-        .await?,
-    )
-    .await?;
+    let a_policy = get_json(&server, "/api/v1/admin/policy", &server.key).await?;
     ensure!(a_policy["max_days"] == 5, "A's policy: {a_policy}");
     let downloaded = server
         .client
@@ -230,17 +199,7 @@ async fn sender_keys_are_refused_on_admin_endpoints(server: TestServer) -> Resul
             "{method} {path}"
         );
     }
-    let unchanged = json(
-        call(
-            &server,
-            Method::GET,
-            &format!("{base}/api/v1/admin/policy"),
-            &server.key,
-            None,
-        )
-        .await?,
-    )
-    .await?;
+    let unchanged = get_json(&server, "/api/v1/admin/policy", &server.key).await?;
     ensure!(
         unchanged["max_days"] == 90,
         "the sender's PUT changed nothing"

@@ -51,6 +51,6 @@ pub use files::{
 };
 pub use garage::{GARAGE_REGION, GARAGE_VERSION, Garage, garage_bin};
 pub use postgres::{DEFAULT_POSTGRES_ADMIN_URL, ScratchDb};
-pub use server::{Refusal, Server, serve_refusal};
+pub use server::{Refusal, Server, serve_refusal, wait_or_kill};
 pub use stack::S3Stack;
 pub use tus::{PatchOutcome, StreamingPatch, patch_expect_204, start_patch};

@@ -334,18 +334,7 @@ pub fn serve_refusal(
         .stderr
         .take()
         .map(|p| thread::spawn(move || read_all(p)));
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break Some(status);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
+    let status = wait_or_kill(&mut child, timeout)?;
     let joined = |reader: Option<thread::JoinHandle<String>>| match reader {
         Some(reader) => reader
             .join()
@@ -412,6 +401,25 @@ fn listening_url(line: &str) -> Option<String> {
     let url = line[at + marker.len()..].split_whitespace().next()?;
     url.starts_with("http://")
         .then(|| url.trim_end_matches('/').to_string())
+}
+
+/// Waits for `child` to exit, at most `timeout`: its status, or `None` if it had to be killed.
+pub fn wait_or_kill(
+    child: &mut std::process::Child,
+    timeout: Duration,
+) -> Result<Option<std::process::ExitStatus>> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(None);
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[cfg(test)]

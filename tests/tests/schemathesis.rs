@@ -22,7 +22,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use ferry_e2e::{
-    Api, Server, ensure_client_tools, file_id_from_url, patch_expect_204, random_file, schemathesis,
+    Api, Server, ensure_client_tools, file_id_from_url, patch_expect_204, random_file,
+    schemathesis, wait_or_kill,
 };
 
 /// The longest the fuzzer may run before it is killed and the test fails.
@@ -203,18 +204,7 @@ fn run(
             .take()
             .map(|p| Box::new(p) as Box<dyn Read + Send>),
     );
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break Some(status);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        thread::sleep(Duration::from_millis(100));
-    };
+    let status = wait_or_kill(&mut child, timeout)?;
     let joined = |h: thread::JoinHandle<String>| {
         h.join()
             .map_err(|_| anyhow!("an output reader of schemathesis panicked"))
