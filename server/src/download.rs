@@ -131,14 +131,9 @@ pub async fn count_download(
     share: &ShareRow,
     file_id: Uuid,
 ) -> Result<u64, DownloadError> {
-    let limit = state
-        .db
-        .policy(share.tenant_id)
-        .await?
-        .max_downloads_per_file;
     state
         .db
-        .count_download(share.tenant_id, share.id, file_id, limit)
+        .count_download(share.tenant_id, share.id, file_id)
         .await?
         .ok_or(DownloadError::LimitReached)
 }

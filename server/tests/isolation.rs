@@ -51,15 +51,7 @@ async fn another_tenant_sees_nothing_of_this_one(server: TestServer) -> Result<(
     let content = random_bytes(100_000, 51);
     let file = server.upload(&content, "a-secret.pdf").await?;
     let unfinished = server.create(1 << 20, "a-unfinished.bin").await?;
-    let share: serde_json::Value = server
-        .client
-        .post(format!("{base}/api/v1/shares"))
-        .bearer_auth(&server.key)
-        .json(&serde_json::json!({"files": [file], "recipients": ["a@x.eu"]}))
-        .send()
-        .await?
-        .json()
-        .await?;
+    let share = server.share_created(&[file]).await?;
     let share_id = share["id"].as_str().context("share id")?.to_owned();
     let policy = call(
         &server,
@@ -207,15 +199,7 @@ async fn sender_keys_are_refused_on_admin_endpoints(server: TestServer) -> Resul
 
     // Senders see their own shares, not the admin's (nor another sender's).
     let file = server.upload(&random_bytes(1000, 52), "x.bin").await?;
-    let admins: serde_json::Value = server
-        .client
-        .post(format!("{base}/api/v1/shares"))
-        .bearer_auth(&server.key)
-        .json(&serde_json::json!({"files": [file], "recipients": ["a@x.eu"]}))
-        .send()
-        .await?
-        .json()
-        .await?;
+    let admins = server.share_created(&[file]).await?;
     let admins_share = admins["id"].as_str().context("id")?;
     let seen = call(
         &server,

@@ -23,6 +23,7 @@ use time::OffsetDateTime;
 pub mod audit;
 pub mod expiry;
 pub mod policy;
+pub mod share_status;
 pub mod shares;
 pub mod tenants;
 pub mod uploads;

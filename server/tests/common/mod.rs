@@ -292,6 +292,13 @@ impl TestServer {
 
     /// Shares files and returns the share's download URL.
     pub async fn share(&self, files: &[Uuid]) -> Result<String> {
+        let body = self.share_created(files).await?;
+        Ok(body["url"].as_str().context("share url")?.to_owned())
+    }
+
+    /// Shares `files` with one recipient (the server's admin key) and returns the 201 body:
+    /// `{id, url, expires_at, files}`.
+    pub async fn share_created(&self, files: &[Uuid]) -> Result<serde_json::Value> {
         let response = self
             .client
             .post(format!("{}/api/v1/shares", self.base))
@@ -306,8 +313,7 @@ impl TestServer {
                 response.text().await?
             );
         }
-        let body: serde_json::Value = response.json().await?;
-        Ok(body["url"].as_str().context("share url")?.to_owned())
+        Ok(response.json().await?)
     }
 
     /// The sender's view of an upload (`GET /api/v1/files/{id}`).
