@@ -1,12 +1,10 @@
 //! Start-up: turn a [`Config`] into an [`AppState`], and serve it.
 
 use std::io::Write as _;
-use std::net::SocketAddr;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
 use std::sync::Arc;
 
-use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
@@ -36,6 +34,12 @@ pub enum StartupError {
     /// The master key is malformed.
     #[error("FERRY_MASTER_KEY: {0}")]
     MasterKey(#[from] CryptoError),
+    /// The database's keys are wrapped under another master key than the one configured.
+    #[error(
+        "FERRY_MASTER_KEY: this database was set up with another master key; start with the \
+         master key it was made with (no key is generated beside an existing database)"
+    )]
+    WrongMasterKey,
     /// A file or socket could not be used.
     #[error("{context}: {source}")]
     Io {
@@ -98,6 +102,7 @@ pub async fn open(config: Config, public_url: String) -> Result<AppState, Startu
         .map_err(io(format!("creating {}", config.data_dir.display())))?;
     let master_key = master_key(&config)?;
     let db = Db::connect(&config.database_url).await?;
+    check_master_key(&db, &master_key).await?;
     let store = store::open(&config).await?;
     // Instances sharing a PostgreSQL database also need one writer per upload between them.
     let locks = match db.backend() {
@@ -113,6 +118,32 @@ pub async fn open(config: Config, public_url: String) -> Result<AppState, Startu
         config: Arc::new(config),
         locks,
     })
+}
+
+/// Refuses a master key other than the one the database's keys are wrapped under: compares
+/// its check value with the stored one, or (for a database from before check values) tries to
+/// unwrap one stored data key, then stores the check value.
+pub async fn check_master_key(db: &Db, key: &MasterKey) -> Result<(), StartupError> {
+    let kcv = key.check_value()?;
+    let stored = match db.master_key_check().await? {
+        Some(stored) => stored,
+        None => {
+            if let Some((tenant, file, wrapped)) = db.any_wrapped_key().await?
+                && key.tenant_kek(tenant)?.unwrap(&wrapped, file).is_err()
+            {
+                return Err(StartupError::WrongMasterKey);
+            }
+            db.remember_master_key_check(&kcv).await?
+        }
+    };
+    if bool::from(subtle::ConstantTimeEq::ct_eq(
+        stored.as_slice(),
+        kcv.as_slice(),
+    )) {
+        Ok(())
+    } else {
+        Err(StartupError::WrongMasterKey)
+    }
 }
 
 /// Binds the listener, starts the scheduled jobs, prints `ferry listening on http://ADDR` once
@@ -142,16 +173,8 @@ pub async fn serve_listener(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartupError> {
-    // Small answers (a 1-byte Range, tus HEADs) must not wait for Nagle + delayed ACK (40 ms).
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::warn!(error = %e, "could not set TCP_NODELAY");
-        }
-    });
-    // Recipient routes keep their budgets of failed token lookups by the peer's address.
-    let service = crate::http::router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown)
+    let limits = crate::http::serve::ConnectionLimits::from_config(&state.config);
+    crate::http::serve::serve(listener, crate::http::router(state), limits, shutdown)
         .await
         .map_err(io("serving"))
 }

@@ -88,6 +88,8 @@ pub enum EventKind {
     PolicyChanged,
     /// An API key was created.
     KeyCreated,
+    /// An API key was revoked: refused from then on.
+    KeyRevoked,
 }
 
 impl EventKind {
@@ -106,6 +108,7 @@ impl EventKind {
             EventKind::FileExpired => "file.expired",
             EventKind::PolicyChanged => "policy.changed",
             EventKind::KeyCreated => "key.created",
+            EventKind::KeyRevoked => "key.revoked",
         }
     }
 }

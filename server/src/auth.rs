@@ -27,6 +27,31 @@ pub struct Caller {
     pub role: crate::db::tenants::Role,
 }
 
+/// What a caller means to do with something a sender created (an upload, a file, a share).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Intent {
+    /// Look at it: HEAD, the file's status, a share's details.
+    Read,
+    /// Delete or revoke it.
+    Delete,
+    /// Add to it or hand it out: PATCH, sharing a file.
+    Write,
+}
+
+impl Caller {
+    /// The one ownership rule: a sender reaches only what its own key created; a tenant's
+    /// admin may also read and delete what any of the tenant's keys created, but appends to
+    /// and shares only its own. Returns the creator a row must have (`None`: any creator of
+    /// the caller's tenant). Every query of uploads and shares binds it next to the tenant,
+    /// so what another key created is `NotFound` (404), exactly like another tenant's.
+    pub fn must_have_created(&self, intent: Intent) -> Option<uuid::Uuid> {
+        match (self.role, intent) {
+            (crate::db::tenants::Role::Admin, Intent::Read | Intent::Delete) => None,
+            _ => Some(self.key_id),
+        }
+    }
+}
+
 /// A freshly minted secret: the text handed out once, and what the database keeps.
 pub struct MintedSecret {
     /// The full bearer text (API key or link token), shown to its owner only now.

@@ -47,7 +47,24 @@ pub struct Config {
     /// comma-separated IP addresses). Empty by default: the TCP peer is the client, since
     /// anyone can send the header.
     pub trusted_proxies: Vec<IpAddr>,
+    /// Seconds a client has to send a request's headers, and that an idle kept-alive
+    /// connection stays open (`FERRY_HEADER_READ_TIMEOUT`, 1–30, default 30).
+    pub header_read_timeout_secs: u32,
+    /// Seconds a request or response body may make no progress at all before its connection
+    /// is closed (`FERRY_STALL_TIMEOUT`, default 60). Bodies are never limited in total
+    /// time: a 5 TiB upload over hours is legitimate, a silent one is not.
+    pub stall_timeout_secs: u32,
+    /// Open connections this process serves at once (`FERRY_MAX_CONNECTIONS`, default
+    /// 4096); beyond them, new connections wait in the listen queue.
+    pub max_connections: u32,
 }
+
+/// Longest time a client may take to send a request's headers.
+pub const MAX_HEADER_READ_TIMEOUT_SECS: u32 = 30;
+/// Default for [`Config::stall_timeout_secs`].
+pub const DEFAULT_STALL_TIMEOUT_SECS: u32 = 60;
+/// Default for [`Config::max_connections`].
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 4096;
 
 /// An S3 access key pair; `Debug` shows only the key id.
 #[derive(Clone)]
@@ -91,6 +108,9 @@ impl fmt::Debug for Config {
             .field("token_failure_burst", &self.token_failure_burst)
             .field("token_failures_per_hour", &self.token_failures_per_hour)
             .field("trusted_proxies", &self.trusted_proxies)
+            .field("header_read_timeout_secs", &self.header_read_timeout_secs)
+            .field("stall_timeout_secs", &self.stall_timeout_secs)
+            .field("max_connections", &self.max_connections)
             .finish()
     }
 }
@@ -131,6 +151,9 @@ struct FileConfig {
     token_failure_burst: Option<u32>,
     token_failures_per_hour: Option<u32>,
     trusted_proxies: Option<String>,
+    header_read_timeout: Option<u32>,
+    stall_timeout: Option<u32>,
+    max_connections: Option<u32>,
 }
 
 impl Config {
@@ -230,6 +253,30 @@ impl Config {
                     })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let header_read_timeout_secs = positive(
+            "FERRY_HEADER_READ_TIMEOUT",
+            env("FERRY_HEADER_READ_TIMEOUT"),
+            file.header_read_timeout,
+            MAX_HEADER_READ_TIMEOUT_SECS,
+        )?;
+        if header_read_timeout_secs > MAX_HEADER_READ_TIMEOUT_SECS {
+            return Err(ConfigError::Invalid {
+                key: "FERRY_HEADER_READ_TIMEOUT",
+                message: format!("must be at most {MAX_HEADER_READ_TIMEOUT_SECS} seconds"),
+            });
+        }
+        let stall_timeout_secs = positive(
+            "FERRY_STALL_TIMEOUT",
+            env("FERRY_STALL_TIMEOUT"),
+            file.stall_timeout,
+            DEFAULT_STALL_TIMEOUT_SECS,
+        )?;
+        let max_connections = positive(
+            "FERRY_MAX_CONNECTIONS",
+            env("FERRY_MAX_CONNECTIONS"),
+            file.max_connections,
+            DEFAULT_MAX_CONNECTIONS,
+        )?;
         let s3_credentials = match (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
             (Some(access_key_id), Some(secret_access_key)) => Some(S3Credentials {
                 access_key_id,
@@ -251,6 +298,9 @@ impl Config {
             token_failure_burst,
             token_failures_per_hour,
             trusted_proxies,
+            header_read_timeout_secs,
+            stall_timeout_secs,
+            max_connections,
         })
     }
 }

@@ -17,6 +17,7 @@ use crate::crypto::segment::{
     segment_count, segment_plain_len, span_for_range, stored_len,
 };
 use crate::db::DbError;
+use crate::db::share_status::DownloadCost;
 use crate::db::shares::{ShareRow, SharedFile};
 use crate::state::AppState;
 use crate::store::{ObjectReader, StoreError};
@@ -124,18 +125,54 @@ pub async fn record(
     Ok(())
 }
 
-/// Counts a download of `file_id` (a response that serves its first byte) against the
-/// tenant's `max_downloads_per_file`; `LimitReached` once the limit is spent.
-pub async fn count_download(
+/// Reserves the bytes `[start, end]` of `file` against the tenant's `max_downloads_per_file`,
+/// before any of them leave; `LimitReached` when the budget cannot cover them.
+///
+/// The rule (DESIGN.md, "Download limit"): a file may be served N copies' worth of bytes
+/// through one share, plus an allowance for bytes lost in flight that is always less than
+/// one copy. Every response reserves the length of its range; a response that ends early
+/// gives back what it did not send ([`refund_bytes`]). So N whole downloads succeed and the
+/// next is refused, however they are split into ranges or resumed, and a HEAD (which sends
+/// no body) costs nothing. An empty file costs one unit per download.
+pub async fn reserve_bytes(
     state: &AppState,
     share: &ShareRow,
-    file_id: Uuid,
+    file: &SharedFile,
+    range: Option<(u64, u64)>,
 ) -> Result<u64, DownloadError> {
+    let cost = download_cost(file.size, range);
     state
         .db
-        .count_download(share.tenant_id, share.id, file_id)
+        .reserve_download(share.tenant_id, share.id, file.id, &cost)
         .await?
         .ok_or(DownloadError::LimitReached)
+}
+
+/// The cost of serving `range` (`None`: the whole of an empty file) of a `size`-byte file.
+pub fn download_cost(size: u64, range: Option<(u64, u64)>) -> DownloadCost {
+    let unit = size.max(1);
+    DownloadCost {
+        cost: range.map_or(1, |(start, end)| (end + 1).saturating_sub(start)),
+        unit,
+        allowance: (size / 64).max(IN_FLIGHT_ALLOWANCE).min(size / 2),
+    }
+}
+
+/// Bytes a broken connection may have lost in socket buffers, allowed for beyond N copies;
+/// never more than half a copy, so N + 1 copies are never served.
+const IN_FLIGHT_ALLOWANCE: u64 = 16 << 20;
+
+/// Gives back the bytes of a reservation that a response did not send.
+pub async fn refund_bytes(
+    state: &AppState,
+    share: &ShareRow,
+    file: Uuid,
+    unsent: u64,
+) -> Result<(), DownloadError> {
+    if unsent > 0 {
+        state.db.refund_download(share.id, file, unsent).await?;
+    }
+    Ok(())
 }
 
 /// The files a share offers.
@@ -314,4 +351,27 @@ pub async fn stream_range(
         }
     });
     Ok(rx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_download_costs_its_range_and_allows_less_than_a_copy_in_flight() {
+        let empty = download_cost(0, None);
+        assert_eq!((empty.cost, empty.unit, empty.allowance), (1, 1, 0));
+        let small = download_cost(100_000, Some((1, 99_999)));
+        assert_eq!(
+            (small.cost, small.unit, small.allowance),
+            (99_999, 100_000, 50_000)
+        );
+        let gib = download_cost(1 << 30, Some((0, (1 << 30) - 1)));
+        assert_eq!((gib.cost, gib.allowance), (1 << 30, 16 << 20));
+        let large = download_cost(64 << 30, Some((5, 5)));
+        assert_eq!((large.cost, large.allowance), (1, 1 << 30));
+        for size in [1u64, 2, 3, 1000, 32 << 20, u64::MAX] {
+            assert!(download_cost(size, None).allowance <= size / 2, "{size}");
+        }
+    }
 }

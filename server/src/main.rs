@@ -91,6 +91,12 @@ enum ApikeyCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Revoke an API key: every request with it is refused (401) from now on.
+    Revoke {
+        /// The key's id (`key_id` of `apikey create --json`, `created_by` of a share).
+        #[arg(long)]
+        key_id: uuid::Uuid,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -128,8 +134,7 @@ async fn main() -> anyhow::Result<()> {
         } => {
             std::fs::create_dir_all(&config.data_dir)
                 .with_context(|| format!("creating {}", config.data_dir.display()))?;
-            let db = Db::connect(&config.database_url).await?;
-            let master = ferry::app::master_key(&config)?;
+            let (db, master) = open_db(&config).await?;
             let tenant = db.create_tenant(&name).await?;
             let key = mint_api_key()?;
             create_key(&db, &master, tenant.id, Role::Admin, &key).await?;
@@ -150,12 +155,11 @@ async fn main() -> anyhow::Result<()> {
         Command::Apikey {
             command: ApikeyCommand::Create { tenant, role, json },
         } => {
-            let db = Db::connect(&config.database_url).await?;
+            let (db, master) = open_db(&config).await?;
             let role = match role {
                 KeyRole::Admin => Role::Admin,
                 KeyRole::Sender => Role::Sender,
             };
-            let master = ferry::app::master_key(&config)?;
             let key = mint_api_key()?;
             let key_id = create_key(&db, &master, tenant, role, &key)
                 .await
@@ -171,6 +175,28 @@ async fn main() -> anyhow::Result<()> {
                     key.text,
                     role.as_str()
                 );
+            }
+        }
+        Command::Apikey {
+            command: ApikeyCommand::Revoke { key_id },
+        } => {
+            let (db, master) = open_db(&config).await?;
+            let tenant = db
+                .api_key_tenant(key_id)
+                .await
+                .with_context(|| format!("no API key has the id {key_id}"))?;
+            let audit = AuditEntry::new(
+                &master,
+                tenant,
+                EventKind::KeyRevoked,
+                Actor::Operator,
+                Some(key_id),
+                serde_json::json!({}),
+            )?;
+            if db.revoke_api_key(key_id, &audit).await? {
+                println!("revoked api key {key_id} of tenant {tenant}");
+            } else {
+                println!("api key {key_id} of tenant {tenant} was already revoked");
             }
         }
         Command::Expire { now, dry_run } => {
@@ -190,6 +216,14 @@ async fn main() -> anyhow::Result<()> {
         } => verify_audit(&config, tenant).await?,
     }
     Ok(())
+}
+
+/// The database and the master key, checked against each other.
+async fn open_db(config: &Config) -> anyhow::Result<(Db, MasterKey)> {
+    let db = Db::connect(&config.database_url).await?;
+    let master = ferry::app::master_key(config)?;
+    ferry::app::check_master_key(&db, &master).await?;
+    Ok((db, master))
 }
 
 /// Stores a minted key for `tenant` with its audit event (the operator made it).
@@ -216,8 +250,7 @@ async fn create_key(
 
 /// `ferry audit verify`: one line per tenant, the first broken event named.
 async fn verify_audit(config: &Config, only: Option<uuid::Uuid>) -> anyhow::Result<()> {
-    let db = Db::connect(&config.database_url).await?;
-    let master = ferry::app::master_key(config)?;
+    let (db, master) = open_db(config).await?;
     let tenants = match only {
         Some(tenant) => vec![tenant],
         None => db.audited_tenants().await?,

@@ -7,7 +7,7 @@ use uuid::Uuid;
 use time::format_description::well_known::Rfc3339;
 
 use crate::audit::{Actor, EventKind};
-use crate::auth::{Caller, mint_link_token};
+use crate::auth::{Caller, Intent, mint_link_token};
 use crate::db::shares::{NewShare, ShareFilesError, SharedFile};
 use crate::state::AppState;
 
@@ -153,6 +153,7 @@ pub async fn create_share(
                 note: request.note.as_deref(),
                 expires_at,
                 files: &files,
+                files_created_by: caller.must_have_created(Intent::Write),
                 recipients: &recipients,
             },
             &audit,

@@ -198,6 +198,7 @@ fn share<'a>(
         note: Some("for you"),
         expires_at: expiry(),
         files,
+        files_created_by: None,
         recipients,
     }
 }

@@ -100,8 +100,9 @@ async fn a_revoked_link_is_gone_at_once(server: TestServer) -> Result<()> {
         "idempotent"
     );
 
-    // A sender revokes its own share.
-    let (own, own_url) = create_share(&server, &sender, file).await?;
+    // A sender revokes its own share (of its own upload: uploads belong to their creator).
+    let own_file = server.upload_as(&sender, &content, "own.pdf").await?;
+    let (own, own_url) = create_share(&server, &sender, own_file).await?;
     ensure!(
         revoke(&server, &sender, &own).await? == StatusCode::NO_CONTENT,
         "own share"

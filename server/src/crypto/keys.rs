@@ -14,6 +14,7 @@ use super::segment::{Dek, NONCE_LEN, TAG_LEN};
 
 const KEK_SALT: &[u8] = b"ferry/v1/kek";
 const AUDIT_SALT: &[u8] = b"ferry/v1/audit";
+const CHECK_SALT: &[u8] = b"ferry/v1/key-check";
 const WRAP_DOMAIN: &[u8; 12] = b"ferry/v1/dek";
 const KEY_LEN: usize = 32;
 const WRAPPED_LEN: usize = NONCE_LEN + KEY_LEN + TAG_LEN;
@@ -126,6 +127,14 @@ impl AuditKey {
 }
 
 impl MasterKey {
+    /// A key check value: 32 bytes derived from the key (HKDF-SHA256, salt
+    /// `b"ferry/v1/key-check"`, info = the nil UUID) that say nothing about it but differ for
+    /// every other key. Stored in the database, it lets a server notice it was started with a
+    /// master key other than the one the database's keys are wrapped under.
+    pub fn check_value(&self) -> Result<Vec<u8>, CryptoError> {
+        Ok(self.derive(CHECK_SALT, Uuid::nil())?.to_vec())
+    }
+
     /// Derives the key of tenant `tenant_id`'s audit chain. Deterministic, like the KEK.
     pub fn audit_key(&self, tenant_id: Uuid) -> Result<AuditKey, CryptoError> {
         self.derive(AUDIT_SALT, tenant_id).map(AuditKey)

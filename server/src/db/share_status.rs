@@ -29,6 +29,22 @@ pub struct ShareDetails {
     pub files: Vec<ShareFileCount>,
 }
 
+/// What one response costs against a file's download budget, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DownloadCost {
+    /// The bytes this response may send (1 for an empty file, so it still counts).
+    pub cost: u64,
+    /// One copy: the file's size (1 for an empty file).
+    pub unit: u64,
+    /// Bytes beyond N copies that may be sent, for bytes lost in flight when a connection
+    /// breaks; at most half a copy.
+    pub allowance: u64,
+}
+
+fn clamp_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
 /// A file of a share with how often it was downloaded through it.
 #[derive(Debug, Clone)]
 pub struct ShareFileCount {
@@ -40,7 +56,7 @@ pub struct ShareFileCount {
     pub size: u64,
     /// Whether it can still be downloaded (`false` once destroyed).
     pub available: bool,
-    /// Downloads through this share: responses that served its first byte.
+    /// Downloads through this share, in whole copies: bytes served divided by its size.
     pub downloads: u64,
 }
 
@@ -68,7 +84,9 @@ impl Db {
                          WHERE id = $1 AND tenant_id = $2 AND ($3 IS NULL OR created_by = $3)";
         let recipients_sql =
             "SELECT email FROM share_recipients WHERE share_id = $1 ORDER BY email";
-        let files_sql = "SELECT u.id, u.filename, u.length, u.state, f.downloads
+        let files_sql = "SELECT u.id, u.filename, u.length, u.state,
+                                f.bytes_served / (CASE WHEN u.length IS NULL OR u.length < 1
+                                                       THEN 1 ELSE u.length END)
                          FROM share_files f JOIN uploads u ON u.id = f.upload_id
                          WHERE f.share_id = $1 AND u.tenant_id = $2 ORDER BY f.position";
         let (row, recipients, files) = on_pool!(self, pool => {
@@ -113,30 +131,60 @@ impl Db {
         })
     }
 
-    /// Counts one download of `file_id` through share `share_id` of `tenant_id`, unless the
-    /// tenant's `max_downloads_per_file` downloads were already counted (read in the same
-    /// statement, so concurrent downloads never pass the limit together, and no separate
-    /// policy read is needed). The count after this one, or `None` when the limit is reached
-    /// (nothing counted).
-    pub async fn count_download(
+    /// Reserves `cost` bytes of file `file_id` (`size` bytes long) through share `share_id`
+    /// of `tenant_id`, unless that would pass the tenant's `max_downloads_per_file` copies'
+    /// worth of the file plus `allowance` (see [`crate::download::reserve_bytes`]). The policy
+    /// is read inside the statement, so concurrent downloads never pass the limit together.
+    /// The bytes reserved after this one, or `None` when the budget cannot cover `cost`
+    /// (nothing reserved).
+    pub async fn reserve_download(
         &self,
         tenant_id: Uuid,
         share_id: Uuid,
         file_id: Uuid,
+        budget: &DownloadCost,
     ) -> Result<Option<u64>, DbError> {
-        let sql = "UPDATE share_files SET downloads = downloads + 1
+        // Copies needed = ceil((served + cost - allowance) / size), in integers: no product
+        // of the limit and the size, which could overflow for terabyte files.
+        let sql = "UPDATE share_files SET bytes_served = bytes_served + $4
                    WHERE share_id = $1 AND upload_id = $2
                        AND EXISTS (SELECT 1 FROM shares WHERE id = $1 AND tenant_id = $3)
-                       AND NOT EXISTS (SELECT 1 FROM tenant_policies p
-                                       WHERE p.tenant_id = $3
-                                           AND share_files.downloads >= p.max_downloads_per_file)
-                   RETURNING downloads";
+                       AND NOT EXISTS (
+                           SELECT 1 FROM tenant_policies p
+                           WHERE p.tenant_id = $3
+                               AND (share_files.bytes_served + $4 - $6 + $5 - 1) / $5
+                                   > p.max_downloads_per_file)
+                   RETURNING bytes_served";
         let row: Option<(i64,)> = on_pool!(self, pool => sqlx::query_as(sql)
             .bind(share_id)
             .bind(file_id)
             .bind(tenant_id)
+            .bind(clamp_i64(budget.cost))
+            .bind(clamp_i64(budget.unit))
+            .bind(clamp_i64(budget.allowance))
             .fetch_optional(pool)
             .await?);
         Ok(row.map(|(n,)| u64::try_from(n).unwrap_or(0)))
+    }
+
+    /// Gives back `unsent` bytes of a reservation a response did not send.
+    pub async fn refund_download(
+        &self,
+        share_id: Uuid,
+        file_id: Uuid,
+        unsent: u64,
+    ) -> Result<(), DbError> {
+        let sql = "UPDATE share_files
+                   SET bytes_served = CASE WHEN bytes_served > $3 THEN bytes_served - $3
+                                           ELSE 0 END
+                   WHERE share_id = $1 AND upload_id = $2";
+        on_pool!(self, pool => sqlx::query(sql)
+            .bind(share_id)
+            .bind(file_id)
+            .bind(clamp_i64(unsent))
+            .execute(pool)
+            .await
+            .map(drop))?;
+        Ok(())
     }
 }

@@ -27,6 +27,9 @@ pub struct NewShare<'a> {
     pub expires_at: OffsetDateTime,
     /// Files, in display order.
     pub files: &'a [Uuid],
+    /// The key that must have created each file (`None`: any key of the tenant), from
+    /// [`crate::auth::Caller::must_have_created`]; other files are `NotFound`.
+    pub files_created_by: Option<Uuid>,
     /// Recipient addresses.
     pub recipients: &'a [String],
 }
@@ -147,7 +150,8 @@ impl Db {
         audit: &AuditEntry,
     ) -> Result<Vec<SharedFile>, ShareFilesError> {
         let file_sql = "SELECT id, filename, length, blake3, state FROM uploads
-                        WHERE id = $1 AND tenant_id = $2";
+                        WHERE id = $1 AND tenant_id = $2
+                            AND ($3 IS NULL OR owner_key_id = $3)";
         let share_sql = "INSERT INTO shares (id, tenant_id, created_by, token_selector,
                              token_hash, note, created_at, expires_at)
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
@@ -169,6 +173,7 @@ impl Db {
                 let row: Option<FileWithState> = sqlx::query_as(file_sql)
                     .bind(file)
                     .bind(new.tenant_id)
+                    .bind(new.files_created_by)
                     .fetch_optional(&mut *tx)
                     .await?;
                 let (id, name, size, blake3, state) =

@@ -133,4 +133,63 @@ impl Db {
             secret_hash,
         })
     }
+
+    /// The tenant of API key `id`, revoked or not (for the CLI).
+    pub async fn api_key_tenant(&self, id: Uuid) -> Result<Uuid, DbError> {
+        let sql = "SELECT tenant_id FROM api_keys WHERE id = $1";
+        let row: Option<(Uuid,)> = on_pool!(self, pool => sqlx::query_as(sql)
+            .bind(id)
+            .fetch_optional(pool)
+            .await?);
+        found(row).map(|(tenant,)| tenant)
+    }
+
+    /// Revokes API key `id` with its audit event: every request with it is refused from the
+    /// next lookup on (keys are not cached). `false` if it already was revoked (nothing
+    /// recorded); `NotFound` if no such key exists.
+    pub async fn revoke_api_key(&self, id: Uuid, audit: &AuditEntry) -> Result<bool, DbError> {
+        let sql = "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL";
+        let revoked = on_pool!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            let done = sqlx::query(sql)
+                .bind(now())
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if done == 1 {
+                append_in((&mut tx).into(), audit).await?;
+                tx.commit().await?;
+            }
+            done == 1
+        });
+        if !revoked {
+            self.api_key_tenant(id).await?;
+        }
+        Ok(revoked)
+    }
+
+    /// The master key's check value as stored, if one is.
+    pub async fn master_key_check(&self) -> Result<Option<Vec<u8>>, DbError> {
+        let sql = "SELECT kcv FROM master_key_check WHERE id = 1";
+        let row: Option<(Vec<u8>,)> = on_pool!(self, pool => sqlx::query_as(sql)
+            .fetch_optional(pool)
+            .await?);
+        Ok(row.map(|(kcv,)| kcv))
+    }
+
+    /// Stores the master key's check value unless one is stored already (two instances
+    /// starting together store one); returns the value stored.
+    pub async fn remember_master_key_check(&self, kcv: &[u8]) -> Result<Vec<u8>, DbError> {
+        let sql = "INSERT INTO master_key_check (id, kcv) VALUES (1, $1) ON CONFLICT DO NOTHING";
+        on_pool!(self, pool => sqlx::query(sql).bind(kcv).execute(pool).await.map(drop))?;
+        self.master_key_check().await?.ok_or(DbError::NotFound)
+    }
+
+    /// Any one wrapped data key with its tenant and file, to test a master key against a
+    /// database that has no check value yet (made before check values existed).
+    pub async fn any_wrapped_key(&self) -> Result<Option<(Uuid, Uuid, Vec<u8>)>, DbError> {
+        let sql = "SELECT tenant_id, upload_id, wrapped_dek FROM file_keys LIMIT 1";
+        Ok(on_pool!(self, pool => sqlx::query_as(sql).fetch_optional(pool).await?))
+    }
 }

@@ -205,12 +205,23 @@ impl Db {
         Ok(())
     }
 
-    /// The upload `id` of `tenant_id`, in any state; `NotFound` for other tenants' uploads.
-    pub async fn upload(&self, tenant_id: Uuid, id: Uuid) -> Result<UploadRow, DbError> {
-        let sql = format!("SELECT {UPLOAD_COLUMNS} FROM uploads WHERE id = $1 AND tenant_id = $2");
+    /// The upload `id` of `tenant_id`, in any state, if `created_by` (when given, from
+    /// [`crate::auth::Caller::must_have_created`]) created it; `NotFound` for other tenants'
+    /// and other keys' uploads.
+    pub async fn upload(
+        &self,
+        tenant_id: Uuid,
+        id: Uuid,
+        created_by: Option<Uuid>,
+    ) -> Result<UploadRow, DbError> {
+        let sql = format!(
+            "SELECT {UPLOAD_COLUMNS} FROM uploads
+             WHERE id = $1 AND tenant_id = $2 AND ($3 IS NULL OR owner_key_id = $3)"
+        );
         let row: Option<RawUpload> = on_pool!(self, pool => sqlx::query_as(&sql)
             .bind(id)
             .bind(tenant_id)
+            .bind(created_by)
             .fetch_optional(pool)
             .await?);
         found(row).map(from_raw)

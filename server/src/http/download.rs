@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, FromRequestParts, Path, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use bytes::Bytes;
@@ -152,6 +152,7 @@ fn with_recipient_headers(mut response: Response) -> Response {
     )
 )]
 async fn share_page(
+    method: Method,
     State(state): State<AppState>,
     Path(token): Path<String>,
     RecipientInfo(visitor): RecipientInfo,
@@ -164,6 +165,10 @@ async fn share_page(
         Ok(files) => files,
         Err(e) => return page_error(e),
     };
+    if method == Method::HEAD {
+        // A HEAD (a mail scanner, a link checker) is not someone opening the page.
+        return with_recipient_headers(Html(page::share(&token, &share, &files)).into_response());
+    }
     let opened = download::record(
         &state,
         &share,
@@ -207,8 +212,8 @@ impl Drop for MeteredBody {
     }
 }
 
-/// Records a download of `[start, end]` of `file` that sent `sent` bytes, in the background
-/// (the response is already over).
+/// Records a download of `[start, end]` of `file` that sent `sent` bytes, and gives back the
+/// bytes of its reservation it did not send, in the background (the response is already over).
 fn record_download(
     state: AppState,
     share: ShareRow,
@@ -224,6 +229,11 @@ fn record_download(
         let (start, end) = range;
         let length = (end + 1).saturating_sub(start);
         runtime.spawn(async move {
+            let unsent = length.saturating_sub(sent);
+            if let Err(e) = download::refund_bytes(&state, &share, file, unsent).await {
+                // Conservative: the recipient may be refused a little early, never served more.
+                tracing::warn!(file = %file, error = %e, "unsent download bytes not given back");
+            }
             let details = serde_json::json!({
                 "range": format!("{start}-{end}"),
                 "bytes_sent": sent,
@@ -239,8 +249,9 @@ fn record_download(
     }
 }
 
-/// File bytes. A response that serves the file's first byte counts as a download (against the
-/// policy's limit); resuming further on does not. Every response is recorded when it ends.
+/// File bytes. Each response reserves the bytes of its range against the policy's download
+/// limit (N copies' worth; see [`download::reserve_bytes`]) and gives back what it did not
+/// send; a HEAD costs nothing. Every GET is recorded when it ends.
 #[utoipa::path(
     get,
     path = "/d/{token}/f/{file}",
@@ -288,6 +299,7 @@ fn record_download(
     )
 )]
 async fn download_file(
+    method: Method,
     State(state): State<AppState>,
     Path((token, file)): Path<(String, String)>,
     RecipientInfo(visitor): RecipientInfo,
@@ -352,7 +364,11 @@ async fn download_file(
             (StatusCode::PARTIAL_CONTENT, start, end)
         }
         RangeDecision::Full if size == 0 => {
-            download::count_download(&state, &share, file_id)
+            response_headers.insert(header::CONTENT_LENGTH, HeaderValue::from(0u64));
+            if method == Method::HEAD {
+                return Ok((StatusCode::OK, response_headers).into_response());
+            }
+            download::reserve_bytes(&state, &share, &open.file, None)
                 .await
                 .map_err(page_error)?;
             download::record(
@@ -365,20 +381,23 @@ async fn download_file(
             )
             .await
             .map_err(page_error)?;
-            response_headers.insert(header::CONTENT_LENGTH, HeaderValue::from(0u64));
             return Ok((StatusCode::OK, response_headers, Body::empty()).into_response());
         }
         RangeDecision::Full => (StatusCode::OK, 0, size - 1),
     };
     response_headers.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start + 1));
+    if method == Method::HEAD {
+        // What a GET would answer, without a byte of the body: free, unrecorded (mail
+        // scanners send HEAD to every link).
+        return Ok((status, response_headers).into_response());
+    }
+    let file = open.file.clone();
     let chunks = download::stream_range(&state, open, start, end)
         .await
         .map_err(page_error)?;
-    if start == 0 {
-        download::count_download(&state, &share, file_id)
-            .await
-            .map_err(page_error)?;
-    }
+    download::reserve_bytes(&state, &share, &file, Some((start, end)))
+        .await
+        .map_err(page_error)?;
     let body = MeteredBody {
         chunks: ReceiverStream::new(chunks),
         sent: 0,

@@ -146,6 +146,7 @@ impl From<TusError> for AppError {
                 AppError::internal(format!("upload state failed authentication: {cause}"))
             }
             TusError::Storage(cause) => AppError::unavailable(cause),
+            TusError::Broken(cause) => AppError::internal(cause),
         }
     }
 }

@@ -10,7 +10,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::error::{AppError, ErrorBody};
-use crate::auth::Caller;
+use crate::auth::{Caller, Intent};
 use crate::db::uploads::UploadState;
 use crate::state::AppState;
 use crate::tus::upload_expiry;
@@ -73,7 +73,8 @@ struct FileStatus {
     responses(
         (status = 200, description = "The upload", body = FileStatus),
         (status = 401, description = "No or wrong API key", body = ErrorBody),
-        (status = 404, description = "No upload of this tenant has this id", body = ErrorBody),
+        (status = 404, description = "No upload with this id that this key may read",
+         body = ErrorBody),
         (status = 503, description = "The database is unavailable; retry", body = ErrorBody),
     )
 )]
@@ -83,7 +84,10 @@ async fn get_file(
     Path(id): Path<String>,
 ) -> Result<Json<FileStatus>, AppError> {
     let id = Uuid::parse_str(&id).map_err(|_| AppError::not_found())?;
-    let row = state.db.upload(caller.tenant_id, id).await?;
+    let row = state
+        .db
+        .upload(caller.tenant_id, id, caller.must_have_created(Intent::Read))
+        .await?;
     Ok(Json(FileStatus {
         id: row.id,
         name: row.filename.clone(),

@@ -17,6 +17,7 @@ use crate::state::AppState;
 
 mod admin;
 mod auth;
+mod connection;
 mod download;
 pub mod error;
 mod files;
@@ -26,6 +27,7 @@ mod json;
 pub mod openapi;
 mod page;
 pub mod range;
+pub mod serve;
 mod shares;
 mod tus;
 
@@ -41,9 +43,30 @@ fn api(token_guard: guard::TokenGuard) -> OpenApiRouter<AppState> {
         .merge(openapi::router())
 }
 
-/// The whole service's routes. Serve them with
-/// `into_make_service_with_connect_info::<SocketAddr>()`: recipient routes budget failed
-/// lookups per client address and refuse requests whose peer is unknown.
+/// The span of one request in the logs: method and path, with a link token replaced by `…`
+/// (whoever reads the logs must not be able to download what recipients were sent).
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    tracing::debug_span!(
+        "request",
+        method = %request.method(),
+        path = %redacted_path(request.uri().path()),
+    )
+}
+
+/// `path` with the token of `/d/{token}…` hidden; other paths as they are (no query string).
+fn redacted_path(path: &str) -> std::borrow::Cow<'_, str> {
+    match path.strip_prefix("/d/") {
+        Some(rest) => {
+            let after_token = rest.find('/').map_or("", |i| &rest[i..]);
+            format!("/d/…{after_token}").into()
+        }
+        None => path.into(),
+    }
+}
+
+/// The whole service's routes. Serve them with [`serve::serve`], which gives each request
+/// its peer as `ConnectInfo<SocketAddr>`: recipient routes budget failed lookups per client
+/// address and refuse requests whose peer is unknown.
 pub fn router(state: AppState) -> Router {
     let token_guard = guard::TokenGuard::new(&state.config);
     let (api, document) = api(token_guard).split_for_parts();
@@ -54,6 +77,24 @@ pub fn router(state: AppState) -> Router {
         .layer(Extension(openapi::ServedDocument(Arc::new(document))))
         // tus bodies are unbounded streams; JSON endpoints bound themselves via ApiJson.
         .layer(DefaultBodyLimit::max(1 << 20))
-        .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn(connection::close_if_body_unread))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted_path;
+
+    #[test]
+    fn link_tokens_never_reach_the_logs() {
+        let token = "AbCdEfGhIjKl0123456789abcdefghijklmnopqrstuvwxyzABCDEFG";
+        let file = "/f/6f1c2a52-8a4e-4d57-9d5e-0d7c1b8a3f10";
+        assert_eq!(redacted_path(&format!("/d/{token}")), "/d/…");
+        assert_eq!(
+            redacted_path(&format!("/d/{token}{file}")),
+            format!("/d/…{file}")
+        );
+        assert_eq!(redacted_path("/files/abc"), "/files/abc");
+    }
 }

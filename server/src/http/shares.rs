@@ -14,8 +14,7 @@ use uuid::Uuid;
 use super::error::{AppError, ErrorBody};
 use super::json::ApiJson;
 use crate::audit::{Actor, EventKind};
-use crate::auth::Caller;
-use crate::db::tenants::Role;
+use crate::auth::{Caller, Intent};
 use crate::shares::{self, CreateShare, ShareError};
 use crate::state::AppState;
 
@@ -177,14 +176,6 @@ struct ShareStatus {
     files: Vec<SharedFileView>,
 }
 
-/// Senders see their own shares, admins any of their tenant's; anything else is 404.
-fn only_by(caller: &Caller) -> Option<Uuid> {
-    match caller.role {
-        Role::Admin => None,
-        Role::Sender => Some(caller.key_id),
-    }
-}
-
 /// The sender's view of a share: its state, recipients and per-file download counts. The
 /// link itself is never shown again (only its hash is kept).
 #[utoipa::path(
@@ -209,7 +200,7 @@ async fn get_share(
     let id = Uuid::parse_str(&id).map_err(|_| AppError::not_found())?;
     let share = state
         .db
-        .share_details(caller.tenant_id, id, only_by(&caller))
+        .share_details(caller.tenant_id, id, caller.must_have_created(Intent::Read))
         .await?;
     let state_name = if share.revoked_at.is_some() {
         "revoked"
@@ -274,7 +265,12 @@ async fn revoke_share(
         .map_err(AppError::internal)?;
     state
         .db
-        .revoke_share(caller.tenant_id, id, only_by(&caller), &audit)
+        .revoke_share(
+            caller.tenant_id,
+            id,
+            caller.must_have_created(Intent::Delete),
+            &audit,
+        )
         .await?;
     tracing::info!(share = %id, tenant = %caller.tenant_id, "share revoked");
     Ok(StatusCode::NO_CONTENT)

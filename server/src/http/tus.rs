@@ -13,7 +13,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use uuid::Uuid;
 
 use super::error::AppError;
-use crate::auth::Caller;
+use crate::auth::{Caller, Intent};
 use crate::db::uploads::UploadState;
 use crate::state::AppState;
 use crate::tus::checksum::{ALGORITHMS, ExpectedChecksum};
@@ -240,7 +240,14 @@ async fn head_upload(
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     require_tus_version(&headers)?;
-    let row = state.db.upload(caller.tenant_id, upload_id(&id)?).await?;
+    let row = state
+        .db
+        .upload(
+            caller.tenant_id,
+            upload_id(&id)?,
+            caller.must_have_created(Intent::Read),
+        )
+        .await?;
     let expired = row.state == UploadState::Uploading
         && row
             .expires_at

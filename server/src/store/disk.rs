@@ -41,7 +41,12 @@ impl ObjectStore for DiskStore {
     ) -> Result<Box<dyn ObjectWriter>, StoreError> {
         let path = self.path(file);
         let dir = path.parent().unwrap_or(&self.root).to_owned();
+        let new_dir = !dir.exists();
         fs::create_dir_all(&dir)?;
+        if new_dir {
+            // Likewise the fan-out directory's entry in the root.
+            File::open(&self.root)?.sync_all()?;
+        }
         let existed = path.exists();
         let handle = OpenOptions::new()
             .create(true)

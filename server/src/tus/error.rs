@@ -3,6 +3,7 @@
 
 use crate::crypto::CryptoError;
 use crate::db::DbError;
+use crate::store::StoreError;
 
 use super::ingest::IngestError;
 use super::metadata::MetadataError;
@@ -42,9 +43,12 @@ pub enum TusError {
     /// A stored key or tail failed to decrypt: data was tampered with.
     #[error("stored upload state failed authentication")]
     Integrity(#[source] CryptoError),
-    /// Database or store failure; the last committed state is intact.
+    /// Database or store failure; the last committed state is intact (503: retry).
     #[error("storage failure: {0}")]
     Storage(String),
+    /// The upload's saved state cannot be used, and retrying will not change that (500).
+    #[error("the upload's stored state is unusable: {0}")]
+    Broken(String),
 }
 
 impl From<DbError> for TusError {
@@ -60,6 +64,8 @@ impl From<IngestError> for TusError {
     fn from(e: IngestError) -> Self {
         match e {
             IngestError::Crypto(c @ CryptoError::Authentication) => TusError::Integrity(c),
+            IngestError::Store(StoreError::State(why)) => TusError::Broken(why),
+            IngestError::Hash(e) => TusError::Broken(e.to_string()),
             other => TusError::Storage(other.to_string()),
         }
     }

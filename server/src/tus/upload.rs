@@ -23,7 +23,7 @@ use super::ingest::{Ingest, Resume};
 use super::metadata::Metadata;
 use super::pipeline::Pipeline;
 use crate::audit::{Actor, EventKind};
-use crate::auth::Caller;
+use crate::auth::{Caller, Intent};
 use crate::crypto::segment::{Dek, SegmentCipher};
 use crate::db::uploads::{NewUpload, UploadRow, UploadState};
 use crate::hash::TreeHasher;
@@ -83,6 +83,12 @@ pub fn max_upload_len(state: &AppState) -> u64 {
         .min(state.store.max_plaintext_len())
 }
 
+/// The largest length this upload may reach: the store's and configuration's maximum, or the
+/// tenant's (`policy_max`) if smaller. Bounds a deferred-length upload's bytes too.
+fn ceiling(state: &AppState, policy_max: Option<u64>) -> u64 {
+    policy_max.map_or(max_upload_len(state), |max| max.min(max_upload_len(state)))
+}
+
 /// Refuses a length beyond the store's limit or the tenant's policy (`policy_max`).
 fn check_length(state: &AppState, policy_max: Option<u64>, length: u64) -> Result<(), TusError> {
     let store_max = max_upload_len(state);
@@ -107,11 +113,11 @@ pub async fn create(
     caller: &Caller,
     request: &CreateRequest,
 ) -> Result<UploadRow, TusError> {
+    let metadata = Metadata::parse(&request.metadata)?;
     if let Some(length) = request.length {
         let policy = state.db.policy(caller.tenant_id).await?;
         check_length(state, policy.max_upload_bytes, length)?;
     }
-    let metadata = Metadata::parse(&request.metadata)?;
     let id = Uuid::new_v4();
     let dek = Dek::generate()?;
     let wrapped = state.tenant_kek(caller.tenant_id)?.wrap(&dek, id)?;
@@ -140,17 +146,24 @@ pub async fn create(
             &audit,
         )
         .await?;
-    Ok(state.db.upload(caller.tenant_id, id).await?)
+    Ok(state
+        .db
+        .upload(caller.tenant_id, id, Some(caller.key_id))
+        .await?)
 }
 
 /// Terminates an upload: its key is shredded at once, then its object deleted.
 pub async fn terminate(state: &AppState, caller: &Caller, id: Uuid) -> Result<(), TusError> {
+    let created_by = caller.must_have_created(Intent::Delete);
+    // Authorize before locking: a key that may not delete this upload must not be able to
+    // stop its writer.
+    state.db.upload(caller.tenant_id, id, created_by).await?;
     let _writer = state
         .locks
         .acquire(id)
         .await
         .map_err(|_| TusError::Locked)?;
-    let row = state.db.upload(caller.tenant_id, id).await?;
+    let row = state.db.upload(caller.tenant_id, id, created_by).await?;
     if row.state == UploadState::Terminated {
         return Err(TusError::Gone);
     }
@@ -191,15 +204,19 @@ where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: Display,
 {
+    let created_by = caller.must_have_created(Intent::Write);
+    // Authorize before locking: a key that may not write this upload must not be able to
+    // stop its writer (taking the lock cancels the current one).
+    state.db.upload(caller.tenant_id, id, created_by).await?;
     let writer = state
         .locks
         .acquire(id)
         .await
         .map_err(|_| TusError::Locked)?;
-    let row = state.db.upload(caller.tenant_id, id).await?;
-    let policy_max = match (row.length, request.length) {
-        (None, Some(_)) => state.db.policy(caller.tenant_id).await?.max_upload_bytes,
-        _ => None,
+    let row = state.db.upload(caller.tenant_id, id, created_by).await?;
+    let policy_max = match row.length {
+        None => state.db.policy(caller.tenant_id).await?.max_upload_bytes,
+        Some(_) => None,
     };
     let length = settle_length(state, policy_max, &row, &request)?;
     if row.state == UploadState::Complete {
@@ -213,14 +230,18 @@ where
             Err(TusError::TooLarge("the upload is already complete".into()))
         };
     }
-    let declared_end = request.offset + request.content_length.unwrap_or(0);
-    if let Some(limit) = length
-        && declared_end > limit
-    {
-        return Err(TusError::TooLarge(format!(
-            "the body would end at {declared_end} but Upload-Length is {limit}"
-        )));
-    }
+    // While the length is deferred, the body may run up to the largest upload allowed.
+    let limit = length.unwrap_or_else(|| ceiling(state, policy_max));
+    let declared_end = request
+        .offset
+        .checked_add(request.content_length.unwrap_or(0))
+        .filter(|end| *end <= limit);
+    let Some(_) = declared_end else {
+        return Err(TusError::TooLarge(match length {
+            Some(length) => format!("the body would end past Upload-Length {length}"),
+            None => format!("the body would end past the maximum upload of {limit} bytes"),
+        }));
+    };
 
     let wrapped = state.db.wrapped_dek(caller.tenant_id, id).await?;
     let dek = state.tenant_kek(caller.tenant_id)?.unwrap(&wrapped, id)?;
@@ -255,7 +276,7 @@ where
         committed: row.offset,
         background: None,
     };
-    let room = length.map(|l| l - row.offset);
+    let room = limit.saturating_sub(row.offset);
     let read = read_body(
         &mut body,
         &writer.stop,
@@ -285,7 +306,10 @@ where
             End::Done => TusError::ChecksumMismatch,
             End::Broken(e) => TusError::Interrupted(e),
             End::TakenOver => TusError::Locked,
-            End::TooLong => TusError::TooLarge("the body is longer than Upload-Length".into()),
+            End::TooLong => TusError::TooLarge(match length {
+                Some(_) => "the body is longer than Upload-Length".into(),
+                None => format!("the body runs past the maximum upload of {limit} bytes"),
+            }),
         });
     }
     let offset = row.offset + received;
@@ -345,7 +369,7 @@ async fn read_body<S, E>(
     body: &mut S,
     stop: &CancellationToken,
     request: &mut PatchRequest,
-    room: Option<u64>,
+    room: u64,
     pipeline: &mut Pipeline,
     committer: &mut Committer,
 ) -> Result<(End, u64), TusError>
@@ -392,7 +416,7 @@ where
             Some(Err(e)) => return Ok((End::Broken(e.to_string()), received)),
             Some(Ok(bytes)) => bytes,
         };
-        if room.is_some_and(|room| received + bytes.len() as u64 > room) {
+        if received + bytes.len() as u64 > room {
             return Ok((End::TooLong, received));
         }
         received += bytes.len() as u64;

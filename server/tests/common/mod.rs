@@ -276,9 +276,38 @@ impl TestServer {
 
     /// Uploads `content` in one PATCH and returns the file id.
     pub async fn upload(&self, content: &[u8], filename: &str) -> Result<Uuid> {
-        let url = self.create(content.len() as u64, filename).await?;
+        self.upload_as(&self.key, content, filename).await
+    }
+
+    /// Uploads `content` with `key` (its owner from then on) and returns the file id.
+    pub async fn upload_as(&self, key: &str, content: &[u8], filename: &str) -> Result<Uuid> {
+        let response = self
+            .client
+            .post(format!("{}/files", self.base))
+            .bearer_auth(key)
+            .header("Tus-Resumable", "1.0.0")
+            .header("Upload-Length", content.len())
+            .header(
+                "Upload-Metadata",
+                format!("filename {}", b64(filename.as_bytes())),
+            )
+            .send()
+            .await?;
+        if response.status() != StatusCode::CREATED {
+            bail!("create answered {}", response.status());
+        }
+        let url = location(&response)?;
         if !content.is_empty() {
-            let response = self.patch(&url, 0, content.to_vec()).await?;
+            let response = self
+                .client
+                .patch(&url)
+                .bearer_auth(key)
+                .header("Tus-Resumable", "1.0.0")
+                .header("Upload-Offset", 0)
+                .header("Content-Type", "application/offset+octet-stream")
+                .body(content.to_vec())
+                .send()
+                .await?;
             if response.status() != StatusCode::NO_CONTENT {
                 bail!(
                     "PATCH answered {}: {}",

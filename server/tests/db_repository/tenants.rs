@@ -83,7 +83,7 @@ async fn other_tenants_rows_are_not_found(db: &Db) -> Result<()> {
     db.create_share(&new, &audit(new.tenant_id)).await?;
 
     assert!(matches!(
-        db.upload(evil.0, file).await,
+        db.upload(evil.0, file, None).await,
         Err(DbError::NotFound)
     ));
     assert!(matches!(
@@ -113,8 +113,11 @@ async fn other_tenants_rows_are_not_found(db: &Db) -> Result<()> {
         Err(ShareFilesError::NotFound(id)) if id == file
     ));
     // Nothing of acme's moved.
-    assert_eq!(db.upload(acme.0, open).await?.offset, 0);
-    assert_eq!(db.upload(acme.0, file).await?.state, UploadState::Complete);
+    assert_eq!(db.upload(acme.0, open, None).await?.offset, 0);
+    assert_eq!(
+        db.upload(acme.0, file, None).await?.state,
+        UploadState::Complete
+    );
     assert_eq!(db.wrapped_dek(acme.0, file).await?, vec![7; 60]);
     Ok(())
 }

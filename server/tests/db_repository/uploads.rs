@@ -21,7 +21,7 @@ on_both_backends!(
 async fn uploads_move_forward_only_from_the_offset_they_started_at(db: &Db) -> Result<()> {
     let t = tenant(db, "acme").await?;
     let id = new_upload(db, t, None).await?;
-    let row = db.upload(t.0, id).await?;
+    let row = db.upload(t.0, id, None).await?;
     assert_eq!((row.id, row.tenant_id, row.owner_key_id), (id, t.0, t.1));
     assert_eq!((row.length, row.offset), (None, 0));
     assert_eq!(
@@ -39,7 +39,7 @@ async fn uploads_move_forward_only_from_the_offset_they_started_at(db: &Db) -> R
 
     db.save_progress(t.0, id, 0, &progress(100, Some(b"tail")))
         .await?;
-    let row = db.upload(t.0, id).await?;
+    let row = db.upload(t.0, id, None).await?;
     assert_eq!((row.offset, row.length), (100, Some(1000)));
     assert_eq!(row.hash_state.as_deref(), Some(&b"state"[..]));
     assert_eq!(row.sealed_tail.as_deref(), Some(&b"tail"[..]));
@@ -53,14 +53,14 @@ async fn uploads_move_forward_only_from_the_offset_they_started_at(db: &Db) -> R
         db.complete_upload(t.0, id, 0, 1000, "h", &audit(t.0)).await,
         Err(DbError::Conflict(_))
     ));
-    assert_eq!(db.upload(t.0, id).await?.offset, 100);
+    assert_eq!(db.upload(t.0, id, None).await?.offset, 100);
 
     db.save_progress(t.0, id, 100, &progress(1000, None))
         .await?;
-    assert_eq!(db.upload(t.0, id).await?.sealed_tail, None);
+    assert_eq!(db.upload(t.0, id, None).await?.sealed_tail, None);
     db.complete_upload(t.0, id, 1000, 1000, "abc", &audit(t.0))
         .await?;
-    let row = db.upload(t.0, id).await?;
+    let row = db.upload(t.0, id, None).await?;
     assert_eq!(row.state, UploadState::Complete);
     assert_eq!((row.offset, row.length), (1000, Some(1000)));
     assert_eq!(row.blake3.as_deref(), Some("abc"));
@@ -115,7 +115,7 @@ async fn racing_writers_never_both_commit(db: &Db) -> Result<()> {
             (Err(DbError::Conflict(_)), Ok(())) => 20,
             other => bail!("round {round}: expected one winner, got {other:?}"),
         };
-        assert_eq!(db.upload(t.0, id).await?.offset, offset);
+        assert_eq!(db.upload(t.0, id, None).await?.offset, offset);
     }
     Ok(())
 }
@@ -126,7 +126,7 @@ async fn termination_shreds_the_key_and_keeps_a_tombstone(db: &Db) -> Result<()>
     db.save_progress(t.0, id, 0, &progress(5, Some(b"tail")))
         .await?;
     db.terminate_upload(t.0, id, &audit(t.0)).await?;
-    let row = db.upload(t.0, id).await?;
+    let row = db.upload(t.0, id, None).await?;
     assert_eq!(row.state, UploadState::Terminated);
     assert_eq!((row.hash_state, row.sealed_tail), (None, None));
     assert_eq!(row.offset, 5);
@@ -160,7 +160,7 @@ async fn times_and_large_numbers_round_trip_alike(db: &Db) -> Result<()> {
         expires_at: datetime!(2031-12-31 23:59:59.123456789 UTC),
     };
     db.save_progress(t.0, id, 0, &precise).await?;
-    let row = db.upload(t.0, id).await?;
+    let row = db.upload(t.0, id, None).await?;
     assert_eq!(row.offset, 5 << 40);
     assert_eq!(row.length, Some(u64::from(u32::MAX) * 3));
     assert_eq!(row.hash_state.map(|h| h.len()), Some(1024));
@@ -185,7 +185,7 @@ async fn times_and_large_numbers_round_trip_alike(db: &Db) -> Result<()> {
         },
     )
     .await?;
-    assert_eq!(db.upload(t.0, id).await?.expires_at, Some(paris));
+    assert_eq!(db.upload(t.0, id, None).await?.expires_at, Some(paris));
     // Text survives byte for byte.
     let name = "naïve 🚀 'quoted' \"file\" \\ %_.bin";
     db.create_tenant(name).await?;

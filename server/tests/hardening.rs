@@ -1,0 +1,695 @@
+//! The holes of issue 13, each closed at its depth and proven here on the stacks it touches:
+//! a deferred length bounded by every limit, uploads that belong to the key that created them,
+//! downloads metered in copies (HEAD and ranges included), bounded metadata, authorization
+//! before the writer lock, `Connection: close` after an unread body, and slow or idle
+//! connections closed by the server.
+
+mod common;
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, ensure};
+use common::{Stack, TestServer, b64, error_code, file_id, location, random_bytes};
+use reqwest::{Method, StatusCode};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A tus request of `method` on `url` with `key`.
+fn tus_as(server: &TestServer, key: &str, method: Method, url: &str) -> reqwest::RequestBuilder {
+    server
+        .client
+        .request(method, url)
+        .bearer_auth(key)
+        .header("Tus-Resumable", "1.0.0")
+}
+
+/// Creates an upload of `content` with `key`, uploads it whole and returns its URL.
+async fn upload_as(server: &TestServer, key: &str, content: &[u8]) -> Result<String> {
+    let created = tus_as(server, key, Method::POST, &format!("{}/files", server.base))
+        .header("Upload-Length", content.len())
+        .header("Upload-Metadata", format!("filename {}", b64(b"mine.bin")))
+        .send()
+        .await?;
+    ensure!(
+        created.status() == StatusCode::CREATED,
+        "create answered {}",
+        created.status()
+    );
+    let url = location(&created)?;
+    let patched = tus_as(server, key, Method::PATCH, &url)
+        .header("Upload-Offset", 0)
+        .header("Content-Type", "application/offset+octet-stream")
+        .body(content.to_vec())
+        .send()
+        .await?;
+    ensure!(
+        patched.status() == StatusCode::NO_CONTENT,
+        "PATCH answered {}",
+        patched.status()
+    );
+    Ok(url)
+}
+
+/// Sets the tenant's policy (with the admin key).
+async fn set_policy(server: &TestServer, policy: serde_json::Value) -> Result<()> {
+    let response = server
+        .client
+        .put(format!("{}/api/v1/admin/policy", server.base))
+        .bearer_auth(&server.key)
+        .json(&policy)
+        .send()
+        .await?;
+    ensure!(
+        response.status() == StatusCode::OK,
+        "policy answered {}",
+        response.status()
+    );
+    Ok(())
+}
+
+/// Item 1: a deferred-length upload stops at the tenant's `max_upload_bytes` (declared or
+/// not), and nothing past the limit is kept.
+async fn a_deferred_length_cannot_pass_the_size_limit(server: TestServer) -> Result<()> {
+    set_policy(
+        &server,
+        serde_json::json!({"default_days": 7, "max_days": 30, "max_upload_bytes": 5000}),
+    )
+    .await?;
+    let created = server
+        .tus(Method::POST, &format!("{}/files", server.base))
+        .header("Upload-Defer-Length", "1")
+        .send()
+        .await?;
+    ensure!(
+        created.status() == StatusCode::CREATED,
+        "create: {}",
+        created.status()
+    );
+    let url = location(&created)?;
+
+    // One PATCH of 100,000 B declared by Content-Length: refused before a byte is read.
+    let declared = server.patch(&url, 0, random_bytes(100_000, 1)).await?;
+    ensure!(
+        declared.status() == StatusCode::PAYLOAD_TOO_LARGE,
+        "100,000 B answered {}",
+        declared.status()
+    );
+    ensure!(error_code(declared).await? == "too_large", "error code");
+    ensure!(
+        server.head_offset(&url).await? == 0,
+        "nothing of it committed"
+    );
+
+    // Streamed (no Content-Length): the body is cut at the limit.
+    let (tx, response) = server.streamed_patch(&url, 0);
+    for piece in 0..4u64 {
+        tx.send(Ok(random_bytes(4000, piece))).await?;
+    }
+    drop(tx);
+    let streamed = response.await??;
+    ensure!(
+        streamed.status() == StatusCode::PAYLOAD_TOO_LARGE,
+        "streamed 16,000 B answered {}",
+        streamed.status()
+    );
+    let offset = server.head_offset(&url).await?;
+    ensure!(offset <= 5000, "offset {offset} passed the limit of 5,000");
+
+    // Within the limit the upload goes on and completes once its length is declared.
+    let content = random_bytes(5000 - offset as usize, 2);
+    let last = server
+        .tus(Method::PATCH, &url)
+        .header("Upload-Offset", offset)
+        .header("Upload-Length", 5000)
+        .header("Content-Type", "application/offset+octet-stream")
+        .body(content)
+        .send()
+        .await?;
+    ensure!(
+        last.status() == StatusCode::NO_CONTENT,
+        "the last PATCH answered {}",
+        last.status()
+    );
+    let status = server.file_status(&url).await?;
+    ensure!(
+        status["state"] == "complete" && status["size"] == 5000,
+        "status: {status}"
+    );
+    Ok(())
+}
+
+/// Item 2: an upload belongs to the key that created it. A colleague's sender key gets 404 on
+/// everything of it (as another tenant's would); the tenant's admin may read and delete it,
+/// never append to it or share it.
+async fn uploads_belong_to_the_key_that_created_them(server: TestServer) -> Result<()> {
+    let base = server.base.clone();
+    let alice = server.sender_key().await?;
+    let bob = server.sender_key().await?;
+    let content = random_bytes(3000, 3);
+    let done = upload_as(&server, &alice, &content).await?;
+    let done_id = file_id(&done)?;
+    let created = tus_as(&server, &alice, Method::POST, &format!("{base}/files"))
+        .header("Upload-Length", 10_000)
+        .send()
+        .await?;
+    let unfinished = location(&created)?;
+
+    let patch = |key: &str, url: &str| {
+        tus_as(&server, key, Method::PATCH, url)
+            .header("Upload-Offset", 0)
+            .header("Content-Type", "application/offset+octet-stream")
+            .body(vec![7u8; 10])
+    };
+    let checks = [
+        ("HEAD", tus_as(&server, &bob, Method::HEAD, &unfinished)),
+        ("HEAD done", tus_as(&server, &bob, Method::HEAD, &done)),
+        ("PATCH", patch(&bob, &unfinished)),
+        (
+            "GET status",
+            server
+                .client
+                .get(format!("{base}/api/v1/files/{done_id}"))
+                .bearer_auth(&bob),
+        ),
+        ("DELETE", tus_as(&server, &bob, Method::DELETE, &done)),
+        (
+            "share",
+            server
+                .client
+                .post(format!("{base}/api/v1/shares"))
+                .bearer_auth(&bob)
+                .json(&serde_json::json!({"files": [done_id], "recipients": ["x@y.eu"]})),
+        ),
+        ("admin PATCH", patch(&server.key, &unfinished)),
+        (
+            "admin share",
+            server
+                .client
+                .post(format!("{base}/api/v1/shares"))
+                .bearer_auth(&server.key)
+                .json(&serde_json::json!({"files": [done_id], "recipients": ["x@y.eu"]})),
+        ),
+    ];
+    for (what, request) in checks {
+        let status = request.send().await?.status();
+        ensure!(
+            status == StatusCode::NOT_FOUND,
+            "{what} by someone else answered {status}"
+        );
+    }
+    ensure!(
+        server.key_exists(done_id).await?,
+        "alice's file keeps its key"
+    );
+
+    // The owner still has everything, the admin reads.
+    ensure!(
+        tus_as(&server, &alice, Method::HEAD, &unfinished)
+            .send()
+            .await?
+            .status()
+            == StatusCode::OK,
+        "alice HEAD"
+    );
+    let own_patch = patch(&alice, &unfinished).send().await?.status();
+    ensure!(
+        own_patch == StatusCode::NO_CONTENT,
+        "alice's PATCH answered {own_patch}"
+    );
+    let admin_read = server
+        .client
+        .get(format!("{base}/api/v1/files/{done_id}"))
+        .bearer_auth(&server.key)
+        .send()
+        .await?
+        .status();
+    ensure!(
+        admin_read == StatusCode::OK,
+        "the admin's read answered {admin_read}"
+    );
+    let admin_head = tus_as(&server, &server.key, Method::HEAD, &unfinished)
+        .send()
+        .await?
+        .status();
+    ensure!(
+        admin_head == StatusCode::OK,
+        "the admin's HEAD answered {admin_head}"
+    );
+    let admin_delete = tus_as(&server, &server.key, Method::DELETE, &done)
+        .send()
+        .await?
+        .status();
+    ensure!(
+        admin_delete == StatusCode::NO_CONTENT,
+        "the admin's DELETE answered {admin_delete}"
+    );
+    ensure!(
+        !server.key_exists(done_id).await?,
+        "the admin's DELETE shredded the key"
+    );
+    Ok(())
+}
+
+/// `GET`/`HEAD` of `url` with an optional `Range`, answering status and body.
+async fn fetch(
+    server: &TestServer,
+    method: Method,
+    url: &str,
+    range: Option<&str>,
+) -> Result<(StatusCode, Vec<u8>)> {
+    let mut request = server.client.request(method, url);
+    if let Some(range) = range {
+        request = request.header("Range", range);
+    }
+    let response = request.send().await?;
+    let status = response.status();
+    Ok((status, response.bytes().await?.to_vec()))
+}
+
+/// Item 3: HEAD is free, ranges count by the bytes they serve: a limit of N lets a recipient
+/// finish N copies however they split them, and never serves an N + 1st.
+async fn the_download_limit_counts_copies_served(server: TestServer) -> Result<()> {
+    set_policy(
+        &server,
+        serde_json::json!({"default_days": 7, "max_days": 30, "max_downloads_per_file": 1}),
+    )
+    .await?;
+    let content = random_bytes(100_000, 4);
+    let id = server.upload(&content, "report.pdf").await?;
+    let share = server.share_created(&[id]).await?;
+    let link = share["url"].as_str().context("url")?;
+    let file_url = format!("{link}/f/{id}");
+
+    // A mail scanner: HEAD on the page and the file, many times.
+    for _ in 0..5 {
+        let (page, _) = fetch(&server, Method::HEAD, link, None).await?;
+        ensure!(page == StatusCode::OK, "HEAD of the page answered {page}");
+        let response = server.client.head(&file_url).send().await?;
+        ensure!(
+            response.status() == StatusCode::OK,
+            "HEAD of the file answered {}",
+            response.status()
+        );
+        ensure!(
+            common::header_u64(&response, "content-length")? == 100_000,
+            "HEAD says the size"
+        );
+    }
+    let (first, body) = fetch(&server, Method::GET, &file_url, None).await?;
+    ensure!(
+        first == StatusCode::OK && body == content,
+        "the recipient's download after HEADs answered {first}"
+    );
+    let (second, _) = fetch(&server, Method::GET, &file_url, None).await?;
+    ensure!(
+        second == StatusCode::GONE,
+        "a second copy with a limit of 1 answered {second}"
+    );
+    let (tail, _) = fetch(&server, Method::GET, &file_url, Some("bytes=1-")).await?;
+    ensure!(
+        tail == StatusCode::GONE,
+        "a range from byte 1 past the limit answered {tail}"
+    );
+
+    // Limit 2: two copies in resumed pieces, then nothing more.
+    set_policy(
+        &server,
+        serde_json::json!({"default_days": 7, "max_days": 30, "max_downloads_per_file": 2}),
+    )
+    .await?;
+    let id = server.upload(&content, "again.pdf").await?;
+    let share = server.share_created(&[id]).await?;
+    let share_id = share["id"].as_str().context("id")?.to_owned();
+    let file_url = format!("{}/f/{id}", share["url"].as_str().context("url")?);
+    let mut copies = Vec::new();
+    for _ in 0..2 {
+        let mut copy = Vec::new();
+        for range in ["bytes=0-29999", "bytes=30000-69999", "bytes=70000-"] {
+            let (status, body) = fetch(&server, Method::GET, &file_url, Some(range)).await?;
+            ensure!(
+                status == StatusCode::PARTIAL_CONTENT,
+                "{range} answered {status}"
+            );
+            copy.extend(body);
+        }
+        copies.push(copy);
+    }
+    ensure!(
+        copies.iter().all(|c| *c == content),
+        "both copies are whole"
+    );
+    let (third, _) = fetch(&server, Method::GET, &file_url, Some("bytes=1-")).await?;
+    ensure!(
+        third == StatusCode::GONE,
+        "a third copy (from byte 1) answered {third}"
+    );
+    let (head, _) = fetch(&server, Method::HEAD, &file_url, None).await?;
+    ensure!(
+        head == StatusCode::OK,
+        "HEAD stays free after the limit: {head}"
+    );
+    let view: serde_json::Value = server
+        .client
+        .get(format!("{}/api/v1/shares/{share_id}", server.base))
+        .bearer_auth(&server.key)
+        .send()
+        .await?
+        .json()
+        .await?;
+    ensure!(
+        view["files"][0]["downloads"] == 2,
+        "the sender sees 2 copies: {view}"
+    );
+    Ok(())
+}
+
+/// Item 5: `Upload-Metadata` is bounded (a few KiB, a 255-byte name), and names lose the
+/// characters that would forge text where they are shown.
+async fn metadata_is_bounded_and_names_are_cleaned(server: TestServer) -> Result<()> {
+    let files = format!("{}/files", server.base);
+    let many: Vec<String> = (0..30_000).map(|i| format!("k{i}")).collect();
+    let long_name = format!("filename {}", b64("x".repeat(200_000).as_bytes()));
+    let name_256 = format!("filename {}", b64("n".repeat(256).as_bytes()));
+    for (what, header) in [
+        ("30,000 keys", many.join(",")),
+        ("a 200 kB name", long_name),
+        ("a 256 B name", name_256),
+    ] {
+        let response = server
+            .tus(Method::POST, &files)
+            .header("Upload-Length", 10)
+            .header("Upload-Metadata", header)
+            .send()
+            .await?;
+        ensure!(
+            response.status() == StatusCode::BAD_REQUEST,
+            "{what} answered {}",
+            response.status()
+        );
+        ensure!(
+            error_code(response).await? == "bad_request",
+            "{what}: error code"
+        );
+    }
+    let forged = "invoice\u{202E}fdp.exe\r\nX: y";
+    let url = server.create(4, forged).await?;
+    let response = server.patch(&url, 0, b"abcd".to_vec()).await?;
+    ensure!(
+        response.status() == StatusCode::NO_CONTENT,
+        "PATCH answered {}",
+        response.status()
+    );
+    let status = server.file_status(&url).await?;
+    ensure!(
+        status["name"] == "invoicefdp.exeX: y",
+        "the name shown: {}",
+        status["name"]
+    );
+    Ok(())
+}
+
+/// Item 8: a key that may not write an upload cannot stop its writer: its PATCH is refused
+/// before the writer lock is taken, and the owner's PATCH in flight completes.
+async fn a_stranger_cannot_stop_a_running_patch(server: TestServer) -> Result<()> {
+    let url = server.create(40_000, "busy.bin").await?;
+    let content = random_bytes(40_000, 5);
+    let (tx, running) = server.streamed_patch(&url, 0);
+    tx.send(Ok(content[..10_000].to_vec())).await?;
+    // Wait until the owner's first bytes are committed or in flight (the lock is held).
+    let other = server.other_tenant_key().await?;
+    let colleague = server.sender_key().await?;
+    for key in [other, colleague] {
+        for _ in 0..5 {
+            let response = tus_as(&server, &key, Method::PATCH, &url)
+                .header("Upload-Offset", 0)
+                .header("Content-Type", "application/offset+octet-stream")
+                .body(vec![0u8; 16])
+                .send()
+                .await?;
+            ensure!(
+                response.status() == StatusCode::NOT_FOUND,
+                "a stranger's PATCH answered {}",
+                response.status()
+            );
+            let deleted = tus_as(&server, &key, Method::DELETE, &url)
+                .send()
+                .await?
+                .status();
+            ensure!(
+                deleted == StatusCode::NOT_FOUND,
+                "a stranger's DELETE answered {deleted}"
+            );
+        }
+    }
+    tx.send(Ok(content[10_000..].to_vec())).await?;
+    drop(tx);
+    let finished = running.await??;
+    ensure!(
+        finished.status() == StatusCode::NO_CONTENT,
+        "the owner's PATCH answered {}",
+        finished.status()
+    );
+    ensure!(
+        server.share_and_download(file_id(&url)?).await? == content,
+        "the file is whole"
+    );
+    Ok(())
+}
+
+/// Item 13: a PATCH refused before its body is read says `Connection: close`, so a client
+/// never reuses a connection the server is about to drop; the next request works.
+async fn an_unread_body_closes_the_connection(server: TestServer) -> Result<()> {
+    let url = server.create(1 << 20, "c.bin").await?;
+    let refusals = [
+        ("Upload-Checksum", "crc32 AAAA", "0"),
+        ("Upload-Checksum", "sha1 AAAA", "5"),
+    ];
+    for (header, value, offset) in refusals {
+        let response = server
+            .tus(Method::PATCH, &url)
+            .header("Upload-Offset", offset)
+            .header(header, value)
+            .header("Content-Type", "application/offset+octet-stream")
+            .body(random_bytes(256 << 10, 6))
+            .send()
+            .await?;
+        ensure!(
+            response.status().is_client_error(),
+            "{value} at {offset} answered {}",
+            response.status()
+        );
+        let connection = response
+            .headers()
+            .get("connection")
+            .map(|v| v.to_str().unwrap_or("").to_owned());
+        ensure!(
+            connection.as_deref() == Some("close"),
+            "{} with an unread body says Connection: {connection:?}",
+            response.status()
+        );
+        // The client opens a fresh connection for what follows.
+        ensure!(
+            server.head_offset(&url).await? == 0,
+            "HEAD after the refusal"
+        );
+    }
+    // A request without a body, and a body read to its end, keep the connection.
+    let health = server
+        .client
+        .get(format!("{}/healthz", server.base))
+        .send()
+        .await?;
+    ensure!(
+        health
+            .headers()
+            .get("connection")
+            .is_none_or(|v| v != "close"),
+        "a GET keeps the connection"
+    );
+    let ok = server.patch(&url, 0, random_bytes(1000, 7)).await?;
+    ensure!(
+        ok.status() == StatusCode::NO_CONTENT,
+        "PATCH answered {}",
+        ok.status()
+    );
+    ensure!(
+        ok.headers().get("connection").is_none_or(|v| v != "close"),
+        "a read body keeps the connection"
+    );
+    Ok(())
+}
+
+/// Whether the server closed `stream` (EOF or reset) within `within`.
+async fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
+    let mut buf = [0u8; 1024];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0) | Err(_)) => return true,
+            // A 408 or similar before the close is fine; keep reading to the end.
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+/// Item 4: connections that send half a request header, or nothing at all, are closed by the
+/// server after the header-read timeout; other clients are served meanwhile.
+#[tokio::test]
+async fn slow_and_idle_connections_are_closed() -> Result<()> {
+    let server =
+        TestServer::start_with_env(Stack::SqliteDisk, &[("FERRY_HEADER_READ_TIMEOUT", "1")])
+            .await?;
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let mut half = Vec::new();
+    for _ in 0..50 {
+        let mut stream = TcpStream::connect(&addr).await?;
+        stream
+            .write_all(b"PATCH /files/x HTTP/1.1\r\nHost: a\r\nTus-Resum")
+            .await?;
+        half.push(stream);
+    }
+    let mut idle = Vec::new();
+    for _ in 0..5 {
+        idle.push(TcpStream::connect(&addr).await?);
+    }
+    // A kept-alive connection after one answered request.
+    let mut kept = TcpStream::connect(&addr).await?;
+    kept.write_all(b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await?;
+    let mut answer = [0u8; 512];
+    let n = kept.read(&mut answer).await?;
+    ensure!(
+        answer[..n].starts_with(b"HTTP/1.1 200"),
+        "healthz on the kept connection"
+    );
+    ensure!(
+        server
+            .client
+            .get(format!("{}/healthz", server.base))
+            .send()
+            .await?
+            .status()
+            == StatusCode::OK,
+        "served meanwhile"
+    );
+
+    // The timeout is 1 s; 10 s leaves room for a loaded machine and still fails on a server
+    // that never closes them.
+    let within = Duration::from_secs(10);
+    for (i, stream) in half.iter_mut().enumerate() {
+        ensure!(
+            closed_within(stream, within).await,
+            "half-header connection {i} still open"
+        );
+    }
+    for (i, stream) in idle.iter_mut().enumerate() {
+        ensure!(
+            closed_within(stream, within).await,
+            "idle connection {i} still open"
+        );
+    }
+    ensure!(
+        closed_within(&mut kept, within).await,
+        "idle kept-alive connection still open"
+    );
+    Ok(())
+}
+
+/// Item 4: a body that stops arriving ends its request after the stall timeout; the bytes
+/// before it are kept and the upload resumes.
+#[tokio::test]
+async fn a_stalled_body_ends_and_the_upload_resumes() -> Result<()> {
+    let server =
+        TestServer::start_with_env(Stack::SqliteDisk, &[("FERRY_STALL_TIMEOUT", "1")]).await?;
+    let content = random_bytes(300_000, 8);
+    let url = server.create(content.len() as u64, "stall.bin").await?;
+    let (tx, running) = server.streamed_patch(&url, 0);
+    tx.send(Ok(content[..100_000].to_vec())).await?;
+    // Keep the body open and silent: the server must end it, not wait forever.
+    let ended = tokio::time::timeout(Duration::from_secs(30), running).await;
+    drop(tx);
+    ensure!(ended.is_ok(), "a stalled PATCH was still open after 30 s");
+    let offset = server.head_offset(&url).await?;
+    ensure!(offset <= 100_000, "offset {offset}");
+    let rest = server
+        .patch(&url, offset, content[offset as usize..].to_vec())
+        .await?;
+    ensure!(
+        rest.status() == StatusCode::NO_CONTENT,
+        "resume answered {}",
+        rest.status()
+    );
+    ensure!(
+        server.share_and_download(file_id(&url)?).await? == content,
+        "the file is whole"
+    );
+    Ok(())
+}
+
+/// Item 4: beyond `FERRY_MAX_CONNECTIONS` new connections wait; they are served as soon as
+/// one closes.
+#[tokio::test]
+async fn connections_beyond_the_cap_wait_for_a_free_one() -> Result<()> {
+    let server = TestServer::start_with_env(
+        Stack::SqliteDisk,
+        &[
+            ("FERRY_MAX_CONNECTIONS", "2"),
+            ("FERRY_HEADER_READ_TIMEOUT", "30"),
+        ],
+    )
+    .await?;
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    // The harness's client keeps the connection it polled /healthz on: have it closed.
+    let closing = server
+        .client
+        .get(format!("{}/healthz", server.base))
+        .header("Connection", "close")
+        .send()
+        .await?;
+    ensure!(closing.status() == StatusCode::OK, "healthz");
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut stream = TcpStream::connect(&addr).await?;
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
+            .await?;
+        let mut answer = [0u8; 512];
+        let n = stream.read(&mut answer).await?;
+        ensure!(
+            answer[..n].starts_with(b"HTTP/1.1 200"),
+            "held connection served"
+        );
+        held.push(stream);
+    }
+    let mut waiting = TcpStream::connect(&addr).await?;
+    waiting
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        .await?;
+    let mut answer = [0u8; 512];
+    let early = tokio::time::timeout(Duration::from_millis(500), waiting.read(&mut answer)).await;
+    ensure!(
+        early.is_err(),
+        "a third connection was answered past a cap of 2: {early:?} {:?}",
+        String::from_utf8_lossy(&answer)
+    );
+    drop(held.pop());
+    let n = tokio::time::timeout(Duration::from_secs(10), waiting.read(&mut answer)).await??;
+    ensure!(
+        answer[..n].starts_with(b"HTTP/1.1 200"),
+        "served once a connection closed"
+    );
+    Ok(())
+}
+
+common::on_both_databases!(
+    a_deferred_length_cannot_pass_the_size_limit,
+    uploads_belong_to_the_key_that_created_them,
+    the_download_limit_counts_copies_served,
+    metadata_is_bounded_and_names_are_cleaned,
+);
+
+common::on_every_backend!(
+    a_stranger_cannot_stop_a_running_patch,
+    an_unread_body_closes_the_connection
+);
