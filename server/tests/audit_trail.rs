@@ -12,23 +12,8 @@ use common::{TestServer, error_code, random_bytes};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-async fn share_view(server: &TestServer, id: &str) -> Result<Value> {
-    let response = server
-        .client
-        .get(format!("{}/api/v1/shares/{id}", server.base))
-        .bearer_auth(&server.key)
-        .send()
-        .await?;
-    ensure!(
-        response.status() == StatusCode::OK,
-        "share view: {}",
-        response.status()
-    );
-    Ok(response.json().await?)
-}
-
 async fn downloads(server: &TestServer, share: &str) -> Result<u64> {
-    share_view(server, share).await?["files"][0]["downloads"]
+    server.share_view(share).await?["files"][0]["downloads"]
         .as_u64()
         .context("downloads count")
 }

@@ -23,58 +23,14 @@ fn tus_as(server: &TestServer, key: &str, method: Method, url: &str) -> reqwest:
         .header("Tus-Resumable", "1.0.0")
 }
 
-/// Creates an upload of `content` with `key`, uploads it whole and returns its URL.
-async fn upload_as(server: &TestServer, key: &str, content: &[u8]) -> Result<String> {
-    let created = tus_as(server, key, Method::POST, &format!("{}/files", server.base))
-        .header("Upload-Length", content.len())
-        .header("Upload-Metadata", format!("filename {}", b64(b"mine.bin")))
-        .send()
-        .await?;
-    ensure!(
-        created.status() == StatusCode::CREATED,
-        "create answered {}",
-        created.status()
-    );
-    let url = location(&created)?;
-    let patched = tus_as(server, key, Method::PATCH, &url)
-        .header("Upload-Offset", 0)
-        .header("Content-Type", "application/offset+octet-stream")
-        .body(content.to_vec())
-        .send()
-        .await?;
-    ensure!(
-        patched.status() == StatusCode::NO_CONTENT,
-        "PATCH answered {}",
-        patched.status()
-    );
-    Ok(url)
-}
-
-/// Sets the tenant's policy (with the admin key).
-async fn set_policy(server: &TestServer, policy: serde_json::Value) -> Result<()> {
-    let response = server
-        .client
-        .put(format!("{}/api/v1/admin/policy", server.base))
-        .bearer_auth(&server.key)
-        .json(&policy)
-        .send()
-        .await?;
-    ensure!(
-        response.status() == StatusCode::OK,
-        "policy answered {}",
-        response.status()
-    );
-    Ok(())
-}
-
 /// Item 1: a deferred-length upload stops at the tenant's `max_upload_bytes` (declared or
 /// not), and nothing past the limit is kept.
 async fn a_deferred_length_cannot_pass_the_size_limit(server: TestServer) -> Result<()> {
-    set_policy(
-        &server,
-        serde_json::json!({"default_days": 7, "max_days": 30, "max_upload_bytes": 5000}),
-    )
-    .await?;
+    server
+        .set_policy(
+            serde_json::json!({"default_days": 7, "max_days": 30, "max_upload_bytes": 5000}),
+        )
+        .await?;
     let created = server
         .tus(Method::POST, &format!("{}/files", server.base))
         .header("Upload-Defer-Length", "1")
@@ -146,8 +102,8 @@ async fn uploads_belong_to_the_key_that_created_them(server: TestServer) -> Resu
     let alice = server.sender_key().await?;
     let bob = server.sender_key().await?;
     let content = random_bytes(3000, 3);
-    let done = upload_as(&server, &alice, &content).await?;
-    let done_id = file_id(&done)?;
+    let done_id = server.upload_as(&alice, &content, "mine.bin").await?;
+    let done = format!("{base}/files/{done_id}");
     let created = tus_as(&server, &alice, Method::POST, &format!("{base}/files"))
         .header("Upload-Length", 10_000)
         .send()
@@ -269,11 +225,11 @@ async fn fetch(
 /// Item 3: HEAD is free, ranges count by the bytes they serve: a limit of N lets a recipient
 /// finish N copies however they split them, and never serves an N + 1st.
 async fn the_download_limit_counts_copies_served(server: TestServer) -> Result<()> {
-    set_policy(
-        &server,
-        serde_json::json!({"default_days": 7, "max_days": 30, "max_downloads_per_file": 1}),
-    )
-    .await?;
+    server
+        .set_policy(
+            serde_json::json!({"default_days": 7, "max_days": 30, "max_downloads_per_file": 1}),
+        )
+        .await?;
     let content = random_bytes(100_000, 4);
     let id = server.upload(&content, "report.pdf").await?;
     let share = server.share_created(&[id]).await?;
@@ -312,11 +268,11 @@ async fn the_download_limit_counts_copies_served(server: TestServer) -> Result<(
     );
 
     // Limit 2: two copies in resumed pieces, then nothing more.
-    set_policy(
-        &server,
-        serde_json::json!({"default_days": 7, "max_days": 30, "max_downloads_per_file": 2}),
-    )
-    .await?;
+    server
+        .set_policy(
+            serde_json::json!({"default_days": 7, "max_days": 30, "max_downloads_per_file": 2}),
+        )
+        .await?;
     let id = server.upload(&content, "again.pdf").await?;
     let share = server.share_created(&[id]).await?;
     let share_id = share["id"].as_str().context("id")?.to_owned();
@@ -348,14 +304,7 @@ async fn the_download_limit_counts_copies_served(server: TestServer) -> Result<(
         head == StatusCode::OK,
         "HEAD stays free after the limit: {head}"
     );
-    let view: serde_json::Value = server
-        .client
-        .get(format!("{}/api/v1/shares/{share_id}", server.base))
-        .bearer_auth(&server.key)
-        .send()
-        .await?
-        .json()
-        .await?;
+    let view = server.share_view(&share_id).await?;
     ensure!(
         view["files"][0]["downloads"] == 2,
         "the sender sees 2 copies: {view}"

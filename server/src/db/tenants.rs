@@ -145,8 +145,8 @@ impl Db {
     }
 
     /// Revokes API key `id` with its audit event: every request with it is refused from the
-    /// next lookup on (keys are not cached). `false` if it already was revoked (nothing
-    /// recorded); `NotFound` if no such key exists.
+    /// next lookup on (keys are not cached). `false` if it was already revoked or does not
+    /// exist (nothing recorded); the CLI looks the key up first ([`Db::api_key_tenant`]).
     pub async fn revoke_api_key(&self, id: Uuid, audit: &AuditEntry) -> Result<bool, DbError> {
         let sql = "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL";
         let revoked = on_pool!(self, pool => {
@@ -163,9 +163,6 @@ impl Db {
             }
             done == 1
         });
-        if !revoked {
-            self.api_key_tenant(id).await?;
-        }
         Ok(revoked)
     }
 

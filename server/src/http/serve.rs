@@ -11,7 +11,6 @@
 //!
 //! HTTP/2 and TLS belong to the reverse proxy in front (DESIGN.md, "Deployment").
 
-use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -124,7 +123,8 @@ pub async fn serve(
             });
             request.extensions_mut().insert(ConnectInfo(peer));
             let router = router.clone();
-            async move { Ok::<_, Infallible>(router.oneshot(request).await.into_response_ok()) }
+            // The router never fails (its error type is `Infallible`).
+            async move { router.oneshot(request).await }
         });
         let io = TokioIo::new(StallGuard::new(tcp, limits.stall));
         let connection = graceful.watch(http.serve_connection(io, service));
@@ -138,20 +138,6 @@ pub async fn serve(
     drop(listener);
     graceful.shutdown().await;
     Ok(())
-}
-
-/// `Router::oneshot` cannot fail (its error type is `Infallible`).
-trait IntoResponseOk {
-    fn into_response_ok(self) -> axum::response::Response;
-}
-
-impl IntoResponseOk for Result<axum::response::Response, Infallible> {
-    fn into_response_ok(self) -> axum::response::Response {
-        match self {
-            Ok(response) => response,
-            Err(never) => match never {},
-        }
-    }
 }
 
 /// A connection whose writes may not stall: a write the peer does not take for `limit`

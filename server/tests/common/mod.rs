@@ -345,6 +345,35 @@ impl TestServer {
         Ok(response.json().await?)
     }
 
+    /// The sender's view of share `id` (`GET /api/v1/shares/{id}`, admin key), expecting 200.
+    pub async fn share_view(&self, id: &str) -> Result<serde_json::Value> {
+        let response = self
+            .client
+            .get(format!("{}/api/v1/shares/{id}", self.base))
+            .bearer_auth(&self.key)
+            .send()
+            .await?;
+        if response.status() != StatusCode::OK {
+            bail!("share view answered {}", response.status());
+        }
+        Ok(response.json().await?)
+    }
+
+    /// Sets the tenant's policy (`PUT /api/v1/admin/policy`, admin key), expecting 200.
+    pub async fn set_policy(&self, policy: serde_json::Value) -> Result<()> {
+        let response = self
+            .client
+            .put(format!("{}/api/v1/admin/policy", self.base))
+            .bearer_auth(&self.key)
+            .json(&policy)
+            .send()
+            .await?;
+        if response.status() != StatusCode::OK {
+            bail!("policy answered {}", response.status());
+        }
+        Ok(())
+    }
+
     /// The sender's view of an upload (`GET /api/v1/files/{id}`).
     pub async fn file_status(&self, upload_url: &str) -> Result<serde_json::Value> {
         let url = format!("{}/api/v1/files/{}", self.base, file_id(upload_url)?);
