@@ -8,6 +8,9 @@
 //!   [`Config::stall_timeout_secs`]: bodies are bounded by progress, never by total time.
 //! - At most [`Config::max_connections`] connections are served at once; further clients
 //!   wait in the listen queue, and the first refusal is logged.
+//! - A connection the server closes lingers: it sends the response and a FIN, then reads
+//!   and drops what the client still sends (a refused PATCH body) for a bounded time, so
+//!   the client reads its response instead of a reset.
 //!
 //! HTTP/2 and TLS belong to the reverse proxy in front (DESIGN.md, "Deployment").
 
@@ -148,6 +151,8 @@ struct StallGuard {
     inner: TcpStream,
     limit: Duration,
     write_deadline: Option<Pin<Box<Sleep>>>,
+    /// Once the write side is shut: the lingering close's deadline and bytes drained.
+    linger: Option<(Pin<Box<Sleep>>, usize)>,
 }
 
 impl StallGuard {
@@ -156,6 +161,7 @@ impl StallGuard {
             inner,
             limit,
             write_deadline: None,
+            linger: None,
         }
     }
 
@@ -227,8 +233,46 @@ impl AsyncWrite for StallGuard {
         self.progressed(polled, cx)
     }
 
+    /// Closes the way a browser or tus client can rely on: the response and a FIN go out
+    /// first, then what the client is still sending (the rest of a refused body) is read and
+    /// dropped until it closes too, for at most [`LINGER`] and [`LINGER_BYTES`]. Closing with
+    /// unread bytes at once would make the kernel answer them with a reset, which can destroy
+    /// the response before the client reads it.
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        let polled = Pin::new(&mut self.inner).poll_shutdown(cx);
-        self.progressed(polled, cx)
+        if self.linger.is_none() {
+            let polled = Pin::new(&mut self.inner).poll_shutdown(cx);
+            match self.progressed(polled, cx) {
+                Poll::Ready(Ok(())) => {
+                    self.linger = Some((Box::pin(tokio::time::sleep(LINGER)), 0));
+                }
+                other => return other,
+            }
+        }
+        let mut scratch = [0u8; 8192];
+        loop {
+            let mut buf = ReadBuf::new(&mut scratch);
+            let read = Pin::new(&mut self.inner).poll_read(cx, &mut buf);
+            let Some((deadline, drained)) = self.linger.as_mut() else {
+                return Poll::Ready(Ok(()));
+            };
+            match read {
+                Poll::Ready(Ok(())) if !buf.filled().is_empty() => {
+                    *drained += buf.filled().len();
+                    if *drained > LINGER_BYTES {
+                        return Poll::Ready(Ok(()));
+                    }
+                }
+                // The client closed (or reset): done.
+                Poll::Ready(_) => return Poll::Ready(Ok(())),
+                Poll::Pending => {
+                    return deadline.as_mut().poll(cx).map(Ok);
+                }
+            }
+        }
     }
 }
+
+/// Longest time a closing connection keeps reading what its client still sends.
+const LINGER: Duration = Duration::from_secs(5);
+/// Most bytes a closing connection reads and drops.
+const LINGER_BYTES: usize = 64 << 20;
