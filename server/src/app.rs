@@ -40,6 +40,12 @@ pub enum StartupError {
          master key it was made with (no key is generated beside an existing database)"
     )]
     WrongMasterKey,
+    /// Another `ferry serve` already serves this SQLite data directory.
+    #[error(
+        "another ferry serve is already running on {0} (its SQLite database allows one \
+         instance; use PostgreSQL for several)"
+    )]
+    AlreadyServing(String),
     /// A file or socket could not be used.
     #[error("{context}: {source}")]
     Io {
@@ -149,6 +155,19 @@ pub async fn check_master_key(db: &Db, key: &MasterKey) -> Result<(), StartupErr
 /// Binds the listener, starts the scheduled jobs, prints `ferry listening on http://ADDR` once
 /// ready, and serves until SIGINT/SIGTERM.
 pub async fn serve(config: Config) -> Result<(), StartupError> {
+    // Held until this function returns: a second `ferry serve` on the same SQLite data
+    // directory would race this one's writers (SQLite has no cross-instance upload lease).
+    let _serving = match Backend::of_url(&config.database_url)? {
+        Backend::Sqlite => Some(lock_data_dir(&config.data_dir)?),
+        Backend::Postgres => None,
+    };
+    // Only the serving process sweeps spools, and only those no live process holds.
+    let spools = config.data_dir.join("spool");
+    match store::s3::spool_dir::clear_stale(&spools) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(n, dir = %spools.display(), "removed spools of stopped processes"),
+        Err(e) => tracing::warn!(error = %e, dir = %spools.display(), "could not sweep old spools"),
+    }
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(io(format!("binding {}", config.listen)))?;
@@ -164,6 +183,26 @@ pub async fn serve(config: Config) -> Result<(), StartupError> {
         tracing::warn!(error = %e, "stopping the job scheduler");
     }
     served
+}
+
+/// Takes `DATA/serve.lock` for as long as the returned file is open (the OS releases it if
+/// the process dies), or says that another process holds it.
+fn lock_data_dir(data_dir: &std::path::Path) -> Result<std::fs::File, StartupError> {
+    std::fs::create_dir_all(data_dir).map_err(io(format!("creating {}", data_dir.display())))?;
+    let path = data_dir.join("serve.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io(format!("opening {}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            Err(StartupError::AlreadyServing(data_dir.display().to_string()))
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(io(format!("locking {}", path.display()))(e)),
+    }
 }
 
 /// Serves `state` on an already bound listener until `shutdown` resolves (tests use this with

@@ -38,6 +38,9 @@ pub struct CreatedShare {
     pub url: String,
     /// When the link stops working.
     pub expires_at: OffsetDateTime,
+    /// Whether `expires_at` is earlier than the retention asked for, because a file reaches
+    /// the end of its life first (see [`file_end`]).
+    pub expiry_capped: bool,
     /// The shared files.
     pub files: Vec<SharedFile>,
 }
@@ -126,9 +129,20 @@ pub async fn create_share(
             "note must be at most 2000 bytes".into(),
         ));
     }
+    let files_created_by = caller.must_have_created(Intent::Write);
+    let asked = OffsetDateTime::now_utc() + Duration::days(days);
+    let ages = state
+        .db
+        .file_ages(caller.tenant_id, &files, files_created_by)
+        .await?;
+    let last_day = ages
+        .iter()
+        .map(|&(created, completed)| file_end(created, completed, policy.max_days))
+        .min();
+    let expires_at = last_day.map_or(asked, |end| asked.min(end));
+    let capped = expires_at < asked;
     let token = mint_link_token().map_err(|_| ShareError::Random)?;
     let id = Uuid::new_v4();
-    let expires_at = OffsetDateTime::now_utc() + Duration::days(days);
     let audit = state.audit(
         caller.tenant_id,
         EventKind::ShareCreated,
@@ -139,6 +153,7 @@ pub async fn create_share(
             "recipients": recipients,
             "retention_days": days,
             "expires_at": expires_at.format(&Rfc3339).unwrap_or_default(),
+            "expiry_capped": capped,
         }),
     )?;
     let shared = state
@@ -153,7 +168,7 @@ pub async fn create_share(
                 note: request.note.as_deref(),
                 expires_at,
                 files: &files,
-                files_created_by: caller.must_have_created(Intent::Write),
+                files_created_by,
                 recipients: &recipients,
             },
             &audit,
@@ -163,13 +178,41 @@ pub async fn create_share(
         id,
         url: format!("{}/d/{}", state.public_url, token.text),
         expires_at,
+        expiry_capped: capped,
         files: shared,
     })
 }
 
+/// The last moment a file may live, whatever is shared later: `max_days` (the tenant's
+/// maximum retention) after its upload completed, and never past the store's lifecycle
+/// backstop, which counts [`MAX_RETENTION_DAYS`] + 1 days from when its object was begun (no
+/// earlier than the upload's creation). Re-sharing cannot push a file past this.
+pub fn file_end(
+    created: OffsetDateTime,
+    completed: OffsetDateTime,
+    max_days: u32,
+) -> OffsetDateTime {
+    let by_policy = completed + Duration::days(i64::from(max_days.min(MAX_RETENTION_DAYS)));
+    let by_lifecycle = created + Duration::days(i64::from(MAX_RETENTION_DAYS) + 1);
+    by_policy.min(by_lifecycle)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::valid_email;
+    use super::*;
+
+    #[test]
+    fn a_file_ends_max_days_after_completion_or_at_the_lifecycle_backstop() {
+        let created = OffsetDateTime::UNIX_EPOCH;
+        let quick = created + Duration::hours(1);
+        assert_eq!(file_end(created, quick, 30), quick + Duration::days(30));
+        assert_eq!(file_end(created, quick, 90), quick + Duration::days(90));
+        // An upload that took ten days ends 91 days after it began, not 100.
+        let slow = created + Duration::days(10);
+        assert_eq!(file_end(created, slow, 90), created + Duration::days(91));
+        // A policy beyond the ceiling cannot exist, but the rule holds anyway.
+        assert_eq!(file_end(created, quick, 400), quick + Duration::days(90));
+    }
 
     #[test]
     fn recognises_addresses() {

@@ -1,18 +1,25 @@
 //! The holes of issue 13, each closed at its depth and proven here on the stacks it touches:
 //! a deferred length bounded by every limit, uploads that belong to the key that created them,
 //! downloads metered in copies (HEAD and ranges included), bounded metadata, authorization
-//! before the writer lock, `Connection: close` after an unread body, and slow or idle
-//! connections closed by the server.
+//! before the writer lock, `Connection: close` after an unread body, slow or idle
+//! connections closed by the server, completions whose commit failed retried (item 6), no
+//! write of a refused body landing after its answer (item 7), files that live at most
+//! `max_days` after completion and tombstones without names (item 10), and shredded keys
+//! gone from SQLite's files (item 11).
 
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use common::{Stack, TestServer, b64, error_code, file_id, location, random_bytes};
+use ferry::store::{ObjectReader, ObjectStore, ObjectWriter, StoreError, WriteFrom};
 use reqwest::{Method, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use uuid::Uuid;
 
 /// A tus request of `method` on `url` with `key`.
 fn tus_as(server: &TestServer, key: &str, method: Method, url: &str) -> reqwest::RequestBuilder {
@@ -631,7 +638,420 @@ async fn connections_beyond_the_cap_wait_for_a_free_one() -> Result<()> {
     Ok(())
 }
 
+/// The SQL that makes the database refuse, with an error, to record any upload complete
+/// (a real failure of the real database at the worst moment: after the store finished).
+fn refuse_completions(backend: common::Backend) -> &'static str {
+    match backend {
+        common::Backend::Postgres => {
+            "CREATE FUNCTION test_refuse_completion() RETURNS trigger LANGUAGE plpgsql AS
+                 $$ BEGIN RAISE EXCEPTION 'injected: completion refused'; END $$;
+             CREATE TRIGGER test_refuse_completion BEFORE UPDATE ON uploads FOR EACH ROW
+                 WHEN (NEW.state = 'complete' AND OLD.state = 'uploading')
+                 EXECUTE FUNCTION test_refuse_completion();"
+        }
+        common::Backend::Sqlite => {
+            "CREATE TRIGGER test_refuse_completion BEFORE UPDATE ON uploads
+                 WHEN NEW.state = 'complete' AND OLD.state = 'uploading'
+                 BEGIN SELECT RAISE(ABORT, 'injected: completion refused'); END;"
+        }
+    }
+}
+
+/// Undoes [`refuse_completions`].
+fn allow_completions(backend: common::Backend) -> &'static str {
+    match backend {
+        common::Backend::Postgres => "DROP TRIGGER test_refuse_completion ON uploads;",
+        common::Backend::Sqlite => "DROP TRIGGER test_refuse_completion;",
+    }
+}
+
+/// Item 6: the store completed the object but the database's commit of the completion
+/// failed. The client's retry from HEAD's offset completes the upload — on S3, where the
+/// multipart upload is already completed and its pending piece must still be there, the
+/// object is recognised and the bytes sent again are checked against it — and the download
+/// is the source.
+async fn a_completion_whose_commit_failed_can_be_retried(server: TestServer) -> Result<()> {
+    const MIB: usize = 1 << 20;
+    let len = 67 * MIB + 123;
+    let content = random_bytes(len, 6);
+    let url = server.create(len as u64, "retried.bin").await?;
+    // A whole 64 MiB part and a 1 MiB pending piece, committed.
+    let first = 65 * MIB;
+    let response = server.patch(&url, 0, content[..first].to_vec()).await?;
+    ensure!(
+        response.status() == StatusCode::NO_CONTENT,
+        "first PATCH: {}",
+        response.status()
+    );
+    server
+        .execute_sql(refuse_completions(server.backend))
+        .await?;
+    let response = server
+        .patch(&url, first as u64, content[first..].to_vec())
+        .await?;
+    ensure!(
+        response.status() == StatusCode::SERVICE_UNAVAILABLE,
+        "the completing PATCH whose commit failed answered {}",
+        response.status()
+    );
+    server
+        .execute_sql(allow_completions(server.backend))
+        .await?;
+    let offset = server.head_offset(&url).await?;
+    ensure!(
+        offset == first as u64,
+        "HEAD shows {offset}, the last committed offset is {first}"
+    );
+    let offset = usize::try_from(offset)?;
+    let response = server
+        .patch(&url, offset as u64, content[offset..].to_vec())
+        .await?;
+    let status = response.status();
+    ensure!(
+        status == StatusCode::NO_CONTENT,
+        "the retry answered {status}: {}",
+        response.text().await?
+    );
+    let downloaded = server.share_and_download(file_id(&url)?).await?;
+    ensure!(
+        blake3::hash(&downloaded) == blake3::hash(&content),
+        "the download differs from the source"
+    );
+    Ok(())
+}
+
+/// Slows down the writers opened while `slow` is set and watches them: item 7 is about a
+/// write of a refused request still running after that request was answered.
+#[derive(Default)]
+struct WriteGate {
+    slow: AtomicBool,
+    /// Set by the test once it has the refused request's answer.
+    answered: AtomicBool,
+    /// Slow writers opened, and dropped (all their work over).
+    slow_opened: AtomicUsize,
+    slow_dropped: AtomicUsize,
+    /// Appends of slow writers that ended after `answered` was set.
+    late: AtomicUsize,
+}
+
+/// A store whose writers pass through a [`WriteGate`].
+struct GatedStore {
+    inner: Arc<dyn ObjectStore>,
+    gate: Arc<WriteGate>,
+}
+
+struct GatedWriter {
+    inner: Box<dyn ObjectWriter>,
+    gate: Arc<WriteGate>,
+    slow: bool,
+}
+
+impl Drop for GatedWriter {
+    fn drop(&mut self) {
+        if self.slow {
+            self.gate.slow_dropped.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+impl ObjectStore for GatedStore {
+    fn open_writer(
+        &self,
+        file: Uuid,
+        from: WriteFrom<'_>,
+    ) -> Result<Box<dyn ObjectWriter>, StoreError> {
+        let slow = self.gate.slow.load(Ordering::SeqCst);
+        if slow {
+            self.gate.slow_opened.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(Box::new(GatedWriter {
+            inner: self.inner.open_writer(file, from)?,
+            gate: self.gate.clone(),
+            slow,
+        }))
+    }
+    fn open_reader(
+        &self,
+        file: Uuid,
+        expected: std::ops::Range<u64>,
+    ) -> Result<Box<dyn ObjectReader>, StoreError> {
+        self.inner.open_reader(file, expected)
+    }
+    fn delete(&self, file: Uuid) -> Result<(), StoreError> {
+        self.inner.delete(file)
+    }
+    fn forget_upload_state(&self, file: Uuid) {
+        self.inner.forget_upload_state(file);
+    }
+    fn max_plaintext_len(&self) -> u64 {
+        self.inner.max_plaintext_len()
+    }
+    fn part_plaintext_len(&self, max_plaintext_len: u64) -> Option<u64> {
+        self.inner.part_plaintext_len(max_plaintext_len)
+    }
+}
+
+impl ObjectWriter for GatedWriter {
+    fn append(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
+        if !self.slow {
+            return self.inner.append(bytes);
+        }
+        // Long beside the time the rest of the body takes to arrive, so a write is surely
+        // still running when the body ends.
+        std::thread::sleep(Duration::from_secs(1));
+        let result = self.inner.append(bytes);
+        if self.gate.answered.load(Ordering::SeqCst) {
+            self.gate.late.fetch_add(1, Ordering::SeqCst);
+        }
+        result
+    }
+    fn sync(&mut self) -> Result<ferry::store::StoreState, StoreError> {
+        self.inner.sync()
+    }
+    fn syncer(&mut self) -> Result<Box<dyn ferry::store::ObjectSyncer>, StoreError> {
+        self.inner.syncer()
+    }
+    fn finish(&mut self) -> Result<(), StoreError> {
+        self.inner.finish()
+    }
+    fn free_checkpoint_every(&self) -> Option<u64> {
+        self.inner.free_checkpoint_every()
+    }
+    fn quiesce(&mut self) {
+        self.inner.quiesce();
+    }
+    fn completed_len(&self) -> Option<u64> {
+        self.inner.completed_len()
+    }
+}
+
+/// Item 7: a PATCH refused for its checksum (460) while a batch of its body is still being
+/// written must not answer — and so release the upload — before that write is over: the
+/// client's retry writes the same offsets, and the refused body's late write would land on
+/// top (on disk: a download of other bytes). The retry completes; the download is the
+/// source.
+async fn a_refused_body_never_writes_after_its_answer(stack: Stack) -> Result<()> {
+    let gate = Arc::new(WriteGate::default());
+    let server = TestServer::start_wrapped(stack, |inner| {
+        Arc::new(GatedStore {
+            inner,
+            gate: gate.clone(),
+        })
+    })
+    .await?;
+    // Two of the pipeline's 512 KiB batches: the second is being written when the body ends.
+    let len = 1 << 20;
+    let content = random_bytes(len, 7);
+    let other = random_bytes(len, 8);
+    let url = server.create(len as u64, "gated.bin").await?;
+    gate.slow.store(true, Ordering::SeqCst);
+    let refused = server
+        .tus(Method::PATCH, &url)
+        .header("Upload-Offset", "0")
+        .header("Content-Type", "application/offset+octet-stream")
+        .header(
+            "Upload-Checksum",
+            format!("blake3 {}", b64(blake3::hash(&content).as_bytes())),
+        )
+        .body(other)
+        .send()
+        .await?;
+    gate.answered.store(true, Ordering::SeqCst);
+    gate.slow.store(false, Ordering::SeqCst);
+    ensure!(
+        refused.status().as_u16() == 460,
+        "the PATCH of other bytes answered {}",
+        refused.status()
+    );
+    let response = server.patch(&url, 0, content.clone()).await?;
+    ensure!(
+        response.status() == StatusCode::NO_CONTENT,
+        "the retry answered {}",
+        response.status()
+    );
+    // Until the refused request's writer is gone, its writes may still land.
+    while gate.slow_dropped.load(Ordering::SeqCst) < gate.slow_opened.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let late = gate.late.load(Ordering::SeqCst);
+    ensure!(
+        late == 0,
+        "{late} write(s) of the refused body ended after its 460 was answered"
+    );
+    let downloaded = server.share_and_download(file_id(&url)?).await?;
+    ensure!(
+        blake3::hash(&downloaded) == blake3::hash(&content),
+        "the download differs from the source: a stale write landed"
+    );
+    Ok(())
+}
+
+mod a_refused_body_never_writes_after_its_answer {
+    use super::Stack;
+
+    #[tokio::test]
+    async fn sqlite() -> anyhow::Result<()> {
+        super::a_refused_body_never_writes_after_its_answer(Stack::SqliteDisk).await
+    }
+
+    #[tokio::test]
+    async fn postgres() -> anyhow::Result<()> {
+        super::a_refused_body_never_writes_after_its_answer(Stack::PostgresDisk).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_garage() -> anyhow::Result<()> {
+        super::a_refused_body_never_writes_after_its_answer(Stack::PostgresGarage).await
+    }
+}
+
+/// Item 7, after a lost PostgreSQL session: PostgreSQL has released the writer's lease, so
+/// another instance may hold the upload; the writer must write and commit nothing more. The
+/// PATCH is refused retryably (503) and the offset stays where the last commit left it.
+#[tokio::test]
+async fn a_writer_that_lost_its_lease_commits_nothing_more() -> Result<()> {
+    let server = TestServer::start_with(Stack::PostgresDisk).await?;
+    let url = server.create(1 << 20, "lost.bin").await?;
+    let (tx, response) = server.streamed_patch(&url, 0);
+    tx.send(Ok(random_bytes(100_000, 9))).await?;
+    // A stalled body commits what it has after a second.
+    let mut offset = 0;
+    for _ in 0..100 {
+        offset = server.head_offset(&url).await?;
+        if offset == 100_000 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    ensure!(
+        offset == 100_000,
+        "the stalled body was not committed: {offset}"
+    );
+    let session = server
+        .state
+        .locks
+        .lease_session_name()
+        .context("a PostgreSQL server has a lease session")?
+        .to_owned();
+    server
+        .execute_sql(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE application_name = '{session}'"
+        ))
+        .await?;
+    // Bytes that arrive before the server notices must not be committed either.
+    tx.send(Ok(random_bytes(50_000, 10))).await?;
+    let answer = tokio::time::timeout(Duration::from_secs(30), response)
+        .await
+        .context("the PATCH did not end after its lease was lost")???;
+    drop(tx);
+    ensure!(
+        answer.status() == StatusCode::SERVICE_UNAVAILABLE,
+        "a writer without its lease answered {}",
+        answer.status()
+    );
+    let after = server.head_offset(&url).await?;
+    ensure!(
+        after == 100_000,
+        "committed after losing the lease: {after}"
+    );
+    Ok(())
+}
+
+/// Item 10: a share cannot keep a file past `max_days` after its upload completed: asked for
+/// more, its `expires_at` is clamped and the answer says so. A destroyed file's tombstone
+/// keeps no name and no metadata.
+async fn a_file_lives_at_most_max_days_after_completion(server: TestServer) -> Result<()> {
+    server
+        .set_policy(serde_json::json!({"default_days": 7, "max_days": 10}))
+        .await?;
+    let id = server.upload(b"ten days at most", "ten.txt").await?;
+    let now = time::OffsetDateTime::now_utc();
+    let expires = |share: &serde_json::Value| -> Result<time::OffsetDateTime> {
+        let text = share["expires_at"].as_str().context("expires_at")?;
+        Ok(time::OffsetDateTime::parse(
+            text,
+            &time::format_description::well_known::Rfc3339,
+        )?)
+    };
+    let fresh = server.share_created(&[id]).await?;
+    let gap = expires(&fresh)? - (now + time::Duration::days(7));
+    ensure!(gap.abs() < time::Duration::minutes(1), "fresh: {fresh}");
+
+    // The upload completed 8 days ago: a new 7-day share may run 2 more days only.
+    let completed = now - time::Duration::days(8);
+    server.set_completed_at(id, completed).await?;
+    let late = server.share_created(&[id]).await?;
+    let gap = expires(&late)? - (completed + time::Duration::days(10));
+    ensure!(
+        gap.abs() < time::Duration::minutes(1),
+        "a share made 8 days after the upload runs past its 10 days: {late}"
+    );
+    ensure!(fresh["expiry_capped"] == false, "fresh: {fresh}");
+    ensure!(late["expiry_capped"] == true, "late: {late}");
+
+    // A terminated upload's tombstone forgets the name and metadata.
+    let url = server.create(10, "secret-diagnosis.pdf").await?;
+    let deleted = server.tus(Method::DELETE, &url).send().await?;
+    ensure!(
+        deleted.status() == StatusCode::NO_CONTENT,
+        "DELETE: {}",
+        deleted.status()
+    );
+    let gone = file_id(&url)?;
+    let kept = server
+        .query_text(
+            "SELECT filename || '|' || metadata FROM uploads WHERE id = $1",
+            gone,
+        )
+        .await?;
+    ensure!(kept == "|", "the tombstone keeps {kept:?}");
+    Ok(())
+}
+
+/// Whether any of the SQLite files (database, WAL) holds `needle`.
+fn sqlite_files_hold(server: &TestServer, needle: &[u8]) -> Result<bool> {
+    let db = server.sqlite_path();
+    for path in [db.clone(), db.with_extension("db-wal")] {
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e.into()),
+        };
+        if bytes.windows(needle.len()).any(|w| w == needle) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Item 11: after an upload is deleted, its wrapped key is in neither SQLite's database file
+/// (`secure_delete`) nor its WAL (checkpointed after the shred).
+#[tokio::test]
+async fn a_shredded_key_leaves_no_copy_in_the_sqlite_files() -> Result<()> {
+    let server = TestServer::start().await?;
+    let url = server.create(10, "to-shred.bin").await?;
+    let id = file_id(&url)?;
+    let wrapped = server.state.db.wrapped_dek(server.tenant_id, id).await?;
+    ensure!(
+        sqlite_files_hold(&server, &wrapped)?,
+        "the wrapped key is not where the test looks for it"
+    );
+    let deleted = server.tus(Method::DELETE, &url).send().await?;
+    ensure!(
+        deleted.status() == StatusCode::NO_CONTENT,
+        "DELETE: {}",
+        deleted.status()
+    );
+    ensure!(
+        !sqlite_files_hold(&server, &wrapped)?,
+        "a copy of the shredded key is still in ferry.db or its WAL"
+    );
+    Ok(())
+}
+
 common::on_both_databases!(
+    a_file_lives_at_most_max_days_after_completion,
     a_deferred_length_cannot_pass_the_size_limit,
     uploads_belong_to_the_key_that_created_them,
     the_download_limit_counts_copies_served,
@@ -640,5 +1060,6 @@ common::on_both_databases!(
 
 common::on_every_backend!(
     a_stranger_cannot_stop_a_running_patch,
-    an_unread_body_closes_the_connection
+    an_unread_body_closes_the_connection,
+    a_completion_whose_commit_failed_can_be_retried,
 );

@@ -297,8 +297,9 @@ async fn many_small_commits_on_fresh_writers_never_burn_a_part_number() -> Resul
             part.content_length()
         );
     }
+    let reader_store = s3.clone();
     let got = blocking(move || {
-        let mut r = s3.open_reader(file, 0..total)?;
+        let mut r = reader_store.open_reader(file, 0..total)?;
         let mut buf = vec![0; total as usize];
         r.read_exact_at(0, &mut buf)?;
         Ok(buf)
@@ -308,7 +309,9 @@ async fn many_small_commits_on_fresh_writers_never_burn_a_part_number() -> Resul
         got == pattern(0, total),
         "the object differs from what was written"
     );
-    // Completed: no pending piece is left behind.
+    // Once the completion is recorded (the tus layer then calls `forget_upload_state`; until
+    // then a retry may need the pieces), no pending piece is left behind.
+    s3.forget_upload_state(file);
     let left = s3_client
         .list_objects_v2()
         .bucket(garage.bucket())

@@ -106,6 +106,7 @@ async fn a_holder_on_another_instance_that_never_lets_go_leaves_the_newcomer_loc
     drop(stubborn);
     let taken = b.acquire(id).await?;
     ensure!(!taken.stop.is_cancelled());
+    ensure!(!taken.lease_lost());
     Ok(())
 }
 
@@ -134,10 +135,12 @@ async fn when_an_instance_loses_its_lease_session_its_writers_stop_and_others_ge
     tokio::time::timeout(SOON, held.stop.cancelled())
         .await
         .context("A's writer was not asked to stop after A's lease session ended")?;
+    ensure!(held.lease_lost(), "A's writer knows its lease is gone");
 
     // B gets the upload without A letting go.
     let taken = b.acquire(id).await?;
     ensure!(!taken.stop.is_cancelled());
+    ensure!(!taken.lease_lost());
 
     // A's writer finishes late; that must not touch B's lease. A opens a new session for its
     // next upload, and its requests run in order, so the stale release has been handled then.

@@ -201,6 +201,7 @@ impl Db {
             append_in((&mut tx).into(), audit).await?;
             tx.commit().await?;
         });
+        self.flush_shredded().await;
         Ok(true)
     }
 
@@ -272,8 +273,11 @@ impl Db {
     }
 
     /// Records that a tombstone's object is gone from the store, and ends any claim on it.
+    /// The file's name and metadata go with it: the tombstone keeps only what the audit
+    /// needs (id, tenant, owner, size, hash, times); the audit chain has the name as it was.
     pub async fn mark_destroyed(&self, tenant_id: Uuid, id: Uuid) -> Result<(), DbError> {
-        let sql = "UPDATE uploads SET destroyed_at = $1, claimed_until = NULL, claimed_by = NULL
+        let sql = "UPDATE uploads SET destroyed_at = $1, claimed_until = NULL, claimed_by = NULL,
+                       filename = '', metadata = ''
                    WHERE id = $2 AND tenant_id = $3 AND state = 'terminated'";
         on_pool!(self, pool => sqlx::query(sql)
             .bind(super::now())

@@ -165,6 +165,21 @@ impl Db {
         &self.pool
     }
 
+    /// Pushes a crypto-shred (a deleted wrapped key) out of places it would linger. On
+    /// SQLite, `secure_delete` zeroes the row in the database file, but the WAL still holds
+    /// the pages written before: a `TRUNCATE` checkpoint copies them back and empties it
+    /// (best effort: a busy reader can keep the WAL until the next checkpoint). On
+    /// PostgreSQL nothing can be done from here (DESIGN.md, "What shredding guarantees").
+    pub(crate) async fn flush_shredded(&self) {
+        if let Pool::Sqlite(pool) = &self.pool
+            && let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(pool)
+                .await
+        {
+            tracing::warn!(error = %e, "checkpoint after shredding a key failed; the next one will do");
+        }
+    }
+
     /// A cheap round trip, for readiness checks.
     pub async fn ping(&self) -> Result<(), DbError> {
         on_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(drop)?);
@@ -186,6 +201,9 @@ async fn connect_sqlite(url: &str) -> Result<SqlitePool, DbError> {
         // durability of the last commits, which an acknowledged tus offset needs.
         .synchronous(SqliteSynchronous::Full)
         .foreign_keys(true)
+        // A deleted row's bytes are overwritten, not left in a free page: crypto-shredding
+        // deletes wrapped keys, which must not linger in the file (see `flush_shredded`).
+        .pragma("secure_delete", "ON")
         .busy_timeout(Duration::from_secs(10));
     let pool = SqlitePoolOptions::new()
         .max_connections(8)

@@ -142,6 +142,33 @@ pub(crate) async fn keep_file_until(
 }
 
 impl Db {
+    /// When each of `files` (those of `tenant_id` created by `created_by`, if given) was
+    /// created and completed, for the ones that are complete: the rule of how long a file
+    /// may live counts from these.
+    pub async fn file_ages(
+        &self,
+        tenant_id: Uuid,
+        files: &[Uuid],
+        created_by: Option<Uuid>,
+    ) -> Result<Vec<(OffsetDateTime, OffsetDateTime)>, DbError> {
+        let sql = "SELECT created_at, completed_at FROM uploads
+                   WHERE id = $1 AND tenant_id = $2 AND state = 'complete'
+                       AND completed_at IS NOT NULL AND ($3 IS NULL OR owner_key_id = $3)";
+        let mut ages = Vec::with_capacity(files.len());
+        on_pool!(self, pool => {
+            for file in files {
+                let row: Option<(OffsetDateTime, OffsetDateTime)> = sqlx::query_as(sql)
+                    .bind(file)
+                    .bind(tenant_id)
+                    .bind(created_by)
+                    .fetch_optional(pool)
+                    .await?;
+                ages.extend(row);
+            }
+        });
+        Ok(ages)
+    }
+
     /// Creates a share over complete files of its tenant, with its audit event, and keeps
     /// each file at least as long as the share; returns the files as shared.
     pub async fn create_share(

@@ -340,6 +340,7 @@ impl Db {
             append_in((&mut tx).into(), audit).await?;
             tx.commit().await?;
         });
+        self.flush_shredded().await;
         Ok(())
     }
 }

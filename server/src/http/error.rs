@@ -198,3 +198,32 @@ impl From<ShareFilesError> for AppError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreError;
+    use crate::tus::ingest::IngestError;
+
+    /// A store state that cannot be used will not get better by retrying: 500, not the 503
+    /// that tus clients retry forever. Passing failures of the store stay 503.
+    #[test]
+    fn an_unusable_store_state_is_500_and_a_store_outage_503() {
+        let broken = TusError::from(IngestError::Store(StoreError::State(
+            "the saved S3 state covers 10 stored bytes, the offset 20".into(),
+        )));
+        assert_eq!(
+            AppError::from(broken).status,
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+        let outage = TusError::from(IngestError::Store(StoreError::Remote(
+            "UploadPart 3: connection refused".into(),
+        )));
+        assert_eq!(
+            AppError::from(outage).status,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        let resent = TusError::from(IngestError::Resent { offset: 65_536 });
+        assert_eq!(AppError::from(resent).status, StatusCode::BAD_REQUEST);
+    }
+}

@@ -68,6 +68,10 @@ struct ShareView {
     /// When the link stops working.
     #[serde(with = "time::serde::rfc3339")]
     expires_at: OffsetDateTime,
+    /// True when `expires_at` is earlier than the retention asked for: a file reaches the end
+    /// of its life first (the tenant's maximum retention counts from its upload's completion,
+    /// and re-sharing does not extend it).
+    expiry_capped: bool,
     /// The shared files.
     files: Vec<FileView>,
 }
@@ -131,6 +135,7 @@ async fn create_share(
             id: created.id,
             url: created.url,
             expires_at: created.expires_at,
+            expiry_capped: created.expiry_capped,
             files: created
                 .files
                 .into_iter()

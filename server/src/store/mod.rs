@@ -90,6 +90,12 @@ pub trait ObjectStore: Send + Sync + 'static {
     /// `Io`/`Remote` if the store refuses.
     fn delete(&self, file: Uuid) -> Result<(), StoreError>;
 
+    /// Drops what the store kept so the unfinished upload of `file` could be resumed (S3:
+    /// its pending pieces), once the database has recorded the upload complete — never
+    /// earlier: if that commit fails, the client's retry resumes from the last committed
+    /// state, which names them. Best effort; [`ObjectStore::delete`] removes anything left.
+    fn forget_upload_state(&self, _file: Uuid) {}
+
     /// The largest plaintext length one object may hold (S3: 10,000 parts of at most 5 GiB).
     fn max_plaintext_len(&self) -> u64 {
         u64::MAX
@@ -126,11 +132,27 @@ pub trait ObjectWriter: Send {
     fn syncer(&mut self) -> Result<Box<dyn ObjectSyncer>, StoreError>;
 
     /// Ends the object at the current position (dropping anything a crashed writer left
-    /// beyond it) and makes it durable and readable.
+    /// beyond it) and makes it durable and readable. Keeps what the last committed state
+    /// names (see [`ObjectStore::forget_upload_state`]). Finishing an object that
+    /// [`ObjectWriter::completed_len`] reports complete succeeds without writing.
     ///
     /// # Errors
     /// `Io`/`Remote` on failure; the object is then not complete.
     fn finish(&mut self) -> Result<(), StoreError>;
+
+    /// Waits for whatever this writer still does in the background (S3: part uploads),
+    /// ignoring the outcome. Called before the upload's lock is released, so that nothing of
+    /// a request that failed can land after a newer request's writes.
+    fn quiesce(&mut self) {}
+
+    /// `Some(stored length)` when an earlier attempt already completed this object in the
+    /// store although the database never recorded it (the commit after the store's failed),
+    /// and the store cannot take it apart again (a completed S3 multipart upload). The
+    /// caller then checks the bytes sent again against the object instead of appending them;
+    /// the writer's syncs return a state that resumes the same way.
+    fn completed_len(&self) -> Option<u64> {
+        None
+    }
 
     /// Every how many stored segments a checkpoint costs nothing extra (S3: at each part
     /// boundary, when the part upload is the sync); `None` when any moment is as good.
@@ -183,6 +205,15 @@ pub async fn open(config: &Config) -> Result<Arc<dyn ObjectStore>, StoreError> {
     if url.starts_with("s3://") {
         let store = connect_s3(config).await?;
         store.check_location().await?;
+        match store.is_versioned().await {
+            Ok(false) => {}
+            Ok(true) => tracing::warn!(
+                bucket = %store.location().bucket,
+                "the bucket keeps old versions: a deleted file's ciphertext stays until \
+                 noncurrent versions expire (run `ferry store lifecycle`; see `ferry store check`)"
+            ),
+            Err(e) => tracing::warn!(error = %e, "could not read the bucket's versioning status"),
+        }
         return Ok(Arc::new(store));
     }
     Err(StoreError::Unsupported(url.to_owned()))

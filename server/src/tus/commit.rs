@@ -56,11 +56,18 @@ impl Committer {
         Ok(())
     }
 
+    /// Whether a checkpoint at `offset` may be committed: not at the upload's length, which
+    /// only the completion records. An upload left "uploading" at its full length would look
+    /// finished to a client's HEAD, which then never sends the request that completes it.
+    pub(super) fn may_checkpoint_at(&self, offset: u64) -> bool {
+        self.length != Some(offset)
+    }
+
     /// Commits a free checkpoint (an S3 part boundary) in the background, unless a later
     /// commit already covers it.
     pub(super) async fn commit_free(&mut self, checkpoint: FreeCheckpoint) -> Result<(), TusError> {
         self.settle().await?;
-        if checkpoint.0.offset > self.committed {
+        if checkpoint.0.offset > self.committed && self.may_checkpoint_at(checkpoint.0.offset) {
             self.start_background(checkpoint);
         }
         Ok(())

@@ -66,6 +66,7 @@ impl From<IngestError> for TusError {
             IngestError::Crypto(c @ CryptoError::Authentication) => TusError::Integrity(c),
             IngestError::Store(StoreError::State(why)) => TusError::Broken(why),
             IngestError::Hash(e) => TusError::Broken(e.to_string()),
+            resent @ IngestError::Resent { .. } => TusError::BadRequest(resent.to_string()),
             other => TusError::Storage(other.to_string()),
         }
     }

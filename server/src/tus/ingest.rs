@@ -6,9 +6,13 @@
 //! sealed in the database at each commit, so the acknowledged offset is exact.
 
 use crate::crypto::CryptoError;
-use crate::crypto::segment::{SEGMENT_PLAINTEXT, STORED_SEGMENT_MAX, SegmentCipher};
+use crate::crypto::segment::{
+    SEGMENT_OVERHEAD, SEGMENT_PLAINTEXT, STORED_SEGMENT_MAX, SegmentCipher,
+};
 use crate::hash::{HashStateError, TreeHasher};
-use crate::store::{ObjectStore, ObjectSyncer, ObjectWriter, StoreError, StoreState, WriteFrom};
+use crate::store::{
+    ObjectReader, ObjectStore, ObjectSyncer, ObjectWriter, StoreError, StoreState, WriteFrom,
+};
 use uuid::Uuid;
 
 /// Failures inside the pipeline; all of them leave the last committed state intact.
@@ -23,6 +27,16 @@ pub enum IngestError {
     /// The object store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The store already holds this upload complete (an earlier attempt finished it but its
+    /// completion was not recorded), and the bytes sent again are not the ones it holds.
+    #[error(
+        "the bytes sent again from offset {offset} differ from the ones an earlier attempt \
+         already stored for this upload"
+    )]
+    Resent {
+        /// Plaintext offset of the first segment that differs.
+        offset: u64,
+    },
 }
 
 /// What a commit writes to the database.
@@ -64,6 +78,49 @@ pub struct Ingest {
     free_every: Option<u64>,
     /// The latest free checkpoint not yet taken by the committer.
     free: Option<FreeCheckpoint>,
+    /// Set when the store already holds the whole object: the bytes sent again are checked
+    /// against it instead of being stored a second time.
+    stored: Option<StoredObject>,
+}
+
+/// An object an earlier attempt completed in the store but whose completion the database
+/// never recorded (the commit failed after the store's). The client sends the rest again from
+/// the committed offset; each segment is compared, by plaintext, with the one stored (nonces
+/// are random, so ciphertexts never match), and the hash grows from the client's bytes as
+/// usual — so the recorded BLAKE3 is that of the stored object.
+struct StoredObject {
+    reader: Box<dyn ObjectReader>,
+    /// Stored bytes of the object.
+    len: u64,
+    buf: Vec<u8>,
+}
+
+impl StoredObject {
+    /// Checks that segment `index` of the stored object is `plaintext` (and is the last
+    /// segment exactly when `last`).
+    fn check(
+        &mut self,
+        cipher: &SegmentCipher,
+        index: u64,
+        last: bool,
+        plaintext: &[u8],
+    ) -> Result<(), IngestError> {
+        let differs = IngestError::Resent {
+            offset: index * SEGMENT_PLAINTEXT as u64,
+        };
+        let start = index * STORED_SEGMENT_MAX as u64;
+        let end = start + (plaintext.len() + SEGMENT_OVERHEAD) as u64;
+        if end > self.len || (last && end != self.len) {
+            return Err(differs);
+        }
+        self.buf.resize(plaintext.len() + SEGMENT_OVERHEAD, 0);
+        self.reader.read_exact_at(start, &mut self.buf)?;
+        match cipher.open_in_place(index, last, &mut self.buf) {
+            Ok(stored) if *stored == *plaintext => Ok(()),
+            Ok(_) | Err(CryptoError::Authentication) => Err(differs),
+            Err(e) => Err(e.into()),
+        }
+    }
 }
 
 impl Ingest {
@@ -79,14 +136,23 @@ impl Ingest {
         if let Some(sealed) = from.sealed_tail {
             tail.extend_from_slice(&cipher.open_tail(hasher.segments(), sealed)?);
         }
+        let stored_offset = hasher.segments() * STORED_SEGMENT_MAX as u64;
         let writer = store.open_writer(
             file_id,
             WriteFrom {
-                stored_offset: hasher.segments() * STORED_SEGMENT_MAX as u64,
+                stored_offset,
                 max_plaintext_len: from.max_plaintext_len,
                 state: from.store_state,
             },
         )?;
+        let stored = match writer.completed_len() {
+            Some(len) => Some(StoredObject {
+                reader: store.open_reader(file_id, stored_offset..len)?,
+                len,
+                buf: Vec::new(),
+            }),
+            None => None,
+        };
         Ok(Ingest {
             cipher,
             hasher,
@@ -95,6 +161,7 @@ impl Ingest {
             free_every: writer.free_checkpoint_every(),
             writer,
             free: None,
+            stored,
         })
     }
 
@@ -139,6 +206,11 @@ impl Ingest {
         Ok(())
     }
 
+    /// Waits for the store writer's background work (see [`ObjectWriter::quiesce`]).
+    pub fn quiesce(&mut self) {
+        self.writer.quiesce();
+    }
+
     /// Frees the sealed-output buffer, which grows to a whole batch's size: after a short
     /// batch (a slow client) the next one is likely short too.
     pub fn release_buffers(&mut self) {
@@ -150,6 +222,11 @@ impl Ingest {
     /// notes the checkpoint.
     fn seal_full(&mut self, segment: &[u8]) -> Result<(), IngestError> {
         let index = self.hasher.segments();
+        if let Some(stored) = self.stored.as_mut() {
+            stored.check(&self.cipher, index, false, segment)?;
+            self.hasher.push_segment(segment)?;
+            return Ok(());
+        }
         self.hasher.push_segment(segment)?;
         self.cipher
             .seal_into(index, false, segment, &mut self.sealed)?;
@@ -210,10 +287,14 @@ impl Ingest {
     /// BLAKE3 hash.
     pub fn finish(&mut self) -> Result<blake3::Hash, IngestError> {
         let index = self.hasher.segments();
-        self.cipher
-            .seal_into(index, true, &self.tail, &mut self.sealed)?;
-        self.writer.append(&self.sealed)?;
-        self.sealed.clear();
+        if let Some(stored) = self.stored.as_mut() {
+            stored.check(&self.cipher, index, true, &self.tail)?;
+        } else {
+            self.cipher
+                .seal_into(index, true, &self.tail, &mut self.sealed)?;
+            self.writer.append(&self.sealed)?;
+            self.sealed.clear();
+        }
         self.writer.finish()?;
         Ok(self.hasher.finalize(&self.tail)?)
     }

@@ -33,6 +33,7 @@
 
 use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -104,6 +105,16 @@ pub struct HeldLock {
     id: Uuid,
     serial: u64,
     generation: u64,
+    /// Set when the session holding the lock was lost (PostgreSQL released the lock).
+    lost: Arc<AtomicBool>,
+}
+
+impl HeldLock {
+    /// Whether the session that held this lock was lost: PostgreSQL has released it, and
+    /// another instance may hold the upload now, so its holder must write nothing more.
+    pub fn is_lost(&self) -> bool {
+        self.lost.load(Ordering::Acquire)
+    }
 }
 
 /// Local holders by upload, so a takeover notify can reach them. Written by the session task,
@@ -114,6 +125,7 @@ type Holders = Arc<Mutex<HashMap<Uuid, Holder>>>;
 struct Holder {
     serial: u64,
     stop: CancellationToken,
+    lost: Arc<AtomicBool>,
 }
 
 #[derive(Debug)]
@@ -295,14 +307,23 @@ impl Session {
         if self.settle(taken)? {
             self.next_serial += 1;
             let serial = self.next_serial;
+            let lost = Arc::new(AtomicBool::new(false));
             if let Ok(mut holders) = self.holders.lock() {
-                holders.insert(id, Holder { serial, stop });
+                holders.insert(
+                    id,
+                    Holder {
+                        serial,
+                        stop,
+                        lost: lost.clone(),
+                    },
+                );
             }
             return Ok(Some(HeldLock {
                 requests,
                 id,
                 serial,
                 generation: self.generation,
+                lost,
             }));
         }
         if ask {
@@ -379,6 +400,7 @@ impl Session {
             Err(_) => Vec::new(),
         };
         for holder in &holders {
+            holder.lost.store(true, Ordering::Release);
             holder.stop.cancel();
         }
         if holders.is_empty() {

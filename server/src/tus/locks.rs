@@ -113,6 +113,15 @@ impl UploadLocks {
     }
 }
 
+impl WriterGuard {
+    /// Whether the cross-instance lease was lost while held (its PostgreSQL session ended,
+    /// which released it): another instance may be writing the upload now, so this writer
+    /// must not write or commit anything more. Always false on SQLite.
+    pub fn lease_lost(&self) -> bool {
+        self.lease.as_ref().is_some_and(HeldLock::is_lost)
+    }
+}
+
 impl Drop for WriterGuard {
     fn drop(&mut self) {
         // The lease first: its unlock is queued before a local newcomer can queue its lock.

@@ -119,6 +119,21 @@ impl Pipeline {
         self.has_free_checkpoints
     }
 
+    /// Waits for the batch being absorbed and for the store writer's background work,
+    /// whatever their outcome. Called on every way out of a write before the upload's lock
+    /// is released: a write of this request landing after a newer request's would overwrite
+    /// its bytes (on disk, the same offsets; in S3, the same part number).
+    pub(super) async fn quiesce(&mut self) {
+        if let Some(handle) = self.in_flight.take()
+            && let Ok((ingest, _, _)) = handle.await
+        {
+            self.ingest = Some(ingest);
+        }
+        if let Some(mut ingest) = self.ingest.take() {
+            let _ = tokio::task::spawn_blocking(move || ingest.quiesce()).await;
+        }
+    }
+
     /// Takes the latest free checkpoint reached by the batches absorbed so far.
     pub(super) fn take_free_checkpoint(&mut self) -> Option<FreeCheckpoint> {
         self.free.take()

@@ -268,29 +268,72 @@ where
     .map_err(|e| TusError::Storage(e.to_string()))??;
 
     let mut pipeline = Pipeline::new(ingest);
-    let mut committer = Committer {
-        state: state.clone(),
-        tenant_id: caller.tenant_id,
-        id,
-        length,
-        committed: row.offset,
-        background: None,
-    };
-    let room = limit.saturating_sub(row.offset);
-    let read = read_body(
-        &mut body,
-        &writer.stop,
-        &mut request,
-        room,
-        &mut pipeline,
-        &mut committer,
-    )
+    let written = async {
+        let mut committer = Committer {
+            state: state.clone(),
+            tenant_id: caller.tenant_id,
+            id,
+            length,
+            committed: row.offset,
+            background: None,
+        };
+        let room = limit.saturating_sub(row.offset);
+        let read = read_body(
+            &mut body,
+            &writer.stop,
+            &mut request,
+            room,
+            &mut pipeline,
+            &mut committer,
+        )
+        .await;
+        // Never return (and release the lock) while a checkpoint is still being written.
+        let background = committer.settle().await;
+        let (end, received) = read?;
+        background?;
+        if writer.lease_lost() {
+            // PostgreSQL released the lease with its session: another instance may hold the
+            // upload now. Write and commit nothing more; the client resumes from HEAD.
+            return Err(TusError::Storage(
+                "this server lost its hold on the upload (its database session ended); \
+                 resume from the offset HEAD reports"
+                    .into(),
+            ));
+        }
+        finish_write(
+            state,
+            caller,
+            id,
+            &request,
+            (end, row.offset + received),
+            limit,
+            &mut pipeline,
+            &mut committer,
+        )
+        .await
+    }
     .await;
-    // Never return (and release the lock) while a checkpoint is still being written.
-    let background = committer.settle().await;
-    let (end, received) = read?;
-    background?;
+    // On every way out, success or not: nothing of this request may still be writing once
+    // the lock is released (the writer guard drops after this).
+    pipeline.quiesce().await;
+    drop(writer);
+    written
+}
 
+/// Completes, commits or refuses what the body brought, by how it ended; `offset` is where
+/// the body's last byte left the upload.
+#[allow(clippy::too_many_arguments)] // the pieces of one write, borrowed from `write`
+async fn finish_write(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+    request: &PatchRequest,
+    (end, offset): (End, u64),
+    limit: u64,
+    pipeline: &mut Pipeline,
+    committer: &mut Committer,
+) -> Result<PatchOutcome, TusError> {
+    let length = committer.length;
     // A body that overran the length or failed its checksum is refused whole (beyond any
     // checkpoint already committed); a broken or taken-over body keeps what arrived, unless
     // a checksum was promised and so cannot be verified.
@@ -312,7 +355,6 @@ where
             }),
         });
     }
-    let offset = row.offset + received;
     if length == Some(offset) {
         let hash = pipeline.run(|ingest| ingest.finish()).await?;
         let hex = hash.to_hex().to_string();
@@ -334,13 +376,14 @@ where
                 &audit,
             )
             .await?;
+        state.store.forget_upload_state(id);
         return Ok(PatchOutcome {
             offset,
             expires_at: None,
             blake3: Some(hex),
         });
     }
-    let expires_at = committer.commit_now(&mut pipeline).await?;
+    let expires_at = committer.commit_now(pipeline).await?;
     match end {
         End::Broken(e) => Err(TusError::Interrupted(e)),
         _ => Ok(PatchOutcome {
@@ -391,8 +434,9 @@ where
             None => {
                 // Waiting on the client: absorb what it sent rather than hold it.
                 pipeline.idle().await?;
-                let uncommitted =
-                    request.checksum.is_none() && start + received > committer.committed;
+                let uncommitted = request.checksum.is_none()
+                    && start + received > committer.committed
+                    && committer.may_checkpoint_at(start + received);
                 tokio::select! {
                     biased;
                     () = stop.cancelled() => return Ok((End::TakenOver, received)),
@@ -431,7 +475,9 @@ where
             if let Some(checkpoint) = pipeline.take_free_checkpoint() {
                 committer.commit_free(checkpoint).await?;
             }
-        } else if start + received - committer.checkpointed() >= COMMIT_EVERY {
+        } else if start + received - committer.checkpointed() >= COMMIT_EVERY
+            && committer.may_checkpoint_at(start + received)
+        {
             committer.commit_in_background(pipeline).await?;
         }
     }

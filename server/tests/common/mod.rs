@@ -9,6 +9,7 @@
 pub mod postgres;
 pub mod s3;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -18,6 +19,7 @@ use ferry::crypto::keys::MasterKey;
 pub use ferry::db::Backend;
 use ferry::db::tenants::Role;
 use ferry::state::AppState;
+use ferry::store::ObjectStore;
 use reqwest::{Client, Response, StatusCode};
 use tempfile::TempDir;
 use tokio::net::TcpListener;
@@ -142,6 +144,22 @@ impl TestServer {
 
     /// A server on `stack` with extra `FERRY_*` settings (e.g. a small token budget).
     pub async fn start_with_env(stack: Stack, extra: &[(&str, &str)]) -> Result<Self> {
+        Self::start_full(stack, extra, |store| store).await
+    }
+
+    /// A server on `stack` whose object store is wrapped by `wrap` (to inject faults).
+    pub async fn start_wrapped(
+        stack: Stack,
+        wrap: impl FnOnce(Arc<dyn ObjectStore>) -> Arc<dyn ObjectStore>,
+    ) -> Result<Self> {
+        Self::start_full(stack, &[], wrap).await
+    }
+
+    async fn start_full(
+        stack: Stack,
+        extra: &[(&str, &str)],
+        wrap: impl FnOnce(Arc<dyn ObjectStore>) -> Arc<dyn ObjectStore>,
+    ) -> Result<Self> {
         let backend = stack.backend();
         let data = tempfile::tempdir()?;
         let data_dir = data.path().to_string_lossy().into_owned();
@@ -174,7 +192,8 @@ impl TestServer {
         })?;
         let listener = TcpListener::bind(config.listen).await?;
         let base = format!("http://{}", listener.local_addr()?);
-        let state = ferry::app::open(config, base.clone()).await?;
+        let mut state = ferry::app::open(config, base.clone()).await?;
+        state.store = wrap(state.store);
         if state.db.backend() != backend {
             bail!(
                 "asked for a {backend:?} server, got {:?}",
@@ -497,6 +516,80 @@ impl TestServer {
             .lines()
             .map(|line| serde_json::from_str(line).context("an audit line is JSON"))
             .collect()
+    }
+
+    /// Runs `sql` on the server's database through a connection of its own (to inject a
+    /// fault with a trigger, or to look at what a row keeps).
+    pub async fn execute_sql(&self, sql: &str) -> Result<()> {
+        use sqlx::Connection as _;
+        match &self.scratch {
+            Some(db) => {
+                let mut conn = sqlx::PgConnection::connect(&db.url).await?;
+                sqlx::raw_sql(sql).execute(&mut conn).await?;
+            }
+            None => {
+                let mut conn = sqlx::SqliteConnection::connect(&self.sqlite_url()).await?;
+                sqlx::raw_sql(sql).execute(&mut conn).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One text value (the first column of the first row) of `sql`, whose `$1` is `id`, on
+    /// the server's database.
+    pub async fn query_text(&self, sql: &str, id: Uuid) -> Result<String> {
+        use sqlx::Connection as _;
+        Ok(match &self.scratch {
+            Some(db) => {
+                let mut conn = sqlx::PgConnection::connect(&db.url).await?;
+                sqlx::query_scalar(sql)
+                    .bind(id)
+                    .fetch_one(&mut conn)
+                    .await?
+            }
+            None => {
+                let mut conn = sqlx::SqliteConnection::connect(&self.sqlite_url()).await?;
+                sqlx::query_scalar(sql)
+                    .bind(id)
+                    .fetch_one(&mut conn)
+                    .await?
+            }
+        })
+    }
+
+    /// Sets when upload `id` completed (to age a file without waiting).
+    pub async fn set_completed_at(&self, id: Uuid, at: time::OffsetDateTime) -> Result<()> {
+        use sqlx::Connection as _;
+        let sql = "UPDATE uploads SET completed_at = $1 WHERE id = $2";
+        match &self.scratch {
+            Some(db) => {
+                let mut conn = sqlx::PgConnection::connect(&db.url).await?;
+                sqlx::query(sql)
+                    .bind(at)
+                    .bind(id)
+                    .execute(&mut conn)
+                    .await?;
+            }
+            None => {
+                let mut conn = sqlx::SqliteConnection::connect(&self.sqlite_url()).await?;
+                sqlx::query(sql)
+                    .bind(at)
+                    .bind(id)
+                    .execute(&mut conn)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The SQLite database of a server on the default database.
+    fn sqlite_url(&self) -> String {
+        format!("sqlite://{}", self.sqlite_path().display())
+    }
+
+    /// The SQLite database file of a server on the default database.
+    pub fn sqlite_path(&self) -> std::path::PathBuf {
+        self.data.path().join("ferry.db")
     }
 
     /// Whether the store holds anything of file `id`: on disk its object file; in S3 its

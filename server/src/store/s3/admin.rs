@@ -6,8 +6,9 @@
 //! every Ferry instance is down, and multipart uploads abandoned by a crash are aborted.
 
 use aws_sdk_s3::types::{
-    AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, ExpirationStatus,
-    LifecycleExpiration, LifecycleRule, LifecycleRuleFilter,
+    AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, BucketVersioningStatus,
+    ExpirationStatus, LifecycleExpiration, LifecycleRule, LifecycleRuleFilter,
+    NoncurrentVersionExpiration,
 };
 
 use super::S3Store;
@@ -19,6 +20,10 @@ use crate::store::StoreError;
 pub const EXPIRE_RULE_ID: &str = "ferry-expire-after-max-retention";
 /// Rule id of the abandoned-multipart cleanup.
 pub const ABORT_RULE_ID: &str = "ferry-abort-incomplete-multipart";
+/// Rule id of the old-version cleanup, installed on versioned buckets only.
+pub const NONCURRENT_RULE_ID: &str = "ferry-expire-noncurrent-versions";
+/// Days a versioned bucket keeps the old version of a deleted or replaced object.
+pub const NONCURRENT_AFTER_DAYS: i32 = 1;
 /// Days after which the store aborts an unfinished multipart upload. Ferry abandons an
 /// unfinished upload 24 h after its last byte, so a week is ample.
 pub const ABORT_AFTER_DAYS: i32 = 7;
@@ -46,10 +51,12 @@ impl StoreReport {
     }
 }
 
-fn ferry_rules() -> Result<Vec<LifecycleRule>, StoreError> {
+/// Ferry's rules for a bucket; `versioned` adds the old-version cleanup (a versioned bucket
+/// keeps a deleted object's ciphertext as a noncurrent version).
+fn ferry_rules(versioned: bool) -> Result<Vec<LifecycleRule>, StoreError> {
     let build = |e: aws_sdk_s3::error::BuildError| StoreError::State(e.to_string());
     let everything = || LifecycleRuleFilter::builder().prefix("").build();
-    Ok(vec![
+    let mut rules = vec![
         LifecycleRule::builder()
             .id(EXPIRE_RULE_ID)
             .status(ExpirationStatus::Enabled)
@@ -72,7 +79,32 @@ fn ferry_rules() -> Result<Vec<LifecycleRule>, StoreError> {
             )
             .build()
             .map_err(build)?,
-    ])
+    ];
+    if versioned {
+        rules.push(
+            LifecycleRule::builder()
+                .id(NONCURRENT_RULE_ID)
+                .status(ExpirationStatus::Enabled)
+                .filter(everything())
+                .noncurrent_version_expiration(
+                    NoncurrentVersionExpiration::builder()
+                        .noncurrent_days(NONCURRENT_AFTER_DAYS)
+                        .build(),
+                )
+                .build()
+                .map_err(build)?,
+        );
+    }
+    Ok(rules)
+}
+
+/// Whether a bucket keeps old versions, by its versioning status.
+fn keeps_versions(status: Option<&BucketVersioningStatus>) -> bool {
+    // Suspended still keeps the versions made while it was enabled.
+    matches!(
+        status,
+        Some(BucketVersioningStatus::Enabled | BucketVersioningStatus::Suspended)
+    )
 }
 
 impl S3Store {
@@ -95,16 +127,38 @@ impl S3Store {
         }
     }
 
-    /// Installs (or updates) Ferry's two rules, keeping any other rules the bucket has.
+    /// Whether the bucket keeps old versions of deleted objects (versioning enabled, or
+    /// suspended after being enabled): then a deleted object's ciphertext stays as a
+    /// noncurrent version. Stores without versioning answer "not enabled".
+    pub async fn is_versioned(&self) -> Result<bool, StoreError> {
+        let bucket = &self.location().bucket;
+        let answer = self
+            .client()
+            .get_bucket_versioning()
+            .bucket(bucket)
+            .send()
+            .await
+            .map_err(|e| remote(format_args!("GetBucketVersioning {bucket}"), e))?;
+        Ok(keeps_versions(answer.status()))
+    }
+
+    /// Installs (or updates) Ferry's rules (two, three on a versioned bucket), keeping any
+    /// other rules the bucket has.
     pub async fn install_lifecycle(&self) -> Result<(), StoreError> {
         let bucket = &self.location().bucket;
+        let versioned = self.is_versioned().await?;
         let mut rules: Vec<LifecycleRule> = self
             .lifecycle_rules()
             .await?
             .into_iter()
-            .filter(|r| !matches!(r.id(), Some(EXPIRE_RULE_ID | ABORT_RULE_ID)))
+            .filter(|r| {
+                !matches!(
+                    r.id(),
+                    Some(EXPIRE_RULE_ID | ABORT_RULE_ID | NONCURRENT_RULE_ID)
+                )
+            })
             .collect();
-        rules.extend(ferry_rules()?);
+        rules.extend(ferry_rules(versioned)?);
         let configuration = BucketLifecycleConfiguration::builder()
             .set_rules(Some(rules))
             .build()
@@ -185,6 +239,64 @@ impl S3Store {
             }
             Err(e) => report.add(false, format!("lifecycle rules unreadable: {e}")),
         }
+        match self.is_versioned().await {
+            Ok(false) => report.add(
+                true,
+                "versioning: off (a deleted object leaves no old version behind)",
+            ),
+            Ok(true) => {
+                let cleaned = self.lifecycle_rules().await.is_ok_and(|rules| {
+                    rules.iter().any(|r| {
+                        r.status() == &ExpirationStatus::Enabled
+                            && r.noncurrent_version_expiration()
+                                .and_then(NoncurrentVersionExpiration::noncurrent_days)
+                                .is_some_and(|d| d <= NONCURRENT_AFTER_DAYS)
+                    })
+                });
+                report.add(
+                    cleaned,
+                    format!(
+                        "versioning: ON — a deleted file's ciphertext stays as an old version \
+                         (its key is shredded, but the bytes remain); old versions expire after \
+                         {NONCURRENT_AFTER_DAYS} day: {}",
+                        if cleaned {
+                            "yes"
+                        } else {
+                            "NO (run `ferry store lifecycle`, or turn versioning off)"
+                        }
+                    ),
+                );
+            }
+            Err(e) => report.add(false, format!("versioning status unreadable: {e}")),
+        }
         report
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_versioned_bucket_gets_the_old_version_rule() -> Result<(), StoreError> {
+        let plain = ferry_rules(false)?;
+        assert!(
+            plain
+                .iter()
+                .all(|r| r.noncurrent_version_expiration().is_none())
+        );
+        let versioned = ferry_rules(true)?;
+        let rule = versioned
+            .iter()
+            .find(|r| r.id() == Some(NONCURRENT_RULE_ID))
+            .ok_or_else(|| StoreError::State("no noncurrent rule".into()))?;
+        assert_eq!(
+            rule.noncurrent_version_expiration()
+                .and_then(NoncurrentVersionExpiration::noncurrent_days),
+            Some(NONCURRENT_AFTER_DAYS)
+        );
+        assert!(keeps_versions(Some(&BucketVersioningStatus::Suspended)));
+        assert!(!keeps_versions(None));
+        Ok(())
     }
 }

@@ -7,13 +7,14 @@ mod client;
 pub mod plan;
 mod reader;
 pub mod residency;
+pub mod spool_dir;
 pub mod state;
 mod writer;
 
 use std::future::Future;
 use std::io::Write as _;
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use aws_sdk_s3::Client;
@@ -132,7 +133,7 @@ pub(crate) struct Bucket {
     /// The runtime the blocking store methods run their requests on.
     runtime: tokio::runtime::Handle,
     /// Where writers spool the part being filled.
-    spool_dir: PathBuf,
+    spool_dir: spool_dir::SpoolDir,
 }
 
 /// Read size when streaming a spool file to the store (the SDK's default is 64 KiB).
@@ -284,17 +285,12 @@ pub struct S3Store {
 }
 
 impl S3Store {
-    /// Connects to the bucket of `location` (nothing is sent yet) and prepares the local
-    /// spool directory, clearing what a previous run left there.
+    /// Connects to the bucket of `location` (nothing is sent yet). Spools go to a directory
+    /// of this process under `DATA/spool`, made on first use; nothing there is removed (see
+    /// [`spool_dir::clear_stale`], for `ferry serve` only).
     pub async fn connect(location: S3Location, config: &Config) -> Result<Self, StoreError> {
         let client = client::build(&location, config.s3_credentials.as_ref()).await;
-        let spool_dir = config.data_dir.join("spool");
-        if spool_dir.exists() {
-            // Spools are scratch space for parts being filled; after a restart their
-            // contents are either in the store already or will be sent again by the client.
-            std::fs::remove_dir_all(&spool_dir)?;
-        }
-        std::fs::create_dir_all(&spool_dir)?;
+        let spool_dir = spool_dir::SpoolDir::new(&config.data_dir.join("spool"));
         Ok(S3Store {
             bucket: Arc::new(Bucket {
                 client,
@@ -422,6 +418,10 @@ impl ObjectStore for S3Store {
             }
             Ok(())
         })
+    }
+
+    fn forget_upload_state(&self, file: Uuid) {
+        self.bucket.forget_pieces_before(file, u64::MAX);
     }
 
     fn max_plaintext_len(&self) -> u64 {

@@ -37,6 +37,11 @@ pub struct MultipartState {
     pub parts: Vec<String>,
     /// Pending pieces of part n + 1, in order.
     pub pending: Vec<PendingPiece>,
+    /// Set when the multipart upload was already completed (the object holds this many
+    /// stored bytes) but the database never recorded the upload complete: resuming then
+    /// checks the bytes sent again against the object (`ObjectWriter::completed_len`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_len: Option<u64>,
 }
 
 impl MultipartState {
@@ -48,6 +53,7 @@ impl MultipartState {
             upload_id: None,
             parts: Vec::new(),
             pending: Vec::new(),
+            completed_len: None,
         }
     }
 

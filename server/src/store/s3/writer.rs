@@ -85,6 +85,9 @@ pub(super) struct S3Writer {
     spool: Option<Spool>,
     /// Stored bytes of the object so far (committed or not).
     written: u64,
+    /// The object's stored length when an earlier attempt already completed it (see
+    /// [`ObjectWriter::completed_len`]); nothing is written then.
+    completed: Option<u64>,
 }
 
 fn ready(etag: String) -> PartUpload {
@@ -115,6 +118,35 @@ impl S3Writer {
         let plan = state
             .plan()
             .ok_or_else(|| StoreError::State("invalid part plan".into()))?;
+        // A multipart object exists under its key only once completed. Checked whenever a
+        // multipart upload was started (one HEAD per PATCH): a completion whose database
+        // commit failed must be recognised, or the retry would send parts to an upload that
+        // no longer exists.
+        let completed = match (state.completed_len, &state.upload_id) {
+            (Some(len), _) => Some(len),
+            (None, Some(_)) => bucket.object_len(&bucket.object_key(file_id))?,
+            (None, None) => None,
+        };
+        if let Some(len) = completed {
+            if from.stored_offset > len {
+                return Err(StoreError::State(format!(
+                    "upload {file_id}: the completed object holds {len} stored bytes, the \
+                     offset {} is beyond it",
+                    from.stored_offset
+                )));
+            }
+            return Ok(S3Writer {
+                bucket,
+                file_id,
+                plan,
+                upload_id: state.upload_id,
+                parts: Vec::new(),
+                pending: Vec::new(),
+                spool: None,
+                written: from.stored_offset,
+                completed: Some(len),
+            });
+        }
         if state.stored_len(plan) != from.stored_offset {
             return Err(StoreError::State(format!(
                 "upload {file_id}: the saved S3 state covers {} stored bytes, the offset {}",
@@ -122,7 +154,7 @@ impl S3Writer {
                 from.stored_offset
             )));
         }
-        let mut spool = Spool::create(&bucket.spool_dir, file_id)?;
+        let mut spool = Spool::create(bucket.spool_dir.ensure()?, file_id)?;
         for piece in &state.pending {
             bucket.read_object_into(&piece.key, piece.len, &mut spool.file)?;
             spool.len += piece.len;
@@ -141,6 +173,7 @@ impl S3Writer {
             pending: state.pending,
             spool: Some(spool),
             written: from.stored_offset,
+            completed: None,
         })
     }
 
@@ -183,7 +216,7 @@ impl S3Writer {
                 .block_on(previous.clone())
                 .map_err(StoreError::Remote)?;
         }
-        let next = Spool::create(&self.bucket.spool_dir, self.file_id)?;
+        let next = Spool::create(self.bucket.spool_dir.ensure()?, self.file_id)?;
         let full = self
             .spool
             .replace(next)
@@ -256,7 +289,19 @@ impl S3Writer {
         MultipartState {
             upload_id: self.upload_id.clone(),
             pending: self.pending.clone(),
+            completed_len: self.completed,
             ..MultipartState::new(self.plan)
+        }
+    }
+
+    /// Refuses to write to an object an earlier attempt completed.
+    fn not_completed(&self) -> Result<(), StoreError> {
+        match self.completed {
+            None => Ok(()),
+            Some(_) => Err(StoreError::State(format!(
+                "upload {}: the object is already complete; nothing may be appended",
+                self.file_id
+            ))),
         }
     }
 }
@@ -304,6 +349,7 @@ async fn etags(parts: Vec<PartUpload>) -> Result<Vec<String>, StoreError> {
 
 impl ObjectWriter for S3Writer {
     fn append(&mut self, mut bytes: &[u8]) -> Result<(), StoreError> {
+        self.not_completed()?;
         let part_bytes = self.plan.part_bytes();
         while !bytes.is_empty() {
             let spool = self.spool()?;
@@ -321,6 +367,9 @@ impl ObjectWriter for S3Writer {
     }
 
     fn sync(&mut self) -> Result<StoreState, StoreError> {
+        if self.completed.is_some() {
+            return Ok(Some(self.state_template().encode()?));
+        }
         self.write_piece()?;
         let mut state = self.state_template();
         state.parts = self.bucket.block_on(etags(self.parts.clone()))?;
@@ -328,6 +377,13 @@ impl ObjectWriter for S3Writer {
     }
 
     fn syncer(&mut self) -> Result<Box<dyn ObjectSyncer>, StoreError> {
+        if self.completed.is_some() {
+            return Ok(Box::new(S3Syncer {
+                bucket: self.bucket.clone(),
+                parts: Vec::new(),
+                state: self.state_template(),
+            }));
+        }
         // At a part boundary (the usual case) the spool is empty and this costs nothing.
         self.write_piece()?;
         Ok(Box::new(S3Syncer {
@@ -338,6 +394,10 @@ impl ObjectWriter for S3Writer {
     }
 
     fn finish(&mut self) -> Result<(), StoreError> {
+        if self.completed.is_some() {
+            // The caller checked every byte sent again against the object.
+            return Ok(());
+        }
         let key = self.bucket.object_key(self.file_id);
         if self.upload_id.is_none() {
             // The whole object fits in one part: a single PUT, no multipart upload at all.
@@ -397,13 +457,26 @@ impl ObjectWriter for S3Writer {
                 }
             }
         }
-        self.pending.clear();
-        self.bucket.forget_pieces_before(self.file_id, u64::MAX);
+        // The pending pieces stay until the database has recorded the completion
+        // (`ObjectStore::forget_upload_state`): if that commit fails, the retry resumes
+        // from a state that names them.
         Ok(())
     }
 
+    fn completed_len(&self) -> Option<u64> {
+        self.completed
+    }
+
+    fn quiesce(&mut self) {
+        let _ = self.bucket.block_on(join_all(self.parts.clone()));
+    }
+
     fn free_checkpoint_every(&self) -> Option<u64> {
-        Some(self.plan.segments_per_part())
+        // A completed object writes nothing: any moment is as good for a checkpoint.
+        match self.completed {
+            None => Some(self.plan.segments_per_part()),
+            Some(_) => None,
+        }
     }
 }
 
