@@ -69,17 +69,40 @@ fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartupError
     move |source| StartupError::Io { context, source }
 }
 
-/// The configured master key, or in development one generated into the data directory.
-pub fn master_key(config: &Config) -> Result<MasterKey, StartupError> {
+/// The master key, checked against the database: the configured one, else the one in the
+/// data directory, else (development) a new one written there — but only beside a database
+/// that holds no key yet: a generated key can never open an existing database's files, and
+/// writing it would leave a wrong key for the next start to load.
+pub async fn master_key(config: &Config, db: &Db) -> Result<MasterKey, StartupError> {
+    let key = match configured_master_key(config)? {
+        Some(key) => key,
+        None => {
+            if db.master_key_check().await?.is_some() || db.any_wrapped_key().await?.is_some() {
+                return Err(StartupError::WrongMasterKey);
+            }
+            generate_master_key(config)?
+        }
+    };
+    check_master_key(db, &key).await?;
+    Ok(key)
+}
+
+/// `FERRY_MASTER_KEY`, or the key file in the data directory, if there is one.
+fn configured_master_key(config: &Config) -> Result<Option<MasterKey>, StartupError> {
     if let Some(encoded) = &config.master_key {
-        return Ok(MasterKey::from_base64(encoded)?);
+        return Ok(Some(MasterKey::from_base64(encoded)?));
     }
     let path = config.data_dir.join("master.key");
-    if path.exists() {
-        let text =
-            std::fs::read_to_string(&path).map_err(io(format!("reading {}", path.display())))?;
-        return Ok(MasterKey::from_base64(text.trim())?);
+    if !path.exists() {
+        return Ok(None);
     }
+    let text = std::fs::read_to_string(&path).map_err(io(format!("reading {}", path.display())))?;
+    Ok(Some(MasterKey::from_base64(text.trim())?))
+}
+
+/// A new development master key, written to the data directory.
+fn generate_master_key(config: &Config) -> Result<MasterKey, StartupError> {
+    let path = config.data_dir.join("master.key");
     tracing::warn!(
         path = %path.display(),
         "no FERRY_MASTER_KEY set: generated a development master key next to the data; \
@@ -106,9 +129,8 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), StartupError> {
 pub async fn open(config: Config, public_url: String) -> Result<AppState, StartupError> {
     std::fs::create_dir_all(&config.data_dir)
         .map_err(io(format!("creating {}", config.data_dir.display())))?;
-    let master_key = master_key(&config)?;
     let db = Db::connect(&config.database_url).await?;
-    check_master_key(&db, &master_key).await?;
+    let master_key = master_key(&config, &db).await?;
     let store = store::open(&config).await?;
     // Instances sharing a PostgreSQL database also need one writer per upload between them.
     let locks = match db.backend() {

@@ -221,8 +221,7 @@ async fn main() -> anyhow::Result<()> {
 /// The database and the master key, checked against each other.
 async fn open_db(config: &Config) -> anyhow::Result<(Db, MasterKey)> {
     let db = Db::connect(&config.database_url).await?;
-    let master = ferry::app::master_key(config)?;
-    ferry::app::check_master_key(&db, &master).await?;
+    let master = ferry::app::master_key(config, &db).await?;
     Ok((db, master))
 }
 

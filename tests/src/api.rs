@@ -255,6 +255,42 @@ impl Api {
     }
 }
 
+impl Api {
+    /// `GET /api/v1/admin/policy` (an admin key): the tenant's policy.
+    pub fn policy(&self) -> Result<serde_json::Value> {
+        let url = format!("{}/api/v1/admin/policy", self.base);
+        let resp = self
+            .http
+            .get(&url)
+            .header("Authorization", self.bearer())
+            .send()
+            .with_context(|| format!("GET {url}"))?;
+        json_response(resp, 200, &format!("GET {url}"))
+    }
+
+    /// Reads the tenant's policy, sets each `(field, value)` of `changes` in it and `PUT`s it
+    /// back (an admin key); returns the policy the server answered with (expects 200).
+    pub fn update_policy(
+        &self,
+        changes: &[(&str, serde_json::Value)],
+    ) -> Result<serde_json::Value> {
+        let mut policy = self.policy()?;
+        for (field, value) in changes {
+            policy[*field] = value.clone();
+        }
+        let url = format!("{}/api/v1/admin/policy", self.base);
+        let what = format!("PUT {url} {policy}");
+        let resp = self
+            .http
+            .put(&url)
+            .header("Authorization", self.bearer())
+            .json(&policy)
+            .send()
+            .with_context(|| what.clone())?;
+        json_response(resp, 200, &what)
+    }
+}
+
 fn json_response<T: serde::de::DeserializeOwned>(
     resp: reqwest::blocking::Response,
     expected: u16,

@@ -117,3 +117,97 @@ pub fn create_tenant_with_env(
     serde_json::from_str(line)
         .with_context(|| format!("`ferry tenant create --json` printed {line:?}"))
 }
+
+/// What a one-shot `ferry …` command printed and how it exited (see [`run_ferry`]).
+#[derive(Debug, Clone)]
+pub struct CliRun {
+    /// The command line, for messages (`ferry store check`).
+    pub command: String,
+    /// Its exit status, as text (`exit status: 1`).
+    pub status: String,
+    /// Whether it exited with status 0.
+    pub success: bool,
+    /// Everything it printed on stdout.
+    pub stdout: String,
+    /// Everything it printed on stderr.
+    pub stderr: String,
+}
+
+impl CliRun {
+    /// `self` if the command exited with status 0, else an error quoting its output.
+    pub fn expect_success(self) -> Result<Self> {
+        ensure!(
+            self.success,
+            "`{}` failed ({})\nstdout:\n{}\nstderr:\n{}",
+            self.command,
+            self.status,
+            self.stdout,
+            self.stderr
+        );
+        Ok(self)
+    }
+}
+
+/// Run `ferry ARGS` to completion with `FERRY_DATA_DIR=data_dir` and the extra variables `env`
+/// (a server's configuration, so the command works on the same database and store).
+pub fn run_ferry(data_dir: &Path, env: &[(String, String)], args: &[&str]) -> Result<CliRun> {
+    let bin = ferry_bin()?;
+    let out = Command::new(&bin)
+        .args(args)
+        .env("FERRY_DATA_DIR", data_dir)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("cannot run {} {}", bin.display(), args.join(" ")))?;
+    Ok(CliRun {
+        command: format!("ferry {}", args.join(" ")),
+        status: out.status.to_string(),
+        success: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
+}
+
+/// An API key made with `ferry apikey create --tenant ID --role ROLE --json`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ApiKey {
+    /// The key's id (what `ferry apikey revoke --key-id` takes).
+    pub key_id: String,
+    /// The key itself, sent as `Authorization: Bearer <api_key>`.
+    pub api_key: String,
+    /// `admin` or `sender`.
+    pub role: String,
+}
+
+/// Create an API key with `role` (`admin` or `sender`) for `tenant_id` through the CLI, with
+/// `FERRY_DATA_DIR=data_dir` and the extra variables `env`.
+pub fn create_api_key(
+    data_dir: &Path,
+    env: &[(String, String)],
+    tenant_id: &str,
+    role: &str,
+) -> Result<ApiKey> {
+    let run = run_ferry(
+        data_dir,
+        env,
+        &[
+            "apikey", "create", "--tenant", tenant_id, "--role", role, "--json",
+        ],
+    )?
+    .expect_success()?;
+    let line = run
+        .stdout
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .ok_or_else(|| anyhow!("`{}` printed no JSON line\n{}", run.command, run.stdout))?;
+    let key: ApiKey = serde_json::from_str(line)
+        .with_context(|| format!("`{}` printed {line:?}", run.command))?;
+    ensure!(
+        key.role == role,
+        "`{}` made a key with role {:?}",
+        run.command,
+        key.role
+    );
+    Ok(key)
+}

@@ -10,7 +10,8 @@
 //! `target/<profile>/` directory (the test script runs `cargo build -p ferry` first).
 //!
 //! Modules, all re-exported here:
-//! - `cli`: finding the `ferry` binary and creating tenants through its CLI;
+//! - `cli`: finding the `ferry` binary, creating tenants and API keys through its CLI, and
+//!   running its other one-shot commands ([`run_ferry`]);
 //! - `server`: the running `ferry serve` child process ([`Server`]);
 //! - `api`: HTTP access to a server ([`Api`], [`http_client`], tus helpers);
 //! - `files`: random source files, BLAKE3, and recipient downloads;
@@ -40,7 +41,10 @@ pub use api::{
 pub use browser::{
     BrowserDownload, BrowserVisit, ConsoleMessage, browser_dir, chromium, open_share_in_browser,
 };
-pub use cli::{Tenant, create_tenant, create_tenant_with_env, ferry_bin};
+pub use cli::{
+    ApiKey, CliRun, Tenant, create_api_key, create_tenant, create_tenant_with_env, ferry_bin,
+    run_ferry,
+};
 pub use clients::{
     ClientUpload, RunningClient, TusClient, clients_dir, ensure_client_tools, python, run_client,
     schemathesis, spawn_client,

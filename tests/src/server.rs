@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 
 use crate::api::{Api, http_client};
-use crate::cli::{Tenant, create_tenant_with_env, ferry_bin};
+use crate::cli::{
+    ApiKey, CliRun, Tenant, create_api_key, create_tenant_with_env, ferry_bin, run_ferry,
+};
 
 /// How long a server may take to print its listening line and then answer `/healthz`.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -96,6 +98,24 @@ impl Server {
     /// server's environment).
     pub fn create_tenant(&self, name: &str) -> Result<Tenant> {
         create_tenant_with_env(&self.data_dir, &self.env, name)
+    }
+
+    /// Create an API key with `role` (`admin` or `sender`) for `tenant` through the CLI, in
+    /// this server's data directory and database.
+    pub fn create_api_key(&self, tenant: &Tenant, role: &str) -> Result<ApiKey> {
+        create_api_key(&self.data_dir, &self.env, &tenant.tenant_id, role)
+    }
+
+    /// Run the one-shot command `ferry ARGS` beside this server, with its data directory and
+    /// environment (so it works on the same database, store and master key).
+    pub fn run_cli(&self, args: &[&str]) -> Result<CliRun> {
+        run_ferry(&self.data_dir, &self.env, args)
+    }
+
+    /// The extra environment variables the server runs with (besides `FERRY_DATA_DIR` and
+    /// `FERRY_LISTEN`).
+    pub fn env(&self) -> &[(String, String)] {
+        &self.env
     }
 
     /// An API client for this server authenticated as `tenant`.

@@ -98,6 +98,15 @@ fn ferry_rules(versioned: bool) -> Result<Vec<LifecycleRule>, StoreError> {
     Ok(rules)
 }
 
+/// "yes", or "NO (`fix`)".
+fn verdict(ok: bool, fix: &str) -> String {
+    if ok {
+        "yes".to_owned()
+    } else {
+        format!("NO ({fix})")
+    }
+}
+
 /// Whether a bucket keeps old versions, by its versioning status.
 fn keeps_versions(status: Option<&BucketVersioningStatus>) -> bool {
     // Suspended still keeps the versions made while it was enabled.
@@ -132,14 +141,18 @@ impl S3Store {
     /// noncurrent version. Stores without versioning answer "not enabled".
     pub async fn is_versioned(&self) -> Result<bool, StoreError> {
         let bucket = &self.location().bucket;
-        let answer = self
+        match self
             .client()
             .get_bucket_versioning()
             .bucket(bucket)
             .send()
             .await
-            .map_err(|e| remote(format_args!("GetBucketVersioning {bucket}"), e))?;
-        Ok(keeps_versions(answer.status()))
+        {
+            Ok(answer) => Ok(keeps_versions(answer.status())),
+            // A store without versioning at all keeps no old versions either.
+            Err(e) if error_code(&e) == Some("NotImplemented") => Ok(false),
+            Err(e) => Err(remote(format_args!("GetBucketVersioning {bucket}"), e)),
+        }
     }
 
     /// Installs (or updates) Ferry's rules (two, three on a versioned bucket), keeping any
@@ -198,60 +211,54 @@ impl S3Store {
                 return report;
             }
         }
-        match self.lifecycle_rules().await {
-            Ok(rules) => {
-                let expire = rules.iter().any(|r| {
-                    r.status() == &ExpirationStatus::Enabled
-                        && r.expiration()
-                            .and_then(LifecycleExpiration::days)
-                            .is_some_and(|d| d <= expire_after_days())
-                });
-                let abort = rules.iter().any(|r| {
-                    r.status() == &ExpirationStatus::Enabled
-                        && r.abort_incomplete_multipart_upload()
-                            .and_then(AbortIncompleteMultipartUpload::days_after_initiation)
-                            .is_some_and(|d| d <= ABORT_AFTER_DAYS)
-                });
-                report.add(
-                    expire,
-                    format!(
-                        "lifecycle: objects expire after at most {} days: {}",
-                        expire_after_days(),
-                        if expire {
-                            "yes"
-                        } else {
-                            "NO (run `ferry store lifecycle`)"
-                        }
-                    ),
-                );
-                report.add(
-                    abort,
-                    format!(
-                        "lifecycle: incomplete multipart uploads are aborted after at most \
-                         {ABORT_AFTER_DAYS} days: {}",
-                        if abort {
-                            "yes"
-                        } else {
-                            "NO (run `ferry store lifecycle`)"
-                        }
-                    ),
-                );
+        let rules = match self.lifecycle_rules().await {
+            Ok(rules) => rules,
+            Err(e) => {
+                report.add(false, format!("lifecycle rules unreadable: {e}"));
+                Vec::new()
             }
-            Err(e) => report.add(false, format!("lifecycle rules unreadable: {e}")),
-        }
+        };
+        let enabled = || {
+            rules
+                .iter()
+                .filter(|r| r.status() == &ExpirationStatus::Enabled)
+        };
+        let expire = enabled().any(|r| {
+            r.expiration()
+                .and_then(LifecycleExpiration::days)
+                .is_some_and(|d| d <= expire_after_days())
+        });
+        report.add(
+            expire,
+            format!(
+                "lifecycle: objects expire after at most {} days: {}",
+                expire_after_days(),
+                verdict(expire, "run `ferry store lifecycle`")
+            ),
+        );
+        let abort = enabled().any(|r| {
+            r.abort_incomplete_multipart_upload()
+                .and_then(AbortIncompleteMultipartUpload::days_after_initiation)
+                .is_some_and(|d| d <= ABORT_AFTER_DAYS)
+        });
+        report.add(
+            abort,
+            format!(
+                "lifecycle: incomplete multipart uploads are aborted after at most \
+                 {ABORT_AFTER_DAYS} days: {}",
+                verdict(abort, "run `ferry store lifecycle`")
+            ),
+        );
         match self.is_versioned().await {
             Ok(false) => report.add(
                 true,
                 "versioning: off (a deleted object leaves no old version behind)",
             ),
             Ok(true) => {
-                let cleaned = self.lifecycle_rules().await.is_ok_and(|rules| {
-                    rules.iter().any(|r| {
-                        r.status() == &ExpirationStatus::Enabled
-                            && r.noncurrent_version_expiration()
-                                .and_then(NoncurrentVersionExpiration::noncurrent_days)
-                                .is_some_and(|d| d <= NONCURRENT_AFTER_DAYS)
-                    })
+                let cleaned = enabled().any(|r| {
+                    r.noncurrent_version_expiration()
+                        .and_then(NoncurrentVersionExpiration::noncurrent_days)
+                        .is_some_and(|d| d <= NONCURRENT_AFTER_DAYS)
                 });
                 report.add(
                     cleaned,
@@ -259,11 +266,10 @@ impl S3Store {
                         "versioning: ON — a deleted file's ciphertext stays as an old version \
                          (its key is shredded, but the bytes remain); old versions expire after \
                          {NONCURRENT_AFTER_DAYS} day: {}",
-                        if cleaned {
-                            "yes"
-                        } else {
-                            "NO (run `ferry store lifecycle`, or turn versioning off)"
-                        }
+                        verdict(
+                            cleaned,
+                            "run `ferry store lifecycle`, or turn versioning off"
+                        )
                     ),
                 );
             }
