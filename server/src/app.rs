@@ -151,7 +151,7 @@ pub async fn open(config: Config, public_url: String) -> Result<AppState, Startu
 /// Refuses a master key other than the one the database's keys are wrapped under: compares
 /// its check value with the stored one, or (for a database from before check values) tries to
 /// unwrap one stored data key, then stores the check value.
-pub async fn check_master_key(db: &Db, key: &MasterKey) -> Result<(), StartupError> {
+async fn check_master_key(db: &Db, key: &MasterKey) -> Result<(), StartupError> {
     let kcv = key.check_value()?;
     let stored = match db.master_key_check().await? {
         Some(stored) => stored,

@@ -30,6 +30,17 @@ fn tus_as(server: &TestServer, key: &str, method: Method, url: &str) -> reqwest:
         .header("Tus-Resumable", "1.0.0")
 }
 
+/// Sends `request` and checks that it is answered `want`; `what` names it in the failure.
+async fn expect_status(
+    request: reqwest::RequestBuilder,
+    want: StatusCode,
+    what: &str,
+) -> Result<()> {
+    let got = request.send().await?.status();
+    ensure!(got == want, "{what} answered {got}, expected {want}");
+    Ok(())
+}
+
 /// Item 1: a deferred-length upload stops at the tenant's `max_upload_bytes` (declared or
 /// not), and nothing past the limit is kept.
 async fn a_deferred_length_cannot_pass_the_size_limit(server: TestServer) -> Result<()> {
@@ -154,11 +165,12 @@ async fn uploads_belong_to_the_key_that_created_them(server: TestServer) -> Resu
         ),
     ];
     for (what, request) in checks {
-        let status = request.send().await?.status();
-        ensure!(
-            status == StatusCode::NOT_FOUND,
-            "{what} by someone else answered {status}"
-        );
+        expect_status(
+            request,
+            StatusCode::NOT_FOUND,
+            &format!("{what} by someone else"),
+        )
+        .await?;
     }
     ensure!(
         server.key_exists(done_id).await?,
@@ -166,46 +178,39 @@ async fn uploads_belong_to_the_key_that_created_them(server: TestServer) -> Resu
     );
 
     // The owner still has everything, the admin reads.
-    ensure!(
-        tus_as(&server, &alice, Method::HEAD, &unfinished)
-            .send()
-            .await?
-            .status()
-            == StatusCode::OK,
-        "alice HEAD"
-    );
-    let own_patch = patch(&alice, &unfinished).send().await?.status();
-    ensure!(
-        own_patch == StatusCode::NO_CONTENT,
-        "alice's PATCH answered {own_patch}"
-    );
-    let admin_read = server
-        .client
-        .get(format!("{base}/api/v1/files/{done_id}"))
-        .bearer_auth(&server.key)
-        .send()
-        .await?
-        .status();
-    ensure!(
-        admin_read == StatusCode::OK,
-        "the admin's read answered {admin_read}"
-    );
-    let admin_head = tus_as(&server, &server.key, Method::HEAD, &unfinished)
-        .send()
-        .await?
-        .status();
-    ensure!(
-        admin_head == StatusCode::OK,
-        "the admin's HEAD answered {admin_head}"
-    );
-    let admin_delete = tus_as(&server, &server.key, Method::DELETE, &done)
-        .send()
-        .await?
-        .status();
-    ensure!(
-        admin_delete == StatusCode::NO_CONTENT,
-        "the admin's DELETE answered {admin_delete}"
-    );
+    let admin = &server.key;
+    for (request, want, what) in [
+        (
+            tus_as(&server, &alice, Method::HEAD, &unfinished),
+            StatusCode::OK,
+            "alice's HEAD",
+        ),
+        (
+            patch(&alice, &unfinished),
+            StatusCode::NO_CONTENT,
+            "alice's PATCH",
+        ),
+        (
+            server
+                .client
+                .get(format!("{base}/api/v1/files/{done_id}"))
+                .bearer_auth(admin),
+            StatusCode::OK,
+            "the admin's read",
+        ),
+        (
+            tus_as(&server, admin, Method::HEAD, &unfinished),
+            StatusCode::OK,
+            "the admin's HEAD",
+        ),
+        (
+            tus_as(&server, admin, Method::DELETE, &done),
+            StatusCode::NO_CONTENT,
+            "the admin's DELETE",
+        ),
+    ] {
+        expect_status(request, want, what).await?;
+    }
     ensure!(
         !server.key_exists(done_id).await?,
         "the admin's DELETE shredded the key"

@@ -129,7 +129,12 @@ impl Api {
 
     /// `GET /api/v1/files/{id}`.
     pub fn file(&self, id: &str) -> Result<FileInfo> {
-        let url = format!("{}/api/v1/files/{id}", self.base);
+        self.get_json(&format!("/api/v1/files/{id}"))
+    }
+
+    /// `GET path` with this key; expects 200 and a JSON body.
+    fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T> {
+        let url = format!("{}{path}", self.base);
         let resp = self
             .http
             .get(&url)
@@ -253,19 +258,10 @@ impl Api {
             .map(|line| serde_json::from_str(line).with_context(|| format!("audit line {line}")))
             .collect()
     }
-}
 
-impl Api {
     /// `GET /api/v1/admin/policy` (an admin key): the tenant's policy.
     pub fn policy(&self) -> Result<serde_json::Value> {
-        let url = format!("{}/api/v1/admin/policy", self.base);
-        let resp = self
-            .http
-            .get(&url)
-            .header("Authorization", self.bearer())
-            .send()
-            .with_context(|| format!("GET {url}"))?;
-        json_response(resp, 200, &format!("GET {url}"))
+        self.get_json("/api/v1/admin/policy")
     }
 
     /// Reads the tenant's policy, sets each `(field, value)` of `changes` in it and `PUT`s it

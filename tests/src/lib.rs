@@ -57,4 +57,4 @@ pub use garage::{GARAGE_REGION, GARAGE_VERSION, Garage, garage_bin};
 pub use postgres::{DEFAULT_POSTGRES_ADMIN_URL, ScratchDb};
 pub use server::{Refusal, Server, serve_refusal, wait_or_kill};
 pub use stack::S3Stack;
-pub use tus::{PatchOutcome, StreamingPatch, patch_expect_204, start_patch};
+pub use tus::{PatchOutcome, StreamingPatch, patch_expect_204, start_patch, wait_for_offset};

@@ -250,6 +250,25 @@ impl StreamingPatch {
     }
 }
 
+/// Polls HEAD until the upload shows `offset` (what a paused PATCH should leave committed) or
+/// `within` has passed; returns the last offset seen.
+pub fn wait_for_offset(
+    api: &Api,
+    upload_url: &str,
+    size: u64,
+    offset: u64,
+    within: Duration,
+) -> Result<u64> {
+    let deadline = Instant::now() + within;
+    loop {
+        let seen = api.tus_offset(upload_url, size)?;
+        if seen == offset || Instant::now() > deadline {
+            return Ok(seen);
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// PATCH `len` bytes of `source` from `start` and expect 204 with `Upload-Offset: start + len`.
 /// While the server answers 423 (another request, perhaps on a killed instance, still holds
 /// the upload), it retries, as tus clients do, for up to `locked_for`; returns how many 423s

@@ -13,12 +13,12 @@
 //! download's BLAKE3 equals the source's.
 
 use std::path::{Path, PathBuf};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use ferry_e2e::{
     S3Stack, Server, download_and_compare, file_id_from_url, random_file, start_patch,
+    wait_for_offset,
 };
 use serde_json::Value;
 
@@ -98,14 +98,7 @@ fn spool_survives(stack: &S3Stack, server: &Server) -> Result<()> {
     // The body pauses inside the first part; the server commits what it got.
     let patch = start_patch(&api, &upload_url, &source.path, 0, SIZE, Some(PAUSE))?;
     patch.wait_paused(Duration::from_secs(300))?;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let committed = loop {
-        let offset = api.tus_offset(&upload_url, SIZE)?;
-        if offset == PAUSE || Instant::now() > deadline {
-            break offset;
-        }
-        thread::sleep(Duration::from_millis(50));
-    };
+    let committed = wait_for_offset(&api, &upload_url, SIZE, PAUSE, Duration::from_secs(20))?;
     ensure!(
         committed == PAUSE,
         "with the body paused at {PAUSE} for 20 s, HEAD says {committed}"

@@ -18,13 +18,12 @@
 //! in the store.
 
 use std::path::Path;
-use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
 use ferry_e2e::{
     Api, PatchOutcome, S3Stack, Server, SourceFile, download_and_compare, file_id_from_url,
-    patch_expect_204, random_file, start_patch,
+    patch_expect_204, random_file, start_patch, wait_for_offset,
 };
 
 const MIB: u64 = 1 << 20;
@@ -132,14 +131,7 @@ fn stopped_under_a_patch(stack: &mut S3Stack, server: &Server) -> Result<()> {
     let pause = 100 * MIB + 12_345;
     let patch = start_patch(&api, &upload_url, &source.path, 0, SIZE, Some(pause))?;
     patch.wait_paused(Duration::from_secs(300))?;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let committed = loop {
-        let offset = api.tus_offset(&upload_url, SIZE)?;
-        if offset == pause || Instant::now() > deadline {
-            break offset;
-        }
-        thread::sleep(Duration::from_millis(50));
-    };
+    let committed = wait_for_offset(&api, &upload_url, SIZE, pause, Duration::from_secs(20))?;
     ensure!(
         committed == pause,
         "with the body paused at {pause} for 20 s, HEAD says {committed}: a stalled PATCH on \
