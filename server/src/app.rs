@@ -13,8 +13,8 @@ use crate::crypto::keys::MasterKey;
 use crate::db::{Backend, Db, DbError};
 use crate::state::AppState;
 use crate::store::{self, StoreError};
-use crate::tus::lease::LeaseError;
-use crate::tus::locks::UploadLocks;
+use crate::writer_lock::postgres::AdvisoryLockError;
+use crate::writer_lock::UploadLocks;
 
 /// Why the service could not start; each names what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -27,7 +27,7 @@ pub enum StartupError {
     Store(StoreError),
     /// The cross-instance upload lease (PostgreSQL only) could not be set up.
     #[error("upload lease: {0}")]
-    Lease(#[from] LeaseError),
+    Lease(#[from] AdvisoryLockError),
     /// The scheduled jobs could not be started.
     #[error("job scheduler: {0}")]
     Jobs(#[from] tokio_cron_scheduler::JobSchedulerError),
@@ -134,7 +134,7 @@ pub async fn open(config: Config, public_url: String) -> Result<AppState, Startu
     let store = store::open(&config).await?;
     // Instances sharing a PostgreSQL database also need one writer per upload between them.
     let locks = match db.backend() {
-        Backend::Postgres => UploadLocks::with_postgres_lease(&config.database_url).await?,
+        Backend::Postgres => UploadLocks::with_postgres_advisory_locks(&config.database_url).await?,
         Backend::Sqlite => UploadLocks::in_process(),
     };
     let public_url = config.public_url.clone().unwrap_or(public_url);

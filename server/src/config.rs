@@ -57,6 +57,10 @@ pub struct Config {
     /// Open connections this process serves at once (`FERRY_MAX_CONNECTIONS`, default
     /// 4096); beyond them, new connections wait in the listen queue.
     pub max_connections: u32,
+    /// Bearer token that lets a scraper read `GET /metrics` from anywhere
+    /// (`FERRY_METRICS_TOKEN`). Without it, only clients on this host's loopback that are not
+    /// a trusted proxy may read it.
+    pub metrics_token: Option<String>,
 }
 
 /// Longest time a client may take to send a request's headers.
@@ -111,6 +115,10 @@ impl fmt::Debug for Config {
             .field("header_read_timeout_secs", &self.header_read_timeout_secs)
             .field("stall_timeout_secs", &self.stall_timeout_secs)
             .field("max_connections", &self.max_connections)
+            .field(
+                "metrics_token",
+                &self.metrics_token.as_ref().map(|_| "[redacted]"),
+            )
             .finish()
     }
 }
@@ -154,6 +162,7 @@ struct FileConfig {
     header_read_timeout: Option<u32>,
     stall_timeout: Option<u32>,
     max_connections: Option<u32>,
+    metrics_token: Option<String>,
 }
 
 impl Config {
@@ -277,6 +286,9 @@ impl Config {
             file.max_connections,
             DEFAULT_MAX_CONNECTIONS,
         )?;
+        let metrics_token = env("FERRY_METRICS_TOKEN")
+            .or(file.metrics_token)
+            .filter(|token| !token.trim().is_empty());
         let s3_credentials = match (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
             (Some(access_key_id), Some(secret_access_key)) => Some(S3Credentials {
                 access_key_id,
@@ -286,6 +298,7 @@ impl Config {
             _ => None,
         };
         Ok(Config {
+            metrics_token,
             eea_regions,
             s3_credentials,
             listen,

@@ -1,19 +1,30 @@
 //! Ferry: send large files safely by e-mail.
 //!
-//! A map of this crate (the design is `shared/DESIGN.md`):
-//! - [`http`]: the HTTP edge. One module per route group (`tus`, `files`, `shares`, `admin`,
-//!   `download`, `health`); handlers parse and call the domain; `http::error` is the only
-//!   place errors become responses; `http::openapi` serves the OpenAPI document generated
-//!   from the handlers' annotations and says how a new endpoint joins it.
-//! - Domain: [`tus`] (protocol state machine and the upload pipeline), [`shares`] (creating
-//!   links), [`download`] (resolving links, streaming verified plaintext).
-//! - Mechanisms: [`crypto`] (segment format v1, key hierarchy), [`hash`] (resumable BLAKE3
-//!   tree), [`store`] (object storage backends), [`db`] (sqlx repositories), [`auth`]
-//!   (API keys and link tokens), [`ratelimit`] (per-client budgets of failed token lookups,
-//!   applied to recipient routes by `http::guard`).
-//! - Wiring: [`config`] (defaults, `ferry.toml`, `FERRY_*`), [`state`], [`app`] (start-up).
-//!   The `ferry` binary (`main.rs`) is the CLI around them.
+//! A map of this crate, by layer. A module may use the layers below it, never the ones above,
+//! and no file imports a file that imports it back (`scripts/check-layers` checks this in the
+//! suite, and that nothing under `http/` touches the database or the audit log).
+//!
+//! - **Edge** — [`http`]: one module per route group; handlers parse, call one domain
+//!   function and map its error (`http::error` is the only place errors become responses).
+//!   The `ferry` binary (`main.rs`) is the other edge: the operator's CLI.
+//! - **Domain** — what users do, callable from any edge (HTTP, CLI, the add-in's and the
+//!   relay's code): [`tus`] (the upload protocol: create, write, terminate, status),
+//!   [`shares`] (create, state, status, revoke), [`download`] (resolve a link, open its page,
+//!   serve bytes; owns the counting rule), [`admin`] (policy, live files, audit export),
+//!   [`auth`] (callers, roles, the ownership rule; API keys: create, revoke, authenticate),
+//!   [`objects`] (destroying a file's object, for terminate and the expiry job), [`jobs`]
+//!   (the expiry pass).
+//! - **Mechanisms the domain drives** — [`ingest`] (the upload pipeline: seal, hash, append,
+//!   commit), [`writer_lock`] (one writer per upload: in process, and a PostgreSQL advisory
+//!   lock across instances), [`audit`] (the tamper-evident chain), [`telemetry`] (metrics for
+//!   `/metrics`), [`ratelimit`] (budgets of failed link lookups).
+//! - **Foundations** — [`db`] (sqlx repositories), [`store`] (object storage backends),
+//!   [`crypto`] (segment format v1, key hierarchy), [`hash`] (resumable BLAKE3 tree),
+//!   [`policy`] (a tenant's policy and Ferry's retention limits).
+//! - **Wiring** — [`config`] (defaults, `ferry.toml`, `FERRY_*`), [`state`], [`app`]
+//!   (start-up).
 
+pub mod admin;
 pub mod app;
 pub mod audit;
 pub mod auth;
@@ -23,10 +34,14 @@ pub mod db;
 pub mod download;
 pub mod hash;
 pub mod http;
+pub mod ingest;
 pub mod jobs;
+pub mod objects;
 pub mod policy;
 pub mod ratelimit;
 pub mod shares;
 pub mod state;
 pub mod store;
+pub mod telemetry;
 pub mod tus;
+pub mod writer_lock;

@@ -2,12 +2,11 @@
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use ferry::audit::{Actor, AuditEntry, EventKind};
-use ferry::auth::mint_api_key;
+use ferry::audit::Actor;
+use ferry::auth::{Role, api_keys};
 use ferry::config::Config;
 use ferry::crypto::MasterKey;
 use ferry::db::Db;
-use ferry::db::tenants::Role;
 use ferry::jobs::expiry::ExpiryPass;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -136,8 +135,8 @@ async fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("creating {}", config.data_dir.display()))?;
             let (db, master) = open_db(&config).await?;
             let tenant = db.create_tenant(&name).await?;
-            let key = mint_api_key()?;
-            create_key(&db, &master, tenant.id, Role::Admin, &key).await?;
+            let key = api_keys::create(&db, &master, tenant.id, Role::Admin, Actor::Operator)
+                .await?;
             if json {
                 println!(
                     "{}",
@@ -160,10 +159,10 @@ async fn main() -> anyhow::Result<()> {
                 KeyRole::Admin => Role::Admin,
                 KeyRole::Sender => Role::Sender,
             };
-            let key = mint_api_key()?;
-            let key_id = create_key(&db, &master, tenant, role, &key)
+            let key = api_keys::create(&db, &master, tenant, role, Actor::Operator)
                 .await
                 .with_context(|| format!("creating a key for tenant {tenant}"))?;
+            let key_id = key.id;
             if json {
                 println!(
                     "{}",
@@ -181,19 +180,11 @@ async fn main() -> anyhow::Result<()> {
             command: ApikeyCommand::Revoke { key_id },
         } => {
             let (db, master) = open_db(&config).await?;
-            let tenant = db
-                .api_key_tenant(key_id)
+            let revoked = api_keys::revoke(&db, &master, key_id, Actor::Operator)
                 .await
                 .with_context(|| format!("no API key has the id {key_id}"))?;
-            let audit = AuditEntry::new(
-                &master,
-                tenant,
-                EventKind::KeyRevoked,
-                Actor::Operator,
-                Some(key_id),
-                serde_json::json!({}),
-            )?;
-            if db.revoke_api_key(key_id, &audit).await? {
+            let tenant = revoked.tenant;
+            if revoked.now {
                 println!("revoked api key {key_id} of tenant {tenant}");
             } else {
                 println!("api key {key_id} of tenant {tenant} was already revoked");
@@ -223,28 +214,6 @@ async fn open_db(config: &Config) -> anyhow::Result<(Db, MasterKey)> {
     let db = Db::connect(&config.database_url).await?;
     let master = ferry::app::master_key(config, &db).await?;
     Ok((db, master))
-}
-
-/// Stores a minted key for `tenant` with its audit event (the operator made it).
-async fn create_key(
-    db: &Db,
-    master: &MasterKey,
-    tenant: uuid::Uuid,
-    role: Role,
-    key: &ferry::auth::MintedSecret,
-) -> anyhow::Result<uuid::Uuid> {
-    let id = uuid::Uuid::new_v4();
-    let audit = AuditEntry::new(
-        master,
-        tenant,
-        EventKind::KeyCreated,
-        Actor::Operator,
-        Some(id),
-        serde_json::json!({ "role": role.as_str() }),
-    )?;
-    db.insert_api_key(id, tenant, role, &key.selector, &key.secret_hash, &audit)
-        .await?;
-    Ok(id)
 }
 
 /// `ferry audit verify`: one line per tenant, the first broken event named.

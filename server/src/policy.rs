@@ -4,7 +4,12 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::shares::{DEFAULT_RETENTION_DAYS, MAX_RETENTION_DAYS};
+/// Retention when the sender asks for none and the tenant's policy does not say.
+pub const DEFAULT_RETENTION_DAYS: u32 = 14;
+/// The hard ceiling: no file lives longer than this.
+pub const MAX_RETENTION_DAYS: u32 = 90;
+/// How long an unfinished upload lives after its last byte.
+pub const UNFINISHED_TTL: time::Duration = time::Duration::hours(24);
 
 /// Most recipient domains one policy may list.
 const MAX_DOMAINS: usize = 1000;

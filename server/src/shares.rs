@@ -1,5 +1,6 @@
-//! Creating shares: one tokenized link over a set of complete files, with a retention that
-//! never exceeds 90 days.
+//! Shares as a domain: creating one (a tokenized link over complete files, with a retention
+//! that never exceeds the tenant's maximum), its state, its status for the sender, revoking
+//! it. The HTTP edge, the add-in and the relay all go through these functions.
 
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
@@ -8,13 +9,11 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::audit::{Actor, EventKind};
 use crate::auth::{Caller, Intent, mint_link_token};
+use crate::db::share_status::ShareDetails;
 use crate::db::shares::{NewShare, ShareFilesError, SharedFile};
+use crate::policy::MAX_RETENTION_DAYS;
 use crate::state::AppState;
 
-/// Retention when the sender asks for none and the tenant's policy does not say.
-pub const DEFAULT_RETENTION_DAYS: u32 = 14;
-/// The hard ceiling: no file lives longer than this.
-pub const MAX_RETENTION_DAYS: u32 = 90;
 /// Files per share and recipients per share.
 const MAX_ITEMS: usize = 1000;
 
@@ -61,8 +60,100 @@ pub enum ShareError {
     #[error(transparent)]
     Db(#[from] crate::db::DbError),
     /// The audit event could not be keyed.
-    #[error(transparent)]
+    #[error("the audit event could not be keyed")]
     Crypto(#[from] crate::crypto::CryptoError),
+}
+
+/// Where a share is in its life. One rule for the recipients' side (only `Active` serves)
+/// and the sender's view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShareState {
+    /// The link works.
+    Active,
+    /// Its expiry passed, or the expiry job ended it (a file it held was destroyed).
+    Expired,
+    /// Its sender or an admin revoked it.
+    Revoked,
+}
+
+impl ShareState {
+    /// The state at `now` of a share with these times; revocation wins over expiry.
+    pub fn at(
+        now: OffsetDateTime,
+        revoked_at: Option<OffsetDateTime>,
+        ended_at: Option<OffsetDateTime>,
+        expires_at: OffsetDateTime,
+    ) -> ShareState {
+        if revoked_at.is_some() {
+            ShareState::Revoked
+        } else if ended_at.is_some() || expires_at <= now {
+            ShareState::Expired
+        } else {
+            ShareState::Active
+        }
+    }
+
+    /// The name the API shows.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShareState::Active => "active",
+            ShareState::Expired => "expired",
+            ShareState::Revoked => "revoked",
+        }
+    }
+}
+
+/// A share as its sender sees it.
+pub struct ShareReport {
+    /// What the database holds, with per-file download counts.
+    pub details: ShareDetails,
+    /// Its state now.
+    pub state: ShareState,
+}
+
+/// The sender's view of share `id`: senders see their own shares, admins any of the tenant's.
+pub async fn share_status(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+) -> Result<ShareReport, ShareError> {
+    let details = state
+        .db
+        .share_details(caller.tenant_id, id, caller.must_have_created(Intent::Read))
+        .await?;
+    let share_state = ShareState::at(
+        OffsetDateTime::now_utc(),
+        details.revoked_at,
+        details.ended_at,
+        details.expires_at,
+    );
+    Ok(ShareReport {
+        details,
+        state: share_state,
+    })
+}
+
+/// Revokes share `id` at once (its links answer 410 from the next request on); revoking a
+/// revoked share changes nothing. Admins revoke any share of their tenant, senders their own.
+pub async fn revoke_share(state: &AppState, caller: &Caller, id: Uuid) -> Result<(), ShareError> {
+    let audit = state.audit(
+        caller.tenant_id,
+        EventKind::ShareRevoked,
+        Actor::Key(caller.key_id),
+        Some(id),
+        serde_json::json!({}),
+    )?;
+    state
+        .db
+        .revoke_share(
+            caller.tenant_id,
+            id,
+            caller.must_have_created(Intent::Delete),
+            &audit,
+        )
+        .await?;
+    tracing::info!(share = %id, tenant = %caller.tenant_id, "share revoked");
+    Ok(())
 }
 
 fn valid_email(address: &str) -> bool {

@@ -10,7 +10,7 @@ use crate::crypto::CryptoError;
 use crate::crypto::keys::{MasterKey, TenantKek};
 use crate::db::Db;
 use crate::store::ObjectStore;
-use crate::tus::locks::UploadLocks;
+use crate::writer_lock::UploadLocks;
 
 /// Database, store, keys, configuration and the upload locks.
 #[derive(Clone)]
@@ -33,6 +33,11 @@ impl AppState {
     /// The key-encryption key of a tenant, derived on demand (cheap: one HKDF).
     pub fn tenant_kek(&self, tenant_id: Uuid) -> Result<TenantKek, CryptoError> {
         self.master_key.tenant_kek(tenant_id)
+    }
+
+    /// Readiness: the database answers, so requests can be served.
+    pub async fn check_ready(&self) -> Result<(), crate::db::DbError> {
+        self.db.ping().await
     }
 
     /// An audit event for `tenant_id`'s chain, keyed for it (cheap: one HKDF).

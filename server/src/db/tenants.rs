@@ -6,33 +6,7 @@ use super::BeginWrite as _;
 use super::audit::append_in;
 use super::{Db, DbError, found, now, on_pool, unique_as_conflict};
 use crate::audit::AuditEntry;
-
-/// Who may do what within a tenant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// Sets policy, reads the audit log, and may also send.
-    Admin,
-    /// Uploads files and creates shares.
-    Sender,
-}
-
-impl Role {
-    /// The stored spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::Sender => "sender",
-        }
-    }
-
-    fn parse(text: &str) -> Role {
-        if text == "admin" {
-            Role::Admin
-        } else {
-            Role::Sender
-        }
-    }
-}
+pub use crate::auth::role::Role;
 
 /// An API key as stored: enough to verify a presented secret and to know its tenant and role.
 #[derive(Debug, Clone)]

@@ -18,12 +18,11 @@ use uuid::Uuid;
 
 use super::error::{AppError, ErrorBody};
 use super::json::ApiJson;
-use crate::audit::{self, Actor, EventKind, ExportedEvent};
+use crate::admin;
+use crate::audit::ExportedEvent;
 use crate::auth::Caller;
-use crate::db::tenants::Role;
 use crate::policy::Policy;
 use crate::state::AppState;
-use crate::tus::max_upload_len;
 
 /// Routes for tenant admins.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -42,19 +41,6 @@ fn bad_query(rejection: QueryRejection) -> AppError {
     )
 }
 
-/// Refuses callers whose key is not an admin key of their tenant.
-fn require_admin(caller: &Caller) -> Result<(), AppError> {
-    match caller.role {
-        Role::Admin => Ok(()),
-        Role::Sender => Err(AppError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "this endpoint needs an admin key",
-        )),
-    }
-}
-
-/// The tenant's policy (the defaults until an admin sets one).
 #[utoipa::path(
     get,
     path = "/api/v1/admin/policy",
@@ -71,8 +57,7 @@ async fn get_policy(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<Policy>, AppError> {
-    require_admin(&caller)?;
-    Ok(Json(state.db.policy(caller.tenant_id).await?))
+    Ok(Json(admin::tenant_policy(&state, &caller).await?))
 }
 
 /// Replaces the tenant's policy; the answer is the policy as stored (domains normalised).
@@ -99,31 +84,10 @@ async fn put_policy(
     caller: Caller,
     ApiJson(policy): ApiJson<Policy>,
 ) -> Result<Json<Policy>, AppError> {
-    require_admin(&caller)?;
-    let policy = policy
-        .validated(max_upload_len(&state))
-        .map_err(|e| AppError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_policy", e.0))?;
-    let before = state.db.policy(caller.tenant_id).await?;
-    let audit = state
-        .audit(
-            caller.tenant_id,
-            EventKind::PolicyChanged,
-            Actor::Key(caller.key_id),
-            None,
-            serde_json::json!({ "before": before, "after": policy }),
-        )
-        .map_err(AppError::internal)?;
-    state
-        .db
-        .set_policy(caller.tenant_id, &policy, &audit)
-        .await?;
-    tracing::info!(tenant = %caller.tenant_id, "policy changed");
-    Ok(Json(policy))
+    Ok(Json(admin::set_policy(&state, &caller, policy).await?))
 }
 
 /// Files listed per page at most, and by default.
-const FILES_PAGE_MAX: u32 = 1000;
-const FILES_PAGE_DEFAULT: u32 = 100;
 
 /// A page of the file list.
 #[derive(Deserialize, IntoParams)]
@@ -180,26 +144,11 @@ async fn list_files(
     caller: Caller,
     query: Result<Query<FilesQuery>, QueryRejection>,
 ) -> Result<Json<FilesPage>, AppError> {
-    require_admin(&caller)?;
     let Query(query) = query.map_err(bad_query)?;
-    let limit = query.limit.unwrap_or(FILES_PAGE_DEFAULT);
-    if !(1..=FILES_PAGE_MAX).contains(&limit) {
-        return Err(AppError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid",
-            format!("limit must be between 1 and {FILES_PAGE_MAX}"),
-        ));
-    }
-    let files = state
-        .db
-        .live_files(caller.tenant_id, query.after, limit)
-        .await?;
-    let next_after = match files.last() {
-        Some(last) if files.len() == limit as usize => Some(last.id),
-        _ => None,
-    };
+    let page = admin::live_files(&state, &caller, query.after, query.limit).await?;
     Ok(Json(FilesPage {
-        files: files
+        files: page
+            .files
             .into_iter()
             .map(|f| LiveFileView {
                 id: f.id,
@@ -211,7 +160,7 @@ async fn list_files(
                 expires_at: f.expires_at,
             })
             .collect(),
-        next_after,
+        next_after: page.next_after,
     }))
 }
 
@@ -251,25 +200,23 @@ async fn export_audit(
     caller: Caller,
     query: Result<Query<AuditQuery>, QueryRejection>,
 ) -> Result<Response, AppError> {
-    require_admin(&caller)?;
     let Query(query) = query.map_err(bad_query)?;
-    // The first page is read before answering, so a failing database is a clean 503.
-    let first = state
-        .db
-        .audit_events(caller.tenant_id, 0, query.since, query.until, audit::PAGE)
-        .await?;
+    let mut pages = admin::audit_export(&state, &caller, query.since, query.until).await?;
     let (lines, body) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(2);
-    let tenant_id = caller.tenant_id;
     tokio::spawn(async move {
-        let mut page = first;
         loop {
-            let Some(last_seq) = page.last().map(|e| e.seq) else {
-                return;
+            let page = match pages.next_page().await {
+                Ok(page) if page.is_empty() => return,
+                Ok(page) => page,
+                Err(e) => {
+                    tracing::error!(error = %e, "audit export cut short");
+                    let _ = lines.send(Err(std::io::Error::other(e))).await;
+                    return;
+                }
             };
             let mut chunk = Vec::new();
             for event in page {
-                let line = serde_json::to_vec(&ExportedEvent::from(event));
-                match line {
+                match serde_json::to_vec(&event) {
                     Ok(line) => {
                         chunk.extend_from_slice(&line);
                         chunk.push(b'\n');
@@ -283,18 +230,6 @@ async fn export_audit(
             if lines.send(Ok(Bytes::from(chunk))).await.is_err() {
                 return;
             }
-            page = match state
-                .db
-                .audit_events(tenant_id, last_seq, query.since, query.until, audit::PAGE)
-                .await
-            {
-                Ok(page) => page,
-                Err(e) => {
-                    tracing::error!(error = %e, "audit export cut short");
-                    let _ = lines.send(Err(std::io::Error::other(e))).await;
-                    return;
-                }
-            };
         }
     });
     let mut response = Body::from_stream(ReceiverStream::new(body)).into_response();

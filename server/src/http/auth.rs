@@ -5,8 +5,8 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 
 use super::error::AppError;
-use crate::auth::{Caller, parse_api_key};
-use crate::db::DbError;
+use crate::auth::Caller;
+use crate::auth::api_keys;
 use crate::state::AppState;
 
 impl FromRequestParts<AppState> for Caller {
@@ -25,19 +25,6 @@ impl FromRequestParts<AppState> for Caller {
             .strip_prefix("Bearer ")
             .or_else(|| value.strip_prefix("bearer "))
             .ok_or_else(AppError::unauthorized)?;
-        let presented = parse_api_key(token.trim()).ok_or_else(AppError::unauthorized)?;
-        let key = match state.db.api_key_by_selector(presented.selector).await {
-            Ok(key) => key,
-            Err(DbError::NotFound) => return Err(AppError::unauthorized()),
-            Err(other) => return Err(other.into()),
-        };
-        if !presented.matches(&key.secret_hash) {
-            return Err(AppError::unauthorized());
-        }
-        Ok(Caller {
-            tenant_id: key.tenant_id,
-            key_id: key.id,
-            role: key.role,
-        })
+        Ok(api_keys::authenticate(state, token).await?)
     }
 }

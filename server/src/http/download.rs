@@ -2,8 +2,6 @@
 //! `GET /d/{token}/f/{file}`. No account: the token is the credential.
 
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, FromRequestParts, Path, Request, State};
@@ -11,19 +9,14 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
-use bytes::Bytes;
-use futures_util::Stream;
-use tokio_stream::wrappers::ReceiverStream;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 
 use super::error::{AppError, ErrorBody};
 use super::guard::TokenGuard;
 use super::page;
+use super::path::path_id;
 use super::range::{RangeDecision, decide};
-use crate::audit::EventKind;
-use crate::db::shares::ShareRow;
 use crate::download::{self, DownloadError, Visitor};
 use crate::state::AppState;
 
@@ -157,100 +150,16 @@ async fn share_page(
     Path(token): Path<String>,
     RecipientInfo(visitor): RecipientInfo,
 ) -> Response {
-    let share = match download::resolve_share(&state, &token).await {
-        Ok(share) => share,
+    let record_visit = method != Method::HEAD;
+    let (share, files) = match download::open_page(&state, &token, &visitor, record_visit).await {
+        Ok(opened) => opened,
         Err(e) => return page_error(e),
     };
-    let files = match download::share_files(&state, &share).await {
-        Ok(files) => files,
-        Err(e) => return page_error(e),
-    };
-    if method == Method::HEAD {
-        // A HEAD (a mail scanner, a link checker) is not someone opening the page.
-        return with_recipient_headers(Html(page::share(&token, &share, &files)).into_response());
-    }
-    let opened = download::record(
-        &state,
-        &share,
-        EventKind::PageOpened,
-        share.id,
-        &visitor,
-        serde_json::json!({}),
-    )
-    .await;
-    if let Err(e) = opened {
-        return page_error(e);
-    }
     with_recipient_headers(Html(page::share(&token, &share, &files)).into_response())
 }
 
-/// A response body that counts the bytes it hands out and, when it is dropped (sent to the end
-/// or cut off), records the download with that count.
-struct MeteredBody {
-    chunks: ReceiverStream<Result<Bytes, std::io::Error>>,
-    sent: u64,
-    on_end: Option<Box<dyn FnOnce(u64) + Send>>,
-}
-
-impl Stream for MeteredBody {
-    type Item = Result<Bytes, std::io::Error>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let polled = Pin::new(&mut self.chunks).poll_next(cx);
-        if let Poll::Ready(Some(Ok(chunk))) = &polled {
-            self.sent += chunk.len() as u64;
-        }
-        polled
-    }
-}
-
-impl Drop for MeteredBody {
-    fn drop(&mut self) {
-        if let Some(on_end) = self.on_end.take() {
-            on_end(self.sent);
-        }
-    }
-}
-
-/// Records a download of `[start, end]` of `file` that sent `sent` bytes, and gives back the
-/// bytes of its reservation it did not send, in the background (the response is already over).
-fn record_download(
-    state: AppState,
-    share: ShareRow,
-    file: Uuid,
-    visitor: Visitor,
-    range: (u64, u64),
-) -> impl FnOnce(u64) + Send {
-    move |sent| {
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            tracing::error!(file = %file, "download not recorded: no runtime");
-            return;
-        };
-        let (start, end) = range;
-        let length = (end + 1).saturating_sub(start);
-        runtime.spawn(async move {
-            let unsent = length.saturating_sub(sent);
-            if let Err(e) = download::refund_bytes(&state, &share, file, unsent).await {
-                // Conservative: the recipient may be refused a little early, never served more.
-                tracing::warn!(file = %file, error = %e, "unsent download bytes not given back");
-            }
-            let details = serde_json::json!({
-                "range": format!("{start}-{end}"),
-                "bytes_sent": sent,
-                "complete": sent == length,
-            });
-            let recorded =
-                download::record(&state, &share, EventKind::Download, file, &visitor, details)
-                    .await;
-            if let Err(e) = recorded {
-                tracing::error!(file = %file, error = %e, "download not recorded in the audit log");
-            }
-        });
-    }
-}
-
 /// File bytes. Each response reserves the bytes of its range against the policy's download
-/// limit (N copies' worth; see [`download::reserve_bytes`]) and gives back what it did not
+/// limit (N copies' worth; see [`download::begin_download`]) and gives back what it did not
 /// send; a HEAD costs nothing. Every GET is recorded when it ends.
 #[utoipa::path(
     get,
@@ -307,7 +216,7 @@ async fn download_file(
 ) -> Result<Response, Response> {
     // A malformed file id is refused before the link is looked up: whatever the link's state,
     // such a URL names nothing (404, never the link's 410).
-    let file_id = Uuid::parse_str(&file).map_err(|_| page_error(DownloadError::NotFound))?;
+    let file_id = path_id(&file).map_err(|_| page_error(DownloadError::NotFound))?;
     let share = download::resolve_share(&state, &token)
         .await
         .map_err(page_error)?;
@@ -368,20 +277,10 @@ async fn download_file(
             if method == Method::HEAD {
                 return Ok((StatusCode::OK, response_headers).into_response());
             }
-            download::reserve_bytes(&state, &share, &open.file, None)
+            let body = download::begin_download(&state, share, open, None, visitor)
                 .await
                 .map_err(page_error)?;
-            download::record(
-                &state,
-                &share,
-                EventKind::Download,
-                file_id,
-                &visitor,
-                serde_json::json!({ "range": "", "bytes_sent": 0, "complete": true }),
-            )
-            .await
-            .map_err(page_error)?;
-            return Ok((StatusCode::OK, response_headers, Body::empty()).into_response());
+            return Ok((StatusCode::OK, response_headers, Body::from_stream(body)).into_response());
         }
         RangeDecision::Full => (StatusCode::OK, 0, size - 1),
     };
@@ -391,23 +290,8 @@ async fn download_file(
         // scanners send HEAD to every link).
         return Ok((status, response_headers).into_response());
     }
-    let file = open.file.clone();
-    let chunks = download::stream_range(&state, open, start, end)
+    let body = download::begin_download(&state, share, open, Some((start, end)), visitor)
         .await
         .map_err(page_error)?;
-    download::reserve_bytes(&state, &share, &file, Some((start, end)))
-        .await
-        .map_err(page_error)?;
-    let body = MeteredBody {
-        chunks: ReceiverStream::new(chunks),
-        sent: 0,
-        on_end: Some(Box::new(record_download(
-            state.clone(),
-            share,
-            file_id,
-            visitor,
-            (start, end),
-        ))),
-    };
     Ok((status, response_headers, Body::from_stream(body)).into_response())
 }

@@ -10,10 +10,14 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::admin::AdminError;
+use crate::auth::Forbidden;
+use crate::auth::api_keys::ApiKeyError;
 use crate::db::DbError;
 use crate::db::shares::ShareFilesError;
 use crate::download::DownloadError;
 use crate::ratelimit::BudgetSpent;
+use crate::shares::ShareError;
 use crate::tus::TusError;
 
 /// The body of every error response, as clients parse it and as the OpenAPI document
@@ -147,6 +151,7 @@ impl From<TusError> for AppError {
             }
             TusError::Storage(cause) => AppError::unavailable(cause),
             TusError::Broken(cause) => AppError::internal(cause),
+            TusError::Destroy(cause) => AppError::unavailable(error_chain(&cause)),
         }
     }
 }
@@ -167,7 +172,10 @@ impl From<DownloadError> for AppError {
             DownloadError::Integrity => {
                 AppError::internal("a stored object failed its integrity check")
             }
-            DownloadError::Storage(cause) => AppError::unavailable(cause),
+            DownloadError::Db(_)
+            | DownloadError::Store(_)
+            | DownloadError::Keys(_)
+            | DownloadError::Task(_) => AppError::unavailable(error_chain(&e)),
         }
     }
 }
@@ -199,11 +207,73 @@ impl From<ShareFilesError> for AppError {
     }
 }
 
+impl From<ShareError> for AppError {
+    fn from(e: ShareError) -> Self {
+        match e {
+            ShareError::Invalid(message) => {
+                AppError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", message)
+            }
+            ShareError::Files(files) => files.into(),
+            ShareError::Random => AppError::internal("random generator failed"),
+            ShareError::Db(e) => e.into(),
+            ShareError::Crypto(e) => AppError::internal(e),
+        }
+    }
+}
+
+impl From<Forbidden> for AppError {
+    fn from(_: Forbidden) -> Self {
+        AppError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this endpoint needs an admin key",
+        )
+    }
+}
+
+impl From<AdminError> for AppError {
+    fn from(e: AdminError) -> Self {
+        match e {
+            AdminError::Forbidden(forbidden) => forbidden.into(),
+            AdminError::Invalid(message) => {
+                AppError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", message)
+            }
+            AdminError::InvalidPolicy(invalid) => {
+                AppError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_policy", invalid.0)
+            }
+            AdminError::Db(db) => db.into(),
+            AdminError::Crypto(crypto) => AppError::internal(crypto),
+        }
+    }
+}
+
+impl From<ApiKeyError> for AppError {
+    fn from(e: ApiKeyError) -> Self {
+        match e {
+            ApiKeyError::Unauthorized => AppError::unauthorized(),
+            ApiKeyError::Db(db) => db.into(),
+            other => AppError::internal(error_chain(&other)),
+        }
+    }
+}
+
+/// An error with its causes, `outer: inner: …`, for the log (never for a client).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::StoreError;
-    use crate::tus::ingest::IngestError;
+    use crate::ingest::IngestError;
 
     /// A store state that cannot be used will not get better by retrying: 500, not the 503
     /// that tus clients retry forever. Passing failures of the store stay 503.

@@ -10,10 +10,11 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::error::{AppError, ErrorBody};
-use crate::auth::{Caller, Intent};
+use super::path::path_id;
+use crate::auth::Caller;
 use crate::db::uploads::UploadState;
 use crate::state::AppState;
-use crate::tus::upload_expiry;
+use crate::tus::{self, upload_expiry};
 
 /// Routes for senders' files.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -83,11 +84,8 @@ async fn get_file(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<FileStatus>, AppError> {
-    let id = Uuid::parse_str(&id).map_err(|_| AppError::not_found())?;
-    let row = state
-        .db
-        .upload(caller.tenant_id, id, caller.must_have_created(Intent::Read))
-        .await?;
+    let id = path_id(&id)?;
+    let row = tus::upload_status(&state, &caller, id).await?;
     Ok(Json(FileStatus {
         id: row.id,
         name: row.filename.clone(),

@@ -12,6 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use super::error::AppError;
 use crate::config::Config;
 use crate::ratelimit::{FailureBudget, MAX_TRACKED_CLIENTS};
+use crate::telemetry;
 
 /// The per-process failure budgets and the proxies whose word on the client is trusted.
 #[derive(Clone, Debug)]
@@ -40,7 +41,10 @@ impl TokenGuard {
     /// 429 with `Retry-After` when the client has no failures left.
     pub fn admit(&self, peer: IpAddr, headers: &HeaderMap) -> Result<IpAddr, AppError> {
         let client = client_ip(peer, headers, &self.trusted_proxies);
-        self.budget.spend(client)?;
+        if let Err(spent) = self.budget.spend(client) {
+            telemetry::token_guard_refused();
+            return Err(spent.into());
+        }
         Ok(client)
     }
 

@@ -36,6 +36,6 @@ async fn healthz() -> &'static str {
     )
 )]
 async fn readyz(State(state): State<AppState>) -> Result<&'static str, AppError> {
-    state.db.ping().await?;
+    state.check_ready().await?;
     Ok("ready")
 }

@@ -24,8 +24,10 @@ mod files;
 mod guard;
 mod health;
 mod json;
+mod metrics;
 pub mod openapi;
 mod page;
+mod path;
 pub mod range;
 pub mod serve;
 mod shares;
@@ -40,6 +42,7 @@ fn api(token_guard: guard::TokenGuard) -> OpenApiRouter<AppState> {
         .merge(shares::router())
         .merge(download::router(token_guard))
         .merge(health::router())
+        .merge(metrics::router())
         .merge(openapi::router())
 }
 
@@ -68,6 +71,7 @@ fn redacted_path(path: &str) -> std::borrow::Cow<'_, str> {
 /// its peer as `ConnectInfo<SocketAddr>`: recipient routes budget failed lookups per client
 /// address and refuse requests whose peer is unknown.
 pub fn router(state: AppState) -> Router {
+    crate::telemetry::install();
     let token_guard = guard::TokenGuard::new(&state.config);
     let (api, document) = api(token_guard).split_for_parts();
     Router::new()

@@ -52,6 +52,8 @@ use crate::state::AppState;
 /// Name of the bearer API key security scheme; handlers say `security(("api_key" = []))`
 /// (utoipa takes only a literal there).
 pub const API_KEY: &str = "api_key";
+/// Name of the scheme of `GET /metrics` for scrapers beyond loopback.
+pub const METRICS_TOKEN: &str = "metrics_token";
 
 /// The document's frame: info, tags and the security scheme. Paths and schemas come from the
 /// route groups' `routes!` registrations (see [`super::api`]).
@@ -72,7 +74,7 @@ pub const API_KEY: &str = "api_key";
         (name = "admin", description = "Tenant administration (admin keys only)"),
         (name = "recipients", description = "What a link's holder sees: no key, the token is \
                                             the credential"),
-        (name = "probes", description = "Liveness and readiness"),
+        (name = "probes", description = "Liveness, readiness and metrics"),
         (name = "meta", description = "This document"),
     )
 )]
@@ -93,6 +95,18 @@ impl Modify for BearerApiKey {
                     .description(Some(
                         "A tenant API key from `ferry tenant create` or `ferry apikey create` \
                          (admin or sender role), sent as `Authorization: Bearer fk_…`.",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            METRICS_TOKEN,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "`FERRY_METRICS_TOKEN`, for a scraper that is not on this host's \
+                         loopback.",
                     ))
                     .build(),
             ),

@@ -13,9 +13,9 @@ use uuid::Uuid;
 
 use super::error::{AppError, ErrorBody};
 use super::json::ApiJson;
-use crate::audit::{Actor, EventKind};
-use crate::auth::{Caller, Intent};
-use crate::shares::{self, CreateShare, ShareError};
+use super::path::path_id;
+use crate::auth::Caller;
+use crate::shares::{self, CreateShare};
 use crate::state::AppState;
 
 /// Routes for senders' shares.
@@ -74,20 +74,6 @@ struct ShareView {
     expiry_capped: bool,
     /// The shared files.
     files: Vec<FileView>,
-}
-
-impl From<ShareError> for AppError {
-    fn from(e: ShareError) -> Self {
-        match e {
-            ShareError::Invalid(message) => {
-                AppError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", message)
-            }
-            ShareError::Files(files) => files.into(),
-            ShareError::Random => AppError::internal("random generator failed"),
-            ShareError::Db(e) => e.into(),
-            ShareError::Crypto(e) => AppError::internal(e),
-        }
-    }
 }
 
 /// Shares complete files with recipients through one tokenized link.
@@ -202,21 +188,11 @@ async fn get_share(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<ShareStatus>, AppError> {
-    let id = Uuid::parse_str(&id).map_err(|_| AppError::not_found())?;
-    let share = state
-        .db
-        .share_details(caller.tenant_id, id, caller.must_have_created(Intent::Read))
-        .await?;
-    let state_name = if share.revoked_at.is_some() {
-        "revoked"
-    } else if share.ended_at.is_some() || share.expires_at <= OffsetDateTime::now_utc() {
-        "expired"
-    } else {
-        "active"
-    };
+    let report = shares::share_status(&state, &caller, path_id(&id)?).await?;
+    let share = report.details;
     Ok(Json(ShareStatus {
         id: share.id,
-        state: state_name,
+        state: report.state.as_str(),
         created_by: share.created_by,
         note: share.note,
         created_at: share.created_at,
@@ -258,25 +234,6 @@ async fn revoke_share(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, AppError> {
-    let id = Uuid::parse_str(&id).map_err(|_| AppError::not_found())?;
-    let audit = state
-        .audit(
-            caller.tenant_id,
-            EventKind::ShareRevoked,
-            Actor::Key(caller.key_id),
-            Some(id),
-            serde_json::json!({}),
-        )
-        .map_err(AppError::internal)?;
-    state
-        .db
-        .revoke_share(
-            caller.tenant_id,
-            id,
-            caller.must_have_created(Intent::Delete),
-            &audit,
-        )
-        .await?;
-    tracing::info!(share = %id, tenant = %caller.tenant_id, "share revoked");
+    shares::revoke_share(&state, &caller, path_id(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -13,7 +13,8 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use uuid::Uuid;
 
 use super::error::AppError;
-use crate::auth::{Caller, Intent};
+use super::path::path_id;
+use crate::auth::Caller;
 use crate::db::uploads::UploadState;
 use crate::state::AppState;
 use crate::tus::checksum::{ALGORITHMS, ExpectedChecksum};
@@ -140,10 +141,6 @@ fn outcome_headers(headers: &mut HeaderMap, outcome: &PatchOutcome) {
     }
 }
 
-fn upload_id(raw: &str) -> Result<Uuid, AppError> {
-    Uuid::parse_str(raw).map_err(|_| AppError::not_found())
-}
-
 /// Runs [`tus::write`] in its own task: if the client vanishes and the connection drops this
 /// handler, the write still sees the broken body, commits what arrived and releases the
 /// upload, instead of being cancelled halfway.
@@ -240,21 +237,7 @@ async fn head_upload(
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     require_tus_version(&headers)?;
-    let row = state
-        .db
-        .upload(
-            caller.tenant_id,
-            upload_id(&id)?,
-            caller.must_have_created(Intent::Read),
-        )
-        .await?;
-    let expired = row.state == UploadState::Uploading
-        && row
-            .expires_at
-            .is_some_and(|t| t < OffsetDateTime::now_utc());
-    if row.state == UploadState::Terminated || expired {
-        return Err(tus::TusError::Gone.into());
-    }
+    let row = tus::resumable_upload(&state, &caller, path_id(&id)?).await?;
     let mut response = HeaderMap::new();
     response.insert("upload-offset", HeaderValue::from(row.offset));
     match row.length {
@@ -293,7 +276,7 @@ async fn patch_upload(
     let offset = number(&headers, "upload-offset")?
         .ok_or_else(|| AppError::bad_request("Upload-Offset is required"))?;
     let request = patch_request(&headers, offset)?;
-    let outcome = write_detached(&state, caller, upload_id(&id)?, request, body).await?;
+    let outcome = write_detached(&state, caller, path_id(&id)?, request, body).await?;
     let mut response = HeaderMap::new();
     outcome_headers(&mut response, &outcome);
     Ok((StatusCode::NO_CONTENT, response).into_response())
@@ -306,6 +289,6 @@ async fn delete_upload(
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     require_tus_version(&headers)?;
-    tus::terminate(&state, &caller, upload_id(&id)?).await?;
+    tus::terminate(&state, &caller, path_id(&id)?).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

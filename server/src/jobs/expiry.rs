@@ -19,7 +19,9 @@ use crate::audit::{Actor, EventKind};
 use crate::crypto::CryptoError;
 use crate::db::DbError;
 use crate::db::expiry::{ClaimedUpload, DueShare, UploadWork};
+use crate::objects::{DestroyError, destroy_object};
 use crate::state::AppState;
+use crate::telemetry;
 use crate::store::StoreError;
 
 /// How long a pass holds a claimed row before another pass may take it: far longer than one
@@ -44,6 +46,9 @@ pub enum ExpiryError {
     /// An audit event could not be keyed.
     #[error("audit key: {0}")]
     Crypto(#[from] CryptoError),
+    /// A tombstone's object could not be destroyed (a later pass retries).
+    #[error("destroying an object: {0}")]
+    Destroy(#[from] DestroyError),
 }
 
 /// What a pass did (or, for a dry run, would do).
@@ -94,6 +99,21 @@ pub struct ExpiryPass {
 impl ExpiryPass {
     /// Runs the pass to the end of the due work.
     pub async fn run(&self, state: &AppState) -> Result<ExpiryReport, ExpiryError> {
+        let outcome = self.run_pass(state).await;
+        if !self.dry_run {
+            telemetry::expiry_pass(match &outcome {
+                Ok(report) => Ok((
+                    report.shares_expired.len(),
+                    report.files_expired.len() + report.uploads_expired.len(),
+                    report.objects_deleted.len(),
+                )),
+                Err(_) => Err(()),
+            });
+        }
+        outcome
+    }
+
+    async fn run_pass(&self, state: &AppState) -> Result<ExpiryReport, ExpiryError> {
         let mut report = ExpiryReport {
             now: self.now,
             dry_run: self.dry_run,
@@ -244,13 +264,7 @@ impl ExpiryPass {
 
     /// Step two: deletes a tombstone's object, then records it destroyed.
     pub async fn destroy(&self, state: &AppState, row: ClaimedUpload) -> Result<(), ExpiryError> {
-        let store = state.store.clone();
-        let id = row.id;
-        tokio::task::spawn_blocking(move || store.delete(id))
-            .await
-            .map_err(|e| ExpiryError::Task(e.to_string()))??;
-        state.db.mark_destroyed(row.tenant_id, row.id).await?;
-        tracing::info!(upload = %row.id, tenant = %row.tenant_id, "object destroyed");
+        destroy_object(state, row.tenant_id, row.id).await?;
         Ok(())
     }
 }

@@ -43,6 +43,23 @@ pub enum StoreError {
     Residency(#[from] s3::residency::ResidencyError),
 }
 
+impl StoreError {
+    /// A fixed word for the kind of failure, for metrics (never a message, which may name an
+    /// object or a path).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StoreError::NotFound => "not_found",
+            StoreError::Truncated => "truncated",
+            StoreError::Io(_) => "io",
+            StoreError::Remote(_) => "remote",
+            StoreError::State(_) => "state",
+            StoreError::Unsupported(_) => "unsupported",
+            StoreError::S3Url(_) => "s3_url",
+            StoreError::Residency(_) => "residency",
+        }
+    }
+}
+
 /// The store's own resumable state for an unfinished object, committed with the offset it
 /// belongs to (`uploads.store_state`); `None` for stores whose object is its own state.
 pub type StoreState = Option<Vec<u8>>;

@@ -5,7 +5,7 @@ use crate::crypto::CryptoError;
 use crate::db::DbError;
 use crate::store::StoreError;
 
-use super::ingest::IngestError;
+use crate::ingest::IngestError;
 use super::metadata::MetadataError;
 
 /// Why a tus request failed; the HTTP layer maps each to its tus status code.
@@ -49,6 +49,9 @@ pub enum TusError {
     /// The upload's saved state cannot be used, and retrying will not change that (500).
     #[error("the upload's stored state is unusable: {0}")]
     Broken(String),
+    /// The object of a terminated upload could not be deleted yet (the expiry job will).
+    #[error("the upload's object could not be deleted yet")]
+    Destroy(#[from] crate::objects::DestroyError),
 }
 
 impl From<DbError> for TusError {
@@ -62,11 +65,16 @@ impl From<DbError> for TusError {
 
 impl From<IngestError> for TusError {
     fn from(e: IngestError) -> Self {
+        if let IngestError::Store(store) = &e {
+            crate::telemetry::store_error(store);
+        }
         match e {
             IngestError::Crypto(c @ CryptoError::Authentication) => TusError::Integrity(c),
             IngestError::Store(StoreError::State(why)) => TusError::Broken(why),
             IngestError::Hash(e) => TusError::Broken(e.to_string()),
             resent @ IngestError::Resent { .. } => TusError::BadRequest(resent.to_string()),
+            IngestError::Moved { expected, got } => TusError::OffsetMismatch { expected, got },
+            IngestError::Db(db) => db.into(),
             other => TusError::Storage(other.to_string()),
         }
     }

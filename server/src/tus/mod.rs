@@ -2,18 +2,13 @@
 //! encryption and hashing pipeline, terminating. The HTTP layer parses headers and calls in.
 
 pub mod checksum;
-mod commit;
 mod error;
-pub mod ingest;
-pub mod lease;
-pub mod locks;
 pub mod metadata;
-mod pipeline;
 mod upload;
 
 pub use upload::{
-    CreateRequest, PatchOutcome, PatchRequest, TusError, create, max_upload_len, terminate,
-    upload_expiry, write,
+    CreateRequest, PatchOutcome, PatchRequest, TusError, create, max_upload_len,
+    resumable_upload, terminate, upload_expiry, upload_status, write,
 };
 
 /// The protocol version spoken.
@@ -21,5 +16,4 @@ pub const TUS_VERSION: &str = "1.0.0";
 /// Extensions advertised by OPTIONS.
 pub const TUS_EXTENSIONS: &str =
     "creation,creation-with-upload,creation-defer-length,expiration,checksum,termination";
-/// How long an unfinished upload lives after its last byte.
-pub const UNFINISHED_TTL: time::Duration = time::Duration::hours(24);
+pub use crate::policy::UNFINISHED_TTL;

@@ -15,19 +15,19 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::UNFINISHED_TTL;
 use super::checksum::ExpectedChecksum;
-use super::commit::Committer;
 pub use super::error::TusError;
-use super::ingest::{Ingest, Resume};
 use super::metadata::Metadata;
-use super::pipeline::Pipeline;
+use crate::ingest::{Committer, Ingest, Pipeline, Resume};
+use crate::policy::UNFINISHED_TTL;
 use crate::audit::{Actor, EventKind};
 use crate::auth::{Caller, Intent};
 use crate::crypto::segment::{Dek, SegmentCipher};
 use crate::db::uploads::{NewUpload, UploadRow, UploadState};
 use crate::hash::TreeHasher;
+use crate::objects::destroy_object;
 use crate::state::AppState;
+use crate::telemetry::{self, UploadInFlight};
 
 /// A long PATCH commits its progress at least this often, so a crash loses little.
 const COMMIT_EVERY: u64 = 32 << 20;
@@ -178,14 +178,9 @@ pub async fn terminate(state: &AppState, caller: &Caller, id: Uuid) -> Result<()
         .db
         .terminate_upload(caller.tenant_id, id, &audit)
         .await?;
-    let store = state.store.clone();
     // If this fails (or the process dies first), the expiry job finds the tombstone without
     // `destroyed_at` and deletes the object later; the key is already gone.
-    tokio::task::spawn_blocking(move || store.delete(id))
-        .await
-        .map_err(|e| TusError::Storage(e.to_string()))?
-        .map_err(|e| TusError::Storage(e.to_string()))?;
-    state.db.mark_destroyed(caller.tenant_id, id).await?;
+    destroy_object(state, caller.tenant_id, id).await?;
     Ok(())
 }
 
@@ -213,12 +208,13 @@ where
         .acquire(id)
         .await
         .map_err(|_| TusError::Locked)?;
+    let _in_flight = UploadInFlight::start();
     let row = state.db.upload(caller.tenant_id, id, created_by).await?;
     let policy_max = match row.length {
         None => state.db.policy(caller.tenant_id).await?.max_upload_bytes,
         Some(_) => None,
     };
-    let length = settle_length(state, policy_max, &row, &request)?;
+    let length = decide_length(state, policy_max, &row, &request)?;
     if row.state == UploadState::Complete {
         return if request.offset == row.offset && request.content_length.unwrap_or(0) == 0 {
             Ok(PatchOutcome {
@@ -269,14 +265,7 @@ where
 
     let mut pipeline = Pipeline::new(ingest);
     let written = async {
-        let mut committer = Committer {
-            state: state.clone(),
-            tenant_id: caller.tenant_id,
-            id,
-            length,
-            committed: row.offset,
-            background: None,
-        };
+        let mut committer = Committer::new(state.clone(), caller.tenant_id, id, length, row.offset);
         let room = limit.saturating_sub(row.offset);
         let read = read_body(
             &mut body,
@@ -291,7 +280,7 @@ where
         let background = committer.settle().await;
         let (end, received) = read?;
         background?;
-        if writer.lease_lost() {
+        if writer.session_lost() {
             // PostgreSQL released the lease with its session: another instance may hold the
             // upload now. Write and commit nothing more; the client resumes from HEAD.
             return Err(TusError::Storage(
@@ -333,7 +322,7 @@ async fn finish_write(
     pipeline: &mut Pipeline,
     committer: &mut Committer,
 ) -> Result<PatchOutcome, TusError> {
-    let length = committer.length;
+    let length = committer.length();
     // A body that overran the length or failed its checksum is refused whole (beyond any
     // checkpoint already committed); a broken or taken-over body keeps what arrived, unless
     // a checksum was promised and so cannot be verified.
@@ -370,7 +359,7 @@ async fn finish_write(
             .complete_upload(
                 caller.tenant_id,
                 id,
-                committer.committed,
+                committer.committed(),
                 offset,
                 &hex,
                 &audit,
@@ -387,7 +376,7 @@ async fn finish_write(
     match end {
         End::Broken(e) => Err(TusError::Interrupted(e)),
         _ => Ok(PatchOutcome {
-            offset: committer.committed,
+            offset: committer.committed(),
             expires_at: Some(expires_at),
             blake3: None,
         }),
@@ -420,7 +409,7 @@ where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: Display,
 {
-    let start = committer.committed;
+    let start = committer.committed();
     let mut received = 0u64;
     let mut last_frame = Instant::now();
     let idle = tokio::time::sleep(IDLE_COMMIT);
@@ -435,7 +424,7 @@ where
                 // Waiting on the client: absorb what it sent rather than hold it.
                 pipeline.idle().await?;
                 let uncommitted = request.checksum.is_none()
-                    && start + received > committer.committed
+                    && start + received > committer.committed()
                     && committer.may_checkpoint_at(start + received);
                 tokio::select! {
                     biased;
@@ -464,6 +453,7 @@ where
             return Ok((End::TooLong, received));
         }
         received += bytes.len() as u64;
+        telemetry::upload_bytes_received(bytes.len() as u64);
         if let Some(checksum) = request.checksum.as_mut() {
             checksum.update(&bytes);
         }
@@ -483,24 +473,48 @@ where
     }
 }
 
+/// The one rule for "this upload is gone" (410): terminated, or unfinished past its
+/// abandonment time (the expiry job may not have removed it yet).
+fn ensure_not_gone(row: &UploadRow, now: OffsetDateTime) -> Result<(), TusError> {
+    let abandoned =
+        row.state == UploadState::Uploading && row.expires_at.is_some_and(|t| t < now);
+    if row.state == UploadState::Terminated || abandoned {
+        return Err(TusError::Gone);
+    }
+    Ok(())
+}
+
+/// Upload `id` as its creator (or an admin) may see it, whatever its state: the files API.
+pub async fn upload_status(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+) -> Result<UploadRow, TusError> {
+    Ok(state
+        .db
+        .upload(caller.tenant_id, id, caller.must_have_created(Intent::Read))
+        .await?)
+}
+
+/// Upload `id` for a tus HEAD: as [`upload_status`], but 410 once it is gone.
+pub async fn resumable_upload(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+) -> Result<UploadRow, TusError> {
+    let row = upload_status(state, caller, id).await?;
+    ensure_not_gone(&row, OffsetDateTime::now_utc())?;
+    Ok(row)
+}
+
 /// Decides the upload's length for this request (deferred lengths are declared on PATCH).
-fn settle_length(
+fn decide_length(
     state: &AppState,
     policy_max: Option<u64>,
     row: &UploadRow,
     request: &PatchRequest,
 ) -> Result<Option<u64>, TusError> {
-    match row.state {
-        UploadState::Terminated => return Err(TusError::Gone),
-        UploadState::Uploading
-            if row
-                .expires_at
-                .is_some_and(|t| t < OffsetDateTime::now_utc()) =>
-        {
-            return Err(TusError::Gone);
-        }
-        _ => {}
-    }
+    ensure_not_gone(row, OffsetDateTime::now_utc())?;
     if request.offset != row.offset {
         return Err(TusError::OffsetMismatch {
             expected: row.offset,

@@ -13,7 +13,7 @@ use aws_sdk_s3::types::{
 
 use super::S3Store;
 use super::client::{error_code, remote};
-use crate::shares::MAX_RETENTION_DAYS;
+use crate::policy::MAX_RETENTION_DAYS;
 use crate::store::StoreError;
 
 /// Rule id of the expiry safety net.

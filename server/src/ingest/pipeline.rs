@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::task::JoinHandle;
 
-use super::ingest::{FreeCheckpoint, Ingest, IngestError};
-use super::upload::TusError;
+use super::error::IngestError;
+use super::sealing::{FreeCheckpoint, Ingest};
 
 /// Plaintext handed to the blocking side per step while few uploads run: big batches halve
 /// the thread hand-offs of a fast stream (about a tenth of one stream's upload speed).
@@ -33,7 +33,7 @@ fn batch_len() -> usize {
 type InFlight = JoinHandle<(Ingest, Vec<u8>, Result<(), IngestError>)>;
 
 /// The two-deep pipeline: one batch being filled here while the previous one is absorbed.
-pub(super) struct Pipeline {
+pub struct Pipeline {
     ingest: Option<Ingest>,
     in_flight: Option<InFlight>,
     filling: Vec<u8>,
@@ -45,7 +45,8 @@ pub(super) struct Pipeline {
 }
 
 impl Pipeline {
-    pub(super) fn new(ingest: Ingest) -> Self {
+    /// A pipeline around a resumed upload.
+    pub fn new(ingest: Ingest) -> Self {
         ACTIVE.fetch_add(1, Ordering::Relaxed);
         Pipeline {
             has_free_checkpoints: ingest.has_free_checkpoints(),
@@ -58,10 +59,10 @@ impl Pipeline {
     }
 
     /// Waits for the batch being absorbed, if any.
-    async fn settle(&mut self) -> Result<(), TusError> {
+    async fn settle(&mut self) -> Result<(), IngestError> {
         if let Some(handle) = self.in_flight.take() {
             let (mut ingest, mut buffer, result) =
-                handle.await.map_err(|e| TusError::Storage(e.to_string()))?;
+                handle.await.map_err(|e| IngestError::Task(e.to_string()))?;
             if let Some(free) = ingest.take_free_checkpoint() {
                 self.free = Some(free);
             }
@@ -77,7 +78,7 @@ impl Pipeline {
     }
 
     /// Hands the filled batch to a blocking thread.
-    async fn dispatch(&mut self) -> Result<(), TusError> {
+    async fn dispatch(&mut self) -> Result<(), IngestError> {
         self.settle().await?;
         if self.filling.is_empty() {
             return Ok(());
@@ -85,7 +86,7 @@ impl Pipeline {
         let mut ingest = self
             .ingest
             .take()
-            .ok_or_else(|| TusError::Storage("pipeline lost".into()))?;
+            .ok_or_else(|| IngestError::Task("pipeline lost".into()))?;
         let batch = std::mem::replace(&mut self.filling, std::mem::take(&mut self.spare));
         self.in_flight = Some(tokio::task::spawn_blocking(move || {
             let result = ingest.absorb(&batch);
@@ -101,7 +102,7 @@ impl Pipeline {
     /// absorbed at once rather than held until a batch fills, and the spare buffer is
     /// dropped: a client slower than the server costs the bytes it sent since the last wait,
     /// not two batches. A busy blocking side is left alone (the body's pause lets it catch up).
-    pub(super) async fn idle(&mut self) -> Result<(), TusError> {
+    pub async fn idle(&mut self) -> Result<(), IngestError> {
         if self.in_flight.as_ref().is_some_and(|h| !h.is_finished()) {
             return Ok(());
         }
@@ -115,7 +116,7 @@ impl Pipeline {
 
     /// Whether the store offers free checkpoints (S3 part boundaries); byte-count
     /// checkpoints are used otherwise.
-    pub(super) fn has_free_checkpoints(&self) -> bool {
+    pub fn has_free_checkpoints(&self) -> bool {
         self.has_free_checkpoints
     }
 
@@ -123,7 +124,7 @@ impl Pipeline {
     /// whatever their outcome. Called on every way out of a write before the upload's lock
     /// is released: a write of this request landing after a newer request's would overwrite
     /// its bytes (on disk, the same offsets; in S3, the same part number).
-    pub(super) async fn quiesce(&mut self) {
+    pub async fn quiesce(&mut self) {
         if let Some(handle) = self.in_flight.take()
             && let Ok((ingest, _, _)) = handle.await
         {
@@ -135,12 +136,12 @@ impl Pipeline {
     }
 
     /// Takes the latest free checkpoint reached by the batches absorbed so far.
-    pub(super) fn take_free_checkpoint(&mut self) -> Option<FreeCheckpoint> {
+    pub fn take_free_checkpoint(&mut self) -> Option<FreeCheckpoint> {
         self.free.take()
     }
 
     /// Adds body bytes; full batches go to the blocking side.
-    pub(super) async fn push(&mut self, mut bytes: &[u8]) -> Result<(), TusError> {
+    pub async fn push(&mut self, mut bytes: &[u8]) -> Result<(), IngestError> {
         let batch = batch_len();
         while !bytes.is_empty() {
             let take = batch.saturating_sub(self.filling.len()).min(bytes.len());
@@ -154,30 +155,30 @@ impl Pipeline {
     }
 
     /// Absorbs everything pushed so far and returns the idle pipeline state.
-    async fn drain(&mut self) -> Result<&mut Ingest, TusError> {
+    async fn drain(&mut self) -> Result<&mut Ingest, IngestError> {
         self.dispatch().await?;
         self.settle().await?;
         self.ingest
             .as_mut()
-            .ok_or_else(|| TusError::Storage("pipeline lost".into()))
+            .ok_or_else(|| IngestError::Task("pipeline lost".into()))
     }
 
     /// Runs a blocking step on the drained pipeline state.
-    pub(super) async fn run<T: Send + 'static>(
+    pub async fn run<T: Send + 'static>(
         &mut self,
         step: impl FnOnce(&mut Ingest) -> Result<T, IngestError> + Send + 'static,
-    ) -> Result<T, TusError> {
+    ) -> Result<T, IngestError> {
         self.drain().await?;
         let mut ingest = self
             .ingest
             .take()
-            .ok_or_else(|| TusError::Storage("pipeline lost".into()))?;
+            .ok_or_else(|| IngestError::Task("pipeline lost".into()))?;
         let (ingest, result) = tokio::task::spawn_blocking(move || {
             let result = step(&mut ingest);
             (ingest, result)
         })
         .await
-        .map_err(|e| TusError::Storage(e.to_string()))?;
+        .map_err(|e| IngestError::Task(e.to_string()))?;
         self.ingest = Some(ingest);
         Ok(result?)
     }

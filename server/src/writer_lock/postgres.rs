@@ -1,9 +1,9 @@
 //! One writer per upload across instances: a PostgreSQL advisory lock per upload being written.
 //!
-//! [`UploadLocks`](super::locks::UploadLocks) serialises writers inside one process; several
+//! [`UploadLocks`](super::local::UploadLocks) serialises writers inside one process; several
 //! instances over one PostgreSQL database must agree too. Each instance keeps one dedicated
 //! session (its own connection, not one from the pool) and, for every upload one of its requests
-//! writes, holds the session-level advisory lock `pg_try_advisory_lock(`[`lease_key`]`)`.
+//! writes, holds the session-level advisory lock `pg_try_advisory_lock(`[`advisory_key`]`)`.
 //!
 //! Why an advisory lock rather than a lease row with an expiry:
 //! - if the instance dies (crash, SIGKILL, its host gone once TCP keepalive notices),
@@ -44,7 +44,7 @@ use tokio::time::{Instant, MissedTickBehavior, error::Elapsed};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use uuid::Uuid;
 
-use super::locks::Locked;
+use super::locked::Locked;
 
 /// The channel newcomers notify with the id of the upload they want.
 pub const TAKEOVER_CHANNEL: &str = "ferry_upload_takeover";
@@ -68,7 +68,7 @@ const KEEPALIVE_SQL: &str =
 
 /// Why the lease session could not be used.
 #[derive(Debug, thiserror::Error)]
-pub enum LeaseError {
+pub enum AdvisoryLockError {
     /// PostgreSQL refused or the connection failed.
     #[error("upload lease session: {0}")]
     Db(#[from] sqlx::Error),
@@ -86,14 +86,14 @@ pub enum LeaseError {
 /// across instances those two uploads would merely be written one at a time; within one
 /// instance the lock is re-entrant, so they would not even wait (each holder still pairs its
 /// own lock with its own unlock).
-pub fn lease_key(id: Uuid) -> i64 {
+pub fn advisory_key(id: Uuid) -> i64 {
     let (high, low) = id.as_u64_pair();
     (high ^ low).cast_signed()
 }
 
 /// This instance's side of the cross-instance lease: a handle to the task that owns the session.
 #[derive(Clone, Debug)]
-pub struct PgLease {
+pub struct PgAdvisoryLocks {
     requests: mpsc::UnboundedSender<Request>,
     application_name: Arc<str>,
 }
@@ -135,7 +135,7 @@ enum Request {
         stop: CancellationToken,
         /// Notify the holder if the lock is taken.
         ask: bool,
-        reply: oneshot::Sender<Result<Option<HeldLock>, LeaseError>>,
+        reply: oneshot::Sender<Result<Option<HeldLock>, AdvisoryLockError>>,
     },
     Unlock {
         id: Uuid,
@@ -144,13 +144,13 @@ enum Request {
     },
 }
 
-impl PgLease {
+impl PgAdvisoryLocks {
     /// Opens this instance's lease session and starts listening for takeover requests.
     ///
     /// `database_url` is the service's PostgreSQL URL. The session is visible in
-    /// `pg_stat_activity` as [`PgLease::application_name`], the listener as
+    /// `pg_stat_activity` as [`PgAdvisoryLocks::application_name`], the listener as
     /// `ferry-listen-<same id>`.
-    pub async fn start(database_url: &str) -> Result<Self, LeaseError> {
+    pub async fn start(database_url: &str) -> Result<Self, AdvisoryLockError> {
         let instance = Uuid::new_v4();
         let application_name: Arc<str> = Arc::from(format!("ferry-lease-{instance}"));
         let options = PgConnectOptions::from_str(database_url)?;
@@ -175,7 +175,7 @@ impl PgLease {
         let listening = CancellationToken::new();
         tokio::spawn(listen_loop(listener, holders, listening.clone()));
         tokio::spawn(session.run(inbox, listening.drop_guard()));
-        Ok(PgLease {
+        Ok(PgAdvisoryLocks {
             requests,
             application_name,
         })
@@ -206,7 +206,7 @@ impl PgLease {
                 reply,
             };
             if self.requests.send(request).is_err() {
-                last_error = Some(LeaseError::Gone);
+                last_error = Some(AdvisoryLockError::Gone);
                 break;
             }
             // The session task bounds every statement, so this wait is bounded too.
@@ -215,7 +215,7 @@ impl PgLease {
                 Ok(Ok(None)) => {}
                 Ok(Err(error)) => last_error = Some(error),
                 Err(_) => {
-                    last_error = Some(LeaseError::Gone);
+                    last_error = Some(AdvisoryLockError::Gone);
                     break;
                 }
             }
@@ -298,9 +298,9 @@ impl Session {
         id: Uuid,
         stop: CancellationToken,
         ask: bool,
-    ) -> Result<Option<HeldLock>, LeaseError> {
+    ) -> Result<Option<HeldLock>, AdvisoryLockError> {
         let Some(requests) = self.requests.upgrade() else {
-            return Err(LeaseError::Gone);
+            return Err(AdvisoryLockError::Gone);
         };
         let conn = self.connection().await?;
         let taken = tokio::time::timeout(QUERY_TIMEOUT, try_advisory_lock(conn, id)).await;
@@ -365,7 +365,7 @@ impl Session {
     }
 
     /// The open session, opening a new one if needed.
-    async fn connection(&mut self) -> Result<&mut PgConnection, LeaseError> {
+    async fn connection(&mut self) -> Result<&mut PgConnection, AdvisoryLockError> {
         if self.conn.is_none() {
             let conn = connect(&self.options).await?;
             if self.generation > 0 {
@@ -373,18 +373,18 @@ impl Session {
             }
             self.conn = Some(conn);
         }
-        self.conn.as_mut().ok_or(LeaseError::Gone)
+        self.conn.as_mut().ok_or(AdvisoryLockError::Gone)
     }
 
     /// A statement's result; on any failure the session is closed and its holders stopped.
     fn settle<T>(
         &mut self,
         outcome: Result<Result<T, sqlx::Error>, Elapsed>,
-    ) -> Result<T, LeaseError> {
+    ) -> Result<T, AdvisoryLockError> {
         let error = match outcome {
             Ok(Ok(value)) => return Ok(value),
-            Ok(Err(error)) => LeaseError::Db(error),
-            Err(_) => LeaseError::Timeout(QUERY_TIMEOUT),
+            Ok(Err(error)) => AdvisoryLockError::Db(error),
+            Err(_) => AdvisoryLockError::Timeout(QUERY_TIMEOUT),
         };
         self.lose(&error);
         Err(error)
@@ -392,7 +392,7 @@ impl Session {
 
     /// Forgets the session: dropping the connection closes it, so the server ends the session
     /// and releases its locks if it has not already. Every local holder is asked to stop.
-    fn lose(&mut self, error: &LeaseError) {
+    fn lose(&mut self, error: &AdvisoryLockError) {
         self.conn = None;
         self.generation += 1;
         let holders: Vec<Holder> = match self.holders.lock() {
@@ -418,14 +418,14 @@ impl Session {
 
 async fn try_advisory_lock(conn: &mut PgConnection, id: Uuid) -> Result<bool, sqlx::Error> {
     sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-        .bind(lease_key(id))
+        .bind(advisory_key(id))
         .fetch_one(conn)
         .await
 }
 
 async fn advisory_unlock(conn: &mut PgConnection, id: Uuid) -> Result<bool, sqlx::Error> {
     sqlx::query_scalar("SELECT pg_advisory_unlock($1)")
-        .bind(lease_key(id))
+        .bind(advisory_key(id))
         .fetch_one(conn)
         .await
 }
@@ -441,19 +441,19 @@ async fn ask_holder(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error
 }
 
 /// A new lease session, with keepalives that let the server notice a vanished client.
-async fn connect(options: &PgConnectOptions) -> Result<PgConnection, LeaseError> {
+async fn connect(options: &PgConnectOptions) -> Result<PgConnection, AdvisoryLockError> {
     let mut conn = tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(options))
         .await
-        .map_err(|_| LeaseError::Timeout(CONNECT_TIMEOUT))??;
+        .map_err(|_| AdvisoryLockError::Timeout(CONNECT_TIMEOUT))??;
     // A plain string runs as a simple query, which may hold several statements.
     tokio::time::timeout(QUERY_TIMEOUT, conn.execute(KEEPALIVE_SQL))
         .await
-        .map_err(|_| LeaseError::Timeout(QUERY_TIMEOUT))??;
+        .map_err(|_| AdvisoryLockError::Timeout(QUERY_TIMEOUT))??;
     Ok(conn)
 }
 
 /// A listener on [`TAKEOVER_CHANNEL`], on a connection of its own (sqlx reconnects it).
-async fn listen(options: PgConnectOptions) -> Result<PgListener, LeaseError> {
+async fn listen(options: PgConnectOptions) -> Result<PgListener, AdvisoryLockError> {
     let pool = PgPoolOptions::new()
         .max_connections(1)
         .min_connections(0)
@@ -513,10 +513,10 @@ mod tests {
     fn the_key_mixes_both_halves_of_the_id() {
         let id = Uuid::from_u64_pair(0x0123_4567_89ab_cdef, 0xffff_0000_ffff_0000);
         assert_eq!(
-            lease_key(id),
+            advisory_key(id),
             (0x0123_4567_89ab_cdef_u64 ^ 0xffff_0000_ffff_0000).cast_signed()
         );
         let other = Uuid::from_u64_pair(0x0123_4567_89ab_cdef, 0xffff_0000_ffff_0001);
-        assert_ne!(lease_key(id), lease_key(other));
+        assert_ne!(advisory_key(id), advisory_key(other));
     }
 }

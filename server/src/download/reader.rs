@@ -1,187 +1,25 @@
-//! Recipients' side: resolve a link token to its share, and stream verified plaintext of a
-//! file's byte range out of the stored segments.
+//! Reading a shared file: opening it (membership, key) and streaming verified plaintext of a
+//! byte range out of the stored segments.
 //!
 //! Every segment is authenticated before any of its bytes leave: a tampered object fails the
 //! request (before the headers if the first segments are bad, by aborting the body after).
 
 use bytes::Bytes;
-use time::OffsetDateTime;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use crate::audit::{Actor, EventKind};
-use crate::auth::parse_link_token;
-use crate::crypto::CryptoError;
+use super::error::DownloadError;
 use crate::crypto::segment::{
     NONCE_LEN, SEGMENT_OVERHEAD, SEGMENT_PLAINTEXT, STORED_SEGMENT_MAX, SegmentCipher, SegmentSpan,
     segment_count, segment_plain_len, span_for_range, stored_len,
 };
-use crate::db::DbError;
-use crate::db::share_status::DownloadCost;
 use crate::db::shares::{ShareRow, SharedFile};
 use crate::state::AppState;
-use crate::store::{ObjectReader, StoreError};
+use crate::store::ObjectReader;
 
 /// Segments read and verified per step: 512 KiB of plaintext. A download holds at most three
 /// batches (one being read, one queued, one being sent), so memory stays flat per recipient.
 const SEGMENTS_PER_BATCH: u64 = 8;
-
-/// Why a download cannot be served.
-#[derive(Debug, thiserror::Error)]
-pub enum DownloadError {
-    /// No such link or file (404; says nothing about whether a token ever existed).
-    #[error("not found")]
-    NotFound,
-    /// The link expired or was revoked (410).
-    #[error("this link has expired or was revoked")]
-    Gone,
-    /// The file was downloaded through this link as often as the tenant's policy allows (410).
-    #[error("this file was downloaded as many times as allowed")]
-    LimitReached,
-    /// Stored bytes failed authentication: never served (500, logged loudly).
-    #[error("stored data failed its integrity check")]
-    Integrity,
-    /// Database or store failure (503).
-    #[error("storage failure: {0}")]
-    Storage(String),
-}
-
-impl From<DbError> for DownloadError {
-    fn from(e: DbError) -> Self {
-        match e {
-            DbError::NotFound => DownloadError::NotFound,
-            other => DownloadError::Storage(other.to_string()),
-        }
-    }
-}
-
-impl From<CryptoError> for DownloadError {
-    fn from(e: CryptoError) -> Self {
-        match e {
-            CryptoError::Authentication | CryptoError::Malformed(_) => DownloadError::Integrity,
-            other => DownloadError::Storage(other.to_string()),
-        }
-    }
-}
-
-impl From<StoreError> for DownloadError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Truncated => DownloadError::Integrity,
-            other => DownloadError::Storage(other.to_string()),
-        }
-    }
-}
-
-/// Finds the live share behind a link token, verifying the token in constant time.
-pub async fn resolve_share(state: &AppState, token: &str) -> Result<ShareRow, DownloadError> {
-    let presented = parse_link_token(token).ok_or(DownloadError::NotFound)?;
-    let share = state.db.share_by_selector(presented.selector).await?;
-    if !presented.matches(&share.token_hash) {
-        return Err(DownloadError::NotFound);
-    }
-    if share.revoked_at.is_some()
-        || share.ended_at.is_some()
-        || share.expires_at <= OffsetDateTime::now_utc()
-    {
-        return Err(DownloadError::Gone);
-    }
-    Ok(share)
-}
-
-/// Who is at the other end of a recipient's request, for the audit log.
-#[derive(Debug, Clone, Default)]
-pub struct Visitor {
-    /// The client's address (the TCP peer).
-    pub ip: Option<std::net::IpAddr>,
-    /// Its `User-Agent`, cut to 512 characters.
-    pub user_agent: Option<String>,
-}
-
-/// Records an event a recipient caused on `share` (a page opened, bytes served).
-pub async fn record(
-    state: &AppState,
-    share: &ShareRow,
-    kind: EventKind,
-    subject: Uuid,
-    visitor: &Visitor,
-    mut details: serde_json::Value,
-) -> Result<(), DownloadError> {
-    if let Some(fields) = details.as_object_mut() {
-        fields.insert("share".into(), serde_json::json!(share.id));
-        fields.insert("ip".into(), serde_json::json!(visitor.ip));
-        fields.insert("user_agent".into(), serde_json::json!(visitor.user_agent));
-    }
-    let entry = state
-        .audit(
-            share.tenant_id,
-            kind,
-            Actor::Recipient,
-            Some(subject),
-            details,
-        )
-        .map_err(|e| DownloadError::Storage(e.to_string()))?;
-    state.db.append_audit(&entry).await?;
-    Ok(())
-}
-
-/// Reserves the bytes `[start, end]` of `file` against the tenant's `max_downloads_per_file`,
-/// before any of them leave; `LimitReached` when the budget cannot cover them.
-///
-/// The rule (DESIGN.md, "Download limit"): a file may be served N copies' worth of bytes
-/// through one share, plus an allowance for bytes lost in flight that is always less than
-/// one copy. Every response reserves the length of its range; a response that ends early
-/// gives back what it did not send ([`refund_bytes`]). So N whole downloads succeed and the
-/// next is refused, however they are split into ranges or resumed, and a HEAD (which sends
-/// no body) costs nothing. An empty file costs one unit per download.
-pub async fn reserve_bytes(
-    state: &AppState,
-    share: &ShareRow,
-    file: &SharedFile,
-    range: Option<(u64, u64)>,
-) -> Result<u64, DownloadError> {
-    let cost = download_cost(file.size, range);
-    state
-        .db
-        .reserve_download(share.tenant_id, share.id, file.id, &cost)
-        .await?
-        .ok_or(DownloadError::LimitReached)
-}
-
-/// The cost of serving `range` (`None`: the whole of an empty file) of a `size`-byte file.
-pub fn download_cost(size: u64, range: Option<(u64, u64)>) -> DownloadCost {
-    let unit = size.max(1);
-    DownloadCost {
-        cost: range.map_or(1, |(start, end)| (end + 1).saturating_sub(start)),
-        unit,
-        allowance: (size / 64).max(IN_FLIGHT_ALLOWANCE).min(size / 2),
-    }
-}
-
-/// Bytes a broken connection may have lost in socket buffers, allowed for beyond N copies;
-/// never more than half a copy, so N + 1 copies are never served.
-const IN_FLIGHT_ALLOWANCE: u64 = 16 << 20;
-
-/// Gives back the bytes of a reservation that a response did not send.
-pub async fn refund_bytes(
-    state: &AppState,
-    share: &ShareRow,
-    file: Uuid,
-    unsent: u64,
-) -> Result<(), DownloadError> {
-    if unsent > 0 {
-        state.db.refund_download(share.id, file, unsent).await?;
-    }
-    Ok(())
-}
-
-/// The files a share offers.
-pub async fn share_files(
-    state: &AppState,
-    share: &ShareRow,
-) -> Result<Vec<SharedFile>, DownloadError> {
-    Ok(state.db.shared_files(share.tenant_id, share.id).await?)
-}
 
 /// A file of a share, ready to be read.
 pub struct OpenFile {
@@ -309,14 +147,14 @@ pub async fn stream_range(
         Ok::<_, DownloadError>((first, range))
     })
     .await
-    .map_err(|e| DownloadError::Storage(e.to_string()))??;
+    .map_err(|e| DownloadError::Task(e.to_string()))??;
 
     let (tx, rx) = mpsc::channel(1);
     // Queue the first batch now, so the response's headers and first bytes leave together.
     if let Some(bytes) = first
         && tx.try_send(Ok(bytes)).is_err()
     {
-        return Err(DownloadError::Storage("download channel closed".into()));
+        return Err(DownloadError::Task("download channel closed".into()));
     }
     // Each batch is read on a blocking thread of its own, so a download that waits on a slow
     // recipient holds no thread: hundreds of concurrent downloads never exhaust the pool.
@@ -353,25 +191,3 @@ pub async fn stream_range(
     Ok(rx)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_download_costs_its_range_and_allows_less_than_a_copy_in_flight() {
-        let empty = download_cost(0, None);
-        assert_eq!((empty.cost, empty.unit, empty.allowance), (1, 1, 0));
-        let small = download_cost(100_000, Some((1, 99_999)));
-        assert_eq!(
-            (small.cost, small.unit, small.allowance),
-            (99_999, 100_000, 50_000)
-        );
-        let gib = download_cost(1 << 30, Some((0, (1 << 30) - 1)));
-        assert_eq!((gib.cost, gib.allowance), (1 << 30, 16 << 20));
-        let large = download_cost(64 << 30, Some((5, 5)));
-        assert_eq!((large.cost, large.allowance), (1, 1 << 30));
-        for size in [1u64, 2, 3, 1000, 32 << 20, u64::MAX] {
-            assert!(download_cost(size, None).allowance <= size / 2, "{size}");
-        }
-    }
-}

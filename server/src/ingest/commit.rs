@@ -2,43 +2,75 @@
 //! the offset the last commit left. Checkpoints inside a long PATCH sync in the background.
 
 use time::OffsetDateTime;
+use std::time::Instant;
+
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use super::UNFINISHED_TTL;
-use super::error::TusError;
-use super::ingest::{FreeCheckpoint, Snapshot};
+use super::error::IngestError;
+use super::sealing::{FreeCheckpoint, Snapshot};
 use super::pipeline::Pipeline;
 use crate::db::DbError;
 use crate::db::uploads::Progress;
+use crate::policy::UNFINISHED_TTL;
 use crate::state::AppState;
+use crate::telemetry;
 
 /// Records progress: store sync first, then the database update guarded by the offset the
 /// last commit left. A background checkpoint syncs while the body keeps flowing; at most one
 /// is in flight, and every path settles it before the request ends.
-pub(super) struct Committer {
-    pub(super) state: AppState,
-    pub(super) tenant_id: Uuid,
-    pub(super) id: Uuid,
-    pub(super) length: Option<u64>,
+pub struct Committer {
+    state: AppState,
+    tenant_id: Uuid,
+    id: Uuid,
+    length: Option<u64>,
     /// Offset of the last database commit.
-    pub(super) committed: u64,
+    committed: u64,
     /// A checkpoint being synced and saved, and the offset it will commit.
-    pub(super) background: Option<(u64, JoinHandle<Result<(), TusError>>)>,
+    background: Option<(u64, JoinHandle<Result<(), IngestError>>)>,
 }
 
 impl Committer {
+    /// The committer of upload `id` (of `length`, if known) whose last commit is at
+    /// `committed`.
+    pub fn new(
+        state: AppState,
+        tenant_id: Uuid,
+        id: Uuid,
+        length: Option<u64>,
+        committed: u64,
+    ) -> Committer {
+        Committer {
+            state,
+            tenant_id,
+            id,
+            length,
+            committed,
+            background: None,
+        }
+    }
+
+    /// Offset of the last database commit.
+    pub fn committed(&self) -> u64 {
+        self.committed
+    }
+
+    /// The upload's length, if known.
+    pub fn length(&self) -> Option<u64> {
+        self.length
+    }
+
     /// The offset the next checkpoint counts from (the one in flight, or the last committed).
-    pub(super) fn checkpointed(&self) -> u64 {
+    pub fn checkpointed(&self) -> u64 {
         self.background
             .as_ref()
             .map_or(self.committed, |(offset, _)| *offset)
     }
 
     /// Waits for the background checkpoint, if any.
-    pub(super) async fn settle(&mut self) -> Result<(), TusError> {
+    pub async fn settle(&mut self) -> Result<(), IngestError> {
         if let Some((offset, task)) = self.background.take() {
-            task.await.map_err(|e| TusError::Storage(e.to_string()))??;
+            task.await.map_err(|e| IngestError::Task(e.to_string()))??;
             self.committed = offset;
         }
         Ok(())
@@ -46,10 +78,10 @@ impl Committer {
 
     /// Starts a checkpoint of everything absorbed so far whose sync overlaps with further
     /// appends.
-    pub(super) async fn commit_in_background(
+    pub async fn commit_in_background(
         &mut self,
         pipeline: &mut Pipeline,
-    ) -> Result<(), TusError> {
+    ) -> Result<(), IngestError> {
         self.settle().await?;
         let checkpoint = pipeline.run(|ingest| ingest.snapshot_for_sync()).await?;
         self.start_background(checkpoint);
@@ -59,13 +91,13 @@ impl Committer {
     /// Whether a checkpoint at `offset` may be committed: not at the upload's length, which
     /// only the completion records. An upload left "uploading" at its full length would look
     /// finished to a client's HEAD, which then never sends the request that completes it.
-    pub(super) fn may_checkpoint_at(&self, offset: u64) -> bool {
+    pub fn may_checkpoint_at(&self, offset: u64) -> bool {
         self.length != Some(offset)
     }
 
     /// Commits a free checkpoint (an S3 part boundary) in the background, unless a later
     /// commit already covers it.
-    pub(super) async fn commit_free(&mut self, checkpoint: FreeCheckpoint) -> Result<(), TusError> {
+    pub async fn commit_free(&mut self, checkpoint: FreeCheckpoint) -> Result<(), IngestError> {
         self.settle().await?;
         if checkpoint.0.offset > self.committed && self.may_checkpoint_at(checkpoint.0.offset) {
             self.start_background(checkpoint);
@@ -83,23 +115,25 @@ impl Committer {
         );
         let offset = snapshot.offset;
         let task = tokio::spawn(async move {
+            let began = Instant::now();
             snapshot.store_state = tokio::task::spawn_blocking(move || syncer.sync())
                 .await
-                .map_err(|e| TusError::Storage(e.to_string()))?
-                .map_err(|e| TusError::Storage(e.to_string()))?;
-            save(&state, tenant_id, id, from, length, &snapshot)
-                .await
-                .map(|_| ())
+                .map_err(|e| IngestError::Task(e.to_string()))?
+                .map_err(|e| IngestError::Task(e.to_string()))?;
+            save(&state, tenant_id, id, from, length, &snapshot).await?;
+            telemetry::upload_committed(offset - from, began.elapsed());
+            Ok(())
         });
         self.background = Some((offset, task));
     }
 
     /// Syncs and commits everything absorbed so far; returns the new abandonment time.
-    pub(super) async fn commit_now(
+    pub async fn commit_now(
         &mut self,
         pipeline: &mut Pipeline,
-    ) -> Result<OffsetDateTime, TusError> {
+    ) -> Result<OffsetDateTime, IngestError> {
         self.settle().await?;
+        let began = Instant::now();
         let snapshot = pipeline.run(|ingest| ingest.checkpoint()).await?;
         let expires_at = save(
             &self.state,
@@ -110,6 +144,7 @@ impl Committer {
             &snapshot,
         )
         .await?;
+        telemetry::upload_committed(snapshot.offset - self.committed, began.elapsed());
         self.committed = snapshot.offset;
         Ok(expires_at)
     }
@@ -123,7 +158,7 @@ async fn save(
     from: u64,
     length: Option<u64>,
     snapshot: &Snapshot,
-) -> Result<OffsetDateTime, TusError> {
+) -> Result<OffsetDateTime, IngestError> {
     let expires_at = OffsetDateTime::now_utc() + UNFINISHED_TTL;
     state
         .db
@@ -142,11 +177,11 @@ async fn save(
         )
         .await
         .map_err(|e| match e {
-            DbError::Conflict(_) => TusError::OffsetMismatch {
+            DbError::Conflict(_) => IngestError::Moved {
                 expected: snapshot.offset,
                 got: from,
             },
-            other => other.into(),
+            other => IngestError::Db(other),
         })?;
     Ok(expires_at)
 }

@@ -1,4 +1,4 @@
-//! Bearer secrets: tenant API keys and recipients' link tokens.
+//! Bearer secrets: the format of tenant API keys and recipients' link tokens.
 //!
 //! Both are a random *selector* (for the database lookup) followed by a 256-bit random
 //! *secret*. Only SHA-256 of the secret is stored, and it is compared in constant time, so a
@@ -15,42 +15,6 @@ const SELECTOR_BYTES: usize = 9;
 const SELECTOR_CHARS: usize = 12;
 const SECRET_BYTES: usize = 32;
 const SECRET_CHARS: usize = 43;
-
-/// The authenticated sender or admin behind a request.
-#[derive(Debug, Clone, Copy)]
-pub struct Caller {
-    /// Tenant the key belongs to; every query is scoped to it.
-    pub tenant_id: uuid::Uuid,
-    /// The API key used, recorded as owner of what it creates.
-    pub key_id: uuid::Uuid,
-    /// Its role.
-    pub role: crate::db::tenants::Role,
-}
-
-/// What a caller means to do with something a sender created (an upload, a file, a share).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Intent {
-    /// Look at it: HEAD, the file's status, a share's details.
-    Read,
-    /// Delete or revoke it.
-    Delete,
-    /// Add to it or hand it out: PATCH, sharing a file.
-    Write,
-}
-
-impl Caller {
-    /// The one ownership rule: a sender reaches only what its own key created; a tenant's
-    /// admin may also read and delete what any of the tenant's keys created, but appends to
-    /// and shares only its own. Returns the creator a row must have (`None`: any creator of
-    /// the caller's tenant). Every query of uploads and shares binds it next to the tenant,
-    /// so what another key created is `NotFound` (404), exactly like another tenant's.
-    pub fn must_have_created(&self, intent: Intent) -> Option<uuid::Uuid> {
-        match (self.role, intent) {
-            (crate::db::tenants::Role::Admin, Intent::Read | Intent::Delete) => None,
-            _ => Some(self.key_id),
-        }
-    }
-}
 
 /// A freshly minted secret: the text handed out once, and what the database keeps.
 pub struct MintedSecret {

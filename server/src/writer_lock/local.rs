@@ -10,7 +10,7 @@
 //! Two layers, taken in this order and released together:
 //! - in this process, a mutex per upload (a newcomer cancels the holder's `stop` token);
 //! - on PostgreSQL, where several instances share one database, the instance-wide lease of
-//!   [`super::lease`]: an advisory lock on a dedicated session, asked for across instances with
+//!   [`super::postgres`]: an advisory lock on a dedicated session, asked for across instances with
 //!   `NOTIFY`, released at once by PostgreSQL if the instance dies.
 //!
 //! On SQLite there is no cross-instance lease: one instance per SQLite database is the design,
@@ -25,7 +25,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::lease::{HeldLock, LeaseError, PgLease};
+use super::locked::Locked;
+use super::postgres::{AdvisoryLockError, HeldLock, PgAdvisoryLocks};
 
 /// How long a newcomer waits for the current holder to let go.
 pub const TAKEOVER_WAIT: Duration = Duration::from_secs(3);
@@ -40,13 +41,8 @@ struct Slot {
 #[derive(Default, Clone)]
 pub struct UploadLocks {
     slots: Arc<Mutex<HashMap<Uuid, Slot>>>,
-    lease: Option<PgLease>,
+    lease: Option<PgAdvisoryLocks>,
 }
-
-/// The holder did not release the upload in time.
-#[derive(Debug, thiserror::Error)]
-#[error("another request is writing to this upload")]
-pub struct Locked;
 
 /// Exclusive right to write one upload; `stop` fires when a newer request wants it.
 pub struct WriterGuard {
@@ -67,17 +63,17 @@ impl UploadLocks {
 
     /// Locks within this process plus the cross-instance lease, for instances sharing the
     /// PostgreSQL database at `database_url`. Opens the lease's own two connections.
-    pub async fn with_postgres_lease(database_url: &str) -> Result<Self, LeaseError> {
+    pub async fn with_postgres_advisory_locks(database_url: &str) -> Result<Self, AdvisoryLockError> {
         Ok(UploadLocks {
             slots: Arc::default(),
-            lease: Some(PgLease::start(database_url).await?),
+            lease: Some(PgAdvisoryLocks::start(database_url).await?),
         })
     }
 
     /// The `application_name` of this instance's lease session in `pg_stat_activity`, if it
     /// has one: what an operator (or a test) looks for to see or end it.
-    pub fn lease_session_name(&self) -> Option<&str> {
-        self.lease.as_ref().map(PgLease::application_name)
+    pub fn advisory_session_name(&self) -> Option<&str> {
+        self.lease.as_ref().map(PgAdvisoryLocks::application_name)
     }
 
     /// Takes the upload's writer lock, asking any current holder to stop first: the one in
@@ -117,7 +113,7 @@ impl WriterGuard {
     /// Whether the cross-instance lease was lost while held (its PostgreSQL session ended,
     /// which released it): another instance may be writing the upload now, so this writer
     /// must not write or commit anything more. Always false on SQLite.
-    pub fn lease_lost(&self) -> bool {
+    pub fn session_lost(&self) -> bool {
         self.lease.as_ref().is_some_and(HeldLock::is_lost)
     }
 }

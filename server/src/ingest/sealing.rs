@@ -5,39 +5,16 @@
 //! the partial segment (< 64 KiB) stays in memory as `tail` until it fills, and is saved
 //! sealed in the database at each commit, so the acknowledged offset is exact.
 
+use super::error::IngestError;
 use crate::crypto::CryptoError;
 use crate::crypto::segment::{
     SEGMENT_OVERHEAD, SEGMENT_PLAINTEXT, STORED_SEGMENT_MAX, SegmentCipher,
 };
-use crate::hash::{HashStateError, TreeHasher};
+use crate::hash::TreeHasher;
 use crate::store::{
-    ObjectReader, ObjectStore, ObjectSyncer, ObjectWriter, StoreError, StoreState, WriteFrom,
+    ObjectReader, ObjectStore, ObjectSyncer, ObjectWriter, StoreState, WriteFrom,
 };
 use uuid::Uuid;
-
-/// Failures inside the pipeline; all of them leave the last committed state intact.
-#[derive(Debug, thiserror::Error)]
-pub enum IngestError {
-    /// Sealing or opening the saved tail failed.
-    #[error(transparent)]
-    Crypto(#[from] CryptoError),
-    /// The saved hash state is unusable.
-    #[error(transparent)]
-    Hash(#[from] HashStateError),
-    /// The object store failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// The store already holds this upload complete (an earlier attempt finished it but its
-    /// completion was not recorded), and the bytes sent again are not the ones it holds.
-    #[error(
-        "the bytes sent again from offset {offset} differ from the ones an earlier attempt \
-         already stored for this upload"
-    )]
-    Resent {
-        /// Plaintext offset of the first segment that differs.
-        offset: u64,
-    },
-}
 
 /// What a commit writes to the database.
 pub struct Snapshot {
