@@ -1,4 +1,5 @@
-//! Sizes, rates, durations and percentiles as the load generator reads and prints them.
+//! Sizes, rates, durations, percentiles and rounding as the load generator reads and prints
+//! them.
 
 use std::time::Duration;
 
@@ -91,6 +92,18 @@ pub fn mb_per_s(bytes: u64, elapsed: Duration) -> f64 {
     }
 }
 
+/// KiB (as `/proc` reports memory) to MiB with one decimal: finer than RSS moves between runs,
+/// coarse enough to read at a glance.
+pub fn mib(kib: u64) -> f64 {
+    (kib as f64 / 1024.0 * 10.0).round() / 10.0
+}
+
+/// Rounds to three decimals: seconds to the millisecond, MB/s to the kB/s, already finer than
+/// the noise between runs, so the JSON lines stay short.
+pub fn round3(x: f64) -> f64 {
+    (x * 1e3).round() / 1e3
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,5 +142,12 @@ mod tests {
         assert_eq!(percentile(&v, 100.0), Some(Duration::from_millis(100)));
         assert_eq!(percentile(&v[..1], 99.0), Some(Duration::from_millis(1)));
         assert_eq!(percentile(&[], 50.0), None);
+    }
+
+    #[test]
+    fn memory_is_binary_mebibytes() {
+        assert_eq!(mib(1024), 1.0);
+        assert_eq!(mib(1536), 1.5);
+        assert_eq!(mib(100_000), 97.7);
     }
 }

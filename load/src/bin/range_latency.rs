@@ -12,6 +12,7 @@ use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
+use ferry_load::units::{ms, percentile};
 use reqwest::StatusCode;
 use reqwest::blocking::Client;
 use reqwest::header::{CONTENT_RANGE, RANGE};
@@ -91,17 +92,6 @@ fn fetch_byte(client: &Client, url: &str, offset: u64) -> anyhow::Result<u8> {
     Ok(body[0])
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    // Nearest-rank percentile.
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    let index = rank.clamp(1, sorted.len()) - 1;
-    ms(sorted[index])
-}
-
-fn ms(d: Duration) -> f64 {
-    (d.as_secs_f64() * 1e6).round() / 1e3
-}
-
 fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
     let expected = match &args.expect_file {
@@ -146,9 +136,9 @@ fn main() -> anyhow::Result<()> {
         "warmup": args.warmup,
         "verified_against_source": expected.is_some(),
         "min_ms": ms(samples[0]),
-        "p50_ms": percentile(&samples, 50.0),
-        "p90_ms": percentile(&samples, 90.0),
-        "p99_ms": percentile(&samples, 99.0),
+        "p50_ms": percentile(&samples, 50.0).map(ms),
+        "p90_ms": percentile(&samples, 90.0).map(ms),
+        "p99_ms": percentile(&samples, 99.0).map(ms),
         "max_ms": ms(samples[samples.len() - 1]),
         "mean_ms": ms(total / u32::try_from(samples.len())?),
     });
