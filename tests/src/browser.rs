@@ -9,9 +9,10 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
+use ferry_testkit::ChildGuard;
 use serde::Deserialize;
 
 use crate::clients::ensure_client_tools;
@@ -112,30 +113,15 @@ pub fn open_share_in_browser(
         "node recipient.mjs --url {share_url} --out {}",
         out.display()
     );
-    let mut child = cmd
-        .spawn()
-        .with_context(|| format!("cannot start {what}"))?;
+    // On a timeout (or a failure of this test) the whole group goes: node and Chromium.
+    let mut child = ChildGuard::group_leader(
+        cmd.spawn()
+            .with_context(|| format!("cannot start {what}"))?,
+    );
     let stdout = read_in_background(child.stdout.take());
     let stderr = read_in_background(child.stderr.take());
 
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break Some(status);
-        }
-        if Instant::now() > deadline {
-            // Kill the whole group (node and Chromium), then reap node.
-            let _ = Command::new("kill")
-                .args(["-s", "KILL", "--"])
-                .arg(format!("-{}", child.id()))
-                .stderr(Stdio::null())
-                .status();
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
+    let status = child.wait_timeout(timeout)?;
     let stdout = stdout
         .join()
         .map_err(|_| anyhow!("stdout reader panicked"))?;

@@ -4,12 +4,13 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
+use ferry_testkit::ChildGuard;
 use serde::Deserialize;
 
 /// A real tus client implementation, driven through its script in `tests/clients/`.
@@ -116,11 +117,11 @@ pub fn ensure_client_tools() -> Result<()> {
 ///
 /// Its stderr is collected line by line while it runs, so a test can learn the upload URL
 /// (the scripts print `upload url: <url>` as soon as the upload exists) and watch the
-/// upload's progress on the server.
+/// upload's progress on the server. Killed if dropped while it runs.
 pub struct RunningClient {
     client: TusClient,
     what: String,
-    child: Child,
+    child: ChildGuard,
     stdout: Option<thread::JoinHandle<String>>,
     stderr: Arc<Mutex<Vec<String>>>,
     stderr_done: Option<thread::JoinHandle<()>>,
@@ -138,7 +139,7 @@ impl RunningClient {
 
     /// Whether the script is still running.
     pub fn is_running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+        self.child.is_running()
     }
 
     /// Wait for the script to finish (killing it after `timeout`) and return the upload URL
@@ -146,18 +147,7 @@ impl RunningClient {
     pub fn wait(mut self, timeout: Duration) -> Result<String> {
         let client = self.client;
         let what = self.what.clone();
-        let deadline = Instant::now() + timeout;
-        let status = loop {
-            if let Some(status) = self.child.try_wait()? {
-                break Some(status);
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                break None;
-            }
-            thread::sleep(Duration::from_millis(20));
-        };
+        let status = self.child.wait_timeout(timeout)?;
         let stdout = self
             .stdout
             .take()
@@ -199,15 +189,6 @@ impl RunningClient {
     }
 }
 
-impl Drop for RunningClient {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
 /// Start a client script uploading one file, without waiting for it.
 pub fn spawn_client(client: TusClient, upload: &ClientUpload<'_>) -> Result<RunningClient> {
     ensure_client_tools()?;
@@ -246,9 +227,10 @@ pub fn spawn_client(client: TusClient, upload: &ClientUpload<'_>) -> Result<Runn
     if let Some(name) = upload.name {
         cmd.arg("--name").arg(name);
     }
-    let mut child = cmd
-        .spawn()
-        .with_context(|| format!("cannot start the {client} script"))?;
+    let mut child = ChildGuard::new(
+        cmd.spawn()
+            .with_context(|| format!("cannot start the {client} script"))?,
+    );
     let stdout = child.stdout.take().map(|mut o| {
         thread::spawn(move || {
             let mut s = String::new();

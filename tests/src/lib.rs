@@ -18,19 +18,22 @@
 //! - `clients`: the real tus clients ([`TusClient`], [`run_client`], [`spawn_client`]) and
 //!   where the test tools live ([`python`], [`schemathesis`]);
 //! - `browser`: a recipient in headless Chromium ([`open_share_in_browser`]);
-//! - `garage`: a real single-node Garage S3 store for the S3 backend ([`Garage`]);
-//! - `postgres`: a scratch PostgreSQL database for several instances ([`ScratchDb`]);
-//! - `stack`: PostgreSQL + Garage + one master key for several instances ([`S3Stack`]);
+//! - `s3`: an S3 client on a Garage, built by Ferry's own client builder ([`s3_client`]);
+//! - `stack`: PostgreSQL + Garage + one master key for several instances ([`S3Stack`]), and
+//!   fresh master keys ([`new_master_key`]);
 //! - `tus`: raw streamed PATCHes a test can pause or cut at a chosen byte
 //!   ([`start_patch`], [`patch_expect_204`]).
+//!
+//! The fixtures that are not about Ferry (a real Garage, a scratch PostgreSQL database, the
+//! child-process guard, polling) come from `ferry-testkit`, shared with the server's own
+//! tests, and are re-exported here.
 
 mod api;
 mod browser;
 mod cli;
 mod clients;
 mod files;
-mod garage;
-mod postgres;
+mod s3;
 mod server;
 mod stack;
 mod tus;
@@ -49,12 +52,15 @@ pub use clients::{
     ClientUpload, RunningClient, TusClient, clients_dir, ensure_client_tools, python, run_client,
     schemathesis, spawn_client,
 };
+pub use ferry_testkit::{
+    ChildGuard, DEFAULT_POSTGRES_ADMIN_URL, GARAGE_REGION, GARAGE_VERSION, Garage, ScratchDb,
+    eventually, garage_bin,
+};
 pub use files::{
     Download, SourceFile, blake3_file, download_and_compare, download_bytes, download_to_file,
     files_under, random_file,
 };
-pub use garage::{GARAGE_REGION, GARAGE_VERSION, Garage, garage_bin};
-pub use postgres::{DEFAULT_POSTGRES_ADMIN_URL, ScratchDb};
-pub use server::{Refusal, Server, serve_refusal, wait_or_kill};
-pub use stack::S3Stack;
+pub use s3::s3_client;
+pub use server::{Refusal, Server, serve_refusal};
+pub use stack::{S3Stack, new_master_key};
 pub use tus::{PatchOutcome, StreamingPatch, patch_expect_204, start_patch, wait_for_offset};

@@ -4,13 +4,14 @@
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
+use ferry_testkit::ChildGuard;
 
 use crate::api::{Api, http_client};
 use crate::cli::{
@@ -30,7 +31,7 @@ pub struct Server {
     bin: PathBuf,
     data_dir: PathBuf,
     env: Vec<(String, String)>,
-    child: Option<Child>,
+    child: Option<ChildGuard>,
     url: String,
     port: u16,
     generation: u32,
@@ -88,16 +89,21 @@ impl Server {
 
     /// Whether the child process is running (not killed, not exited).
     pub fn is_running(&mut self) -> bool {
-        match self.child.as_mut() {
-            Some(child) => matches!(child.try_wait(), Ok(None)),
-            None => false,
-        }
+        self.child.as_mut().is_some_and(ChildGuard::is_running)
     }
 
     /// Create a tenant in this server's data directory and database (the CLI runs with the
     /// server's environment).
     pub fn create_tenant(&self, name: &str) -> Result<Tenant> {
         create_tenant_with_env(&self.data_dir, &self.env, name)
+    }
+
+    /// Create a tenant as [`Server::create_tenant`] does, with an API client authenticated
+    /// as it.
+    pub fn tenant_api(&self, name: &str) -> Result<(Tenant, Api)> {
+        let tenant = self.create_tenant(name)?;
+        let api = self.api(&tenant)?;
+        Ok((tenant, api))
     }
 
     /// Create an API key with `role` (`admin` or `sender`) for `tenant` through the CLI, in
@@ -127,7 +133,7 @@ impl Server {
     pub fn kill9(&mut self) -> Result<()> {
         if let Some(mut child) = self.child.take() {
             // `Child::kill` sends SIGKILL on Unix.
-            match child.kill() {
+            match std::process::Child::kill(&mut child) {
                 Ok(()) => {}
                 // Already exited: report how, so a crash is not mistaken for our kill.
                 Err(_) => {
@@ -204,9 +210,11 @@ impl Server {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = cmd
-            .spawn()
-            .with_context(|| format!("cannot start {} serve", self.bin.display()))?;
+        // Guarded from here on: every early return below kills the child.
+        let mut child = ChildGuard::new(
+            cmd.spawn()
+                .with_context(|| format!("cannot start {} serve", self.bin.display()))?,
+        );
 
         let (tx, rx) = mpsc::channel::<String>();
         if let Some(stdout) = child.stdout.take() {
@@ -238,8 +246,7 @@ impl Server {
                 Ok(url) => break url,
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    let _ = child.kill();
-                    let status = child.wait().ok();
+                    let status = child.kill().ok();
                     thread::sleep(Duration::from_millis(50)); // let stderr drain into the log
                     bail!(
                         "ferry serve (FERRY_LISTEN={listen}) closed stdout without printing \
@@ -256,8 +263,6 @@ impl Server {
                 );
             }
             if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
                 bail!(
                     "ferry serve did not print `ferry listening on http://…` within {:?}\n{}",
                     START_TIMEOUT,
@@ -271,8 +276,6 @@ impl Server {
             .and_then(|p| p.parse::<u16>().ok())
             .ok_or_else(|| anyhow!("cannot parse a port from listening URL {url:?}"))?;
         if self.port != 0 && port != self.port {
-            let _ = child.kill();
-            let _ = child.wait();
             bail!(
                 "restarted server listens on port {port}, expected {}",
                 self.port
@@ -336,7 +339,7 @@ pub fn serve_refusal(
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create {}", data_dir.display()))?;
     let bin = ferry_bin()?;
-    let mut child = Command::new(&bin)
+    let child = Command::new(&bin)
         .arg("serve")
         .env("FERRY_DATA_DIR", data_dir)
         .env("FERRY_LISTEN", "127.0.0.1:0")
@@ -346,6 +349,7 @@ pub fn serve_refusal(
         .stderr(Stdio::piped())
         .spawn()
         .with_context(|| format!("cannot start {} serve", bin.display()))?;
+    let mut child = ChildGuard::new(child);
     let stdout = child
         .stdout
         .take()
@@ -354,7 +358,7 @@ pub fn serve_refusal(
         .stderr
         .take()
         .map(|p| thread::spawn(move || read_all(p)));
-    let status = wait_or_kill(&mut child, timeout)?;
+    let status = child.wait_timeout(timeout)?;
     let joined = |reader: Option<thread::JoinHandle<String>>| match reader {
         Some(reader) => reader
             .join()
@@ -395,11 +399,9 @@ fn read_all(mut pipe: impl std::io::Read) -> String {
 }
 
 impl Drop for Server {
+    /// Prints the tail of the server's output if the test is failing; the child guard then
+    /// kills the server.
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
         if thread::panicking() {
             eprintln!("{}", self.log_tail());
         }
@@ -421,25 +423,6 @@ fn listening_url(line: &str) -> Option<String> {
     let url = line[at + marker.len()..].split_whitespace().next()?;
     url.starts_with("http://")
         .then(|| url.trim_end_matches('/').to_string())
-}
-
-/// Waits for `child` to exit, at most `timeout`: its status, or `None` if it had to be killed.
-pub fn wait_or_kill(
-    child: &mut std::process::Child,
-    timeout: Duration,
-) -> Result<Option<std::process::ExitStatus>> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(status) = child.try_wait()? {
-            return Ok(Some(status));
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Ok(None);
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[cfg(test)]

@@ -5,13 +5,20 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use ferry_testkit::{Garage, ScratchDb};
 use rand::Rng;
 use tempfile::TempDir;
 
 use crate::api::base64;
-use crate::garage::Garage;
-use crate::postgres::ScratchDb;
+use crate::files::{SourceFile, random_file};
 use crate::server::Server;
+
+/// A fresh random master key, as `FERRY_MASTER_KEY` takes it (32 bytes, base64).
+pub fn new_master_key() -> String {
+    let mut key = [0u8; 32];
+    rand::rng().fill_bytes(&mut key);
+    base64(&key)
+}
 
 /// PostgreSQL + Garage + a master key, for instances of `ferry serve`.
 ///
@@ -30,8 +37,6 @@ impl S3Stack {
     pub fn start() -> Result<Self> {
         let garage = Garage::start().context("starting Garage")?;
         let db = ScratchDb::create()?;
-        let mut key = [0u8; 32];
-        rand::rng().fill_bytes(&mut key);
         let dir = tempfile::Builder::new()
             .prefix("ferry-stack-")
             .tempdir()
@@ -39,7 +44,7 @@ impl S3Stack {
         Ok(S3Stack {
             garage,
             db,
-            master_key: base64(&key),
+            master_key: new_master_key(),
             dir,
         })
     }
@@ -71,9 +76,40 @@ impl S3Stack {
 
     /// Start instance `name` of `ferry serve` on this stack.
     pub fn start_instance(&self, name: &str) -> Result<Server> {
+        self.start_instance_with(name, &[])
+    }
+
+    /// Start instance `name` of `ferry serve` on this stack with `extra` variables besides
+    /// the stack's (e.g. a longer `FERRY_STALL_TIMEOUT`).
+    pub fn start_instance_with(&self, name: &str, extra: &[(&str, &str)]) -> Result<Server> {
         let env = self.env();
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let mut env: Vec<(&str, &str)> =
+            env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        env.extend_from_slice(extra);
         Server::start_with_env(self.data_dir(name), &env)
             .with_context(|| format!("starting instance {name} on PostgreSQL + Garage"))
+    }
+
+    /// A random source file of `size` bytes in the stack's directory; prints its size, seed
+    /// and BLAKE3, so that a failure can be reproduced.
+    pub fn source_file(&self, name: &str, size: u64) -> Result<SourceFile> {
+        let source = random_file(self.dir(), name, size)?;
+        eprintln!(
+            "source: {size} B, rng seed {}, blake3 {}",
+            source.seed, source.blake3
+        );
+        Ok(source)
+    }
+
+    /// Passes `result` through; if it is an error, first prints the output tail of each of
+    /// `instances` (named) and of Garage, which usually explain it.
+    pub fn explain<T>(&self, result: Result<T>, instances: &[(&str, &Server)]) -> Result<T> {
+        if result.is_err() {
+            for (name, server) in instances {
+                eprintln!("instance {name}:\n{}", server.log_tail());
+            }
+            eprintln!("{}", self.garage.log_tail());
+        }
+        result
     }
 }

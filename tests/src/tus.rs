@@ -12,6 +12,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
+use ferry_testkit::eventually;
 
 use crate::api::{Api, TUS_VERSION};
 
@@ -251,7 +252,7 @@ impl StreamingPatch {
 }
 
 /// Polls HEAD until the upload shows `offset` (what a paused PATCH should leave committed) or
-/// `within` has passed; returns the last offset seen.
+/// `within` has passed; returns the offset HEAD shows then, for the caller to check.
 pub fn wait_for_offset(
     api: &Api,
     upload_url: &str,
@@ -259,13 +260,17 @@ pub fn wait_for_offset(
     offset: u64,
     within: Duration,
 ) -> Result<u64> {
-    let deadline = Instant::now() + within;
-    loop {
+    let reached = eventually(within, || {
         let seen = api.tus_offset(upload_url, size)?;
-        if seen == offset || Instant::now() > deadline {
-            return Ok(seen);
-        }
-        thread::sleep(Duration::from_millis(50));
+        ensure!(
+            seen == offset,
+            "HEAD {upload_url} shows {seen}, not {offset}"
+        );
+        Ok(seen)
+    });
+    match reached {
+        Ok(seen) => Ok(seen),
+        Err(_) => api.tus_offset(upload_url, size),
     }
 }
 

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
 use ferry_e2e::{
-    ClientUpload, Server, SourceFile, TusClient, download_and_compare, download_bytes,
-    file_id_from_url, random_file, run_client,
+    Api, ClientUpload, Server, Share, SourceFile, Tenant, TusClient, download_and_compare,
+    download_bytes, file_id_from_url, random_file, run_client,
 };
 
 const MIB: u64 = 1 << 20;
@@ -81,79 +81,98 @@ fn upload_share_download(client: TusClient, cases: &[Case]) -> Result<()> {
 fn check(client: TusClient, cases: &[Case], dir: &std::path::Path, server: &Server) -> Result<()> {
     let tenant = server.create_tenant("acme")?;
     let api = server.api(&tenant)?;
-    let endpoint = server.tus_endpoint();
     let tag = match client {
         TusClient::Js => "js",
         TusClient::Py => "py",
     };
-
     let mut uploaded = Vec::new();
     for case in cases {
         let name = format!("{tag}-{}-c{}.bin", case.size, case.chunk_size);
-        let started = Instant::now();
-        let source = random_file(dir, &name, case.size)?;
-        let what = format!(
-            "{client} uploading {name} ({} B, chunk size {}, flags {:?}, rng seed {})",
-            case.size, case.chunk_size, case.extra, source.seed
-        );
-        let url = run_client(
-            client,
-            &ClientUpload {
-                endpoint: &endpoint,
-                key: &tenant.api_key,
-                file: &source.path,
-                chunk_size: case.chunk_size,
-                name: Some(&name),
-                extra: case.extra,
-                timeout: Duration::from_secs(600),
-            },
-        )
-        .with_context(|| what.clone())?;
-        ensure!(
-            url.starts_with(&format!("{endpoint}/")),
-            "{what}: upload URL {url} is not under {endpoint}/"
-        );
-        let id = file_id_from_url(&url)?;
-
-        let info = api.file(&id).with_context(|| what.clone())?;
-        ensure!(
-            info.id == id,
-            "{what}: GET /api/v1/files/{id} has id {}",
-            info.id
-        );
-        ensure!(
-            info.name == name,
-            "{what}: name is {:?}, expected {name:?}",
-            info.name
-        );
-        ensure!(
-            info.size == case.size,
-            "{what}: size is {}, expected {}",
-            info.size,
-            case.size
-        );
-        ensure!(
-            info.offset == case.size,
-            "{what}: offset is {} after the client finished, expected {}",
-            info.offset,
-            case.size
-        );
-        ensure!(
-            info.state == "complete",
-            "{what}: state is {:?}, expected \"complete\"",
-            info.state
-        );
-        ensure!(
-            info.blake3.as_deref() == Some(source.blake3.as_str()),
-            "{what}: the API's blake3 is {:?}, the source's is {}",
-            info.blake3,
-            source.blake3
-        );
-        eprintln!("{what}: ok in {:.1?}", started.elapsed());
-        uploaded.push(Uploaded { source, name, id });
+        uploaded.push(upload_one(client, case, name, dir, server, &tenant, &api)?);
     }
+    let share = share_them_all(server, &api, &uploaded)?;
+    the_recipient_s_page_lists_them(&share, &uploaded)?;
+    each_downloads_byte_for_byte_with_its_blake3_as_etag(&share, &uploaded)
+}
 
-    // Every id is distinct.
+/// `client` uploads a random file of the case's size as `name`; the API then shows it
+/// complete with the source's size, name and BLAKE3.
+fn upload_one(
+    client: TusClient,
+    case: &Case,
+    name: String,
+    dir: &std::path::Path,
+    server: &Server,
+    tenant: &Tenant,
+    api: &Api,
+) -> Result<Uploaded> {
+    let endpoint = server.tus_endpoint();
+    let started = Instant::now();
+    let source = random_file(dir, &name, case.size)?;
+    let what = format!(
+        "{client} uploading {name} ({} B, chunk size {}, flags {:?}, rng seed {})",
+        case.size, case.chunk_size, case.extra, source.seed
+    );
+    let url = run_client(
+        client,
+        &ClientUpload {
+            endpoint: &endpoint,
+            key: &tenant.api_key,
+            file: &source.path,
+            chunk_size: case.chunk_size,
+            name: Some(&name),
+            extra: case.extra,
+            timeout: Duration::from_secs(600),
+        },
+    )
+    .with_context(|| what.clone())?;
+    ensure!(
+        url.starts_with(&format!("{endpoint}/")),
+        "{what}: upload URL {url} is not under {endpoint}/"
+    );
+    let id = file_id_from_url(&url)?;
+
+    let info = api.file(&id).with_context(|| what.clone())?;
+    ensure!(
+        info.id == id,
+        "{what}: GET /api/v1/files/{id} has id {}",
+        info.id
+    );
+    ensure!(
+        info.name == name,
+        "{what}: name is {:?}, expected {name:?}",
+        info.name
+    );
+    ensure!(
+        info.size == case.size,
+        "{what}: size is {}, expected {}",
+        info.size,
+        case.size
+    );
+    ensure!(
+        info.offset == case.size,
+        "{what}: offset is {} after the client finished, expected {}",
+        info.offset,
+        case.size
+    );
+    ensure!(
+        info.state == "complete",
+        "{what}: state is {:?}, expected \"complete\"",
+        info.state
+    );
+    ensure!(
+        info.blake3.as_deref() == Some(source.blake3.as_str()),
+        "{what}: the API's blake3 is {:?}, the source's is {}",
+        info.blake3,
+        source.blake3
+    );
+    eprintln!("{what}: ok in {:.1?}", started.elapsed());
+    Ok(Uploaded { source, name, id })
+}
+
+/// One share of every upload: its link is under the bound address, and it lists each file
+/// with its name, size and BLAKE3. Every id is distinct.
+fn share_them_all(server: &Server, api: &Api, uploaded: &[Uploaded]) -> Result<Share> {
     let ids: Vec<&str> = uploaded.iter().map(|u| u.id.as_str()).collect();
     ensure!(
         ids.iter().collect::<HashSet<_>>().len() == ids.len(),
@@ -174,7 +193,7 @@ fn check(client: TusClient, cases: &[Case], dir: &std::path::Path, server: &Serv
         uploaded.len(),
         share.files
     );
-    for u in &uploaded {
+    for u in uploaded {
         let listed = share
             .files
             .iter()
@@ -191,7 +210,10 @@ fn check(client: TusClient, cases: &[Case], dir: &std::path::Path, server: &Serv
         );
     }
 
-    // The recipient's page lists the files.
+    Ok(share)
+}
+
+fn the_recipient_s_page_lists_them(share: &Share, uploaded: &[Uploaded]) -> Result<()> {
     let (page, html) = download_bytes(&share.url)?;
     let html = String::from_utf8_lossy(&html);
     ensure!(
@@ -202,7 +224,7 @@ fn check(client: TusClient, cases: &[Case], dir: &std::path::Path, server: &Serv
         share.url,
         page.content_type
     );
-    for u in &uploaded {
+    for u in uploaded {
         ensure!(
             html.contains(&u.name),
             "the share page does not mention {}:\n{html}",
@@ -210,8 +232,14 @@ fn check(client: TusClient, cases: &[Case], dir: &std::path::Path, server: &Serv
         );
     }
 
-    // Every file downloads byte for byte, with the BLAKE3 as its ETag.
-    for u in &uploaded {
+    Ok(())
+}
+
+fn each_downloads_byte_for_byte_with_its_blake3_as_etag(
+    share: &Share,
+    uploaded: &[Uploaded],
+) -> Result<()> {
+    for u in uploaded {
         let url = share.file_url(&u.id);
         let what = format!(
             "GET {url} ({}, {} B, rng seed {})",

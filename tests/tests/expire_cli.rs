@@ -13,10 +13,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use ferry_e2e::{
-    ScratchDb, Server, base64, ferry_bin, file_id_from_url, files_under, patch_expect_204,
+    ScratchDb, Server, ferry_bin, file_id_from_url, files_under, new_master_key, patch_expect_204,
     random_file,
 };
-use rand::Rng as _;
 use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -86,12 +85,10 @@ fn ids(report: &Value, field: &str) -> Result<Vec<String>> {
 
 #[test]
 fn two_expire_processes_at_once_expire_everything_exactly_once() -> Result<()> {
-    let mut key = [0u8; 32];
-    rand::rng().fill_bytes(&mut key);
     let shared = Shared {
         db: ScratchDb::create()?,
         dir: tempfile::Builder::new().prefix("ferry-expire-").tempdir()?,
-        master_key: base64(&key),
+        master_key: new_master_key(),
     };
     let env = shared.env();
     let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();

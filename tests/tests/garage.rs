@@ -14,10 +14,9 @@
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail, ensure};
-use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_sdk_s3::Client;
-use aws_sdk_s3::config::{Credentials, Region};
+use aws_sdk_s3::config::Region;
 use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
@@ -25,30 +24,18 @@ use aws_sdk_s3::types::{
     CompletedPart, ExpirationStatus, LifecycleExpiration, LifecycleRule, LifecycleRuleFilter,
     Transition, TransitionStorageClass,
 };
-use ferry_e2e::Garage;
+use ferry_e2e::{Garage, s3_client};
 
 const MIB: usize = 1 << 20;
 
-/// An S3 client for `garage` configured the way Ferry's S3 store is: endpoint and region from
-/// the store URL, static credentials, path-style addressing.
-async fn s3_client(garage: &Garage, retry: RetryConfig) -> Client {
-    let sdk = aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new(garage.region()))
-        .endpoint_url(garage.endpoint())
-        .credentials_provider(Credentials::new(
-            garage.access_key_id(),
-            garage.secret_access_key(),
-            None,
-            None,
-            "ferry-e2e",
-        ))
-        .retry_config(retry)
-        .load()
-        .await;
-    let config = aws_sdk_s3::config::Builder::from(&sdk)
-        .force_path_style(true)
-        .build();
-    Client::from_conf(config)
+/// An S3 client for `garage` configured the way Ferry's S3 store is (Ferry's own client
+/// builder: endpoint and region from the store URL, static credentials, path-style
+/// addressing), with `retry`.
+async fn client_with_retry(garage: &Garage, retry: RetryConfig) -> Result<Client> {
+    let client = s3_client(garage).await?;
+    Ok(Client::from_conf(
+        client.config().to_builder().retry_config(retry).build(),
+    ))
 }
 
 /// Deterministic bytes that differ at every offset of interest (no short period).
@@ -96,7 +83,7 @@ async fn garage_serves_what_ferry_needs() -> Result<()> {
     let started = Instant::now();
     let mut garage = Garage::start()?;
     eprintln!("Garage::start took {:?}", started.elapsed());
-    let s3 = s3_client(&garage, RetryConfig::standard()).await;
+    let s3 = client_with_retry(&garage, RetryConfig::standard()).await?;
     let bucket = garage.bucket().to_string();
     eprintln!(
         "garage: {} bucket {} store {}",
@@ -105,11 +92,27 @@ async fn garage_serves_what_ferry_needs() -> Result<()> {
         garage.store_url()
     );
 
-    // Put and get one small object.
+    let small = put_and_get_one_small_object(&s3, &bucket).await?;
+    let key = "multipart/object";
+    let sizes = [5 * MIB, 5 * MIB, MIB];
+    let whole = pattern(sizes.iter().sum(), 2);
+    let (upload_id, completed) = upload_three_parts(&s3, &bucket, key, &sizes, &whole).await?;
+    list_parts_shows_them(&s3, &bucket, key, &upload_id, &completed, &sizes).await?;
+    complete_and_read_across_both_seams(&s3, &bucket, key, &upload_id, completed, &whole).await?;
+    the_bucket_is_in_eu_central_1(&s3, &bucket).await?;
+    set_the_safety_net_lifecycle_rules(&s3, &bucket).await?;
+    stopped_a_request_fails_with_a_connection_error(&mut garage, &bucket).await?;
+    restarted_the_objects_and_rules_are_back(&mut garage, &s3, &bucket, key, &small, &whole)
+        .await?;
+    a_second_bucket_and_a_kill_lose_nothing(&mut garage, &s3, &bucket, key, &whole).await
+}
+
+/// Put and get one small object; returns its bytes.
+async fn put_and_get_one_small_object(s3: &Client, bucket: &str) -> Result<Vec<u8>> {
     let small = pattern(12_345, 1);
     let put = s3
         .put_object()
-        .bucket(&bucket)
+        .bucket(bucket)
         .key("small")
         .body(ByteStream::from(small.clone()))
         .send()
@@ -121,17 +124,24 @@ async fn garage_serves_what_ferry_needs() -> Result<()> {
         "PutObject ETag {small_etag:?} is not a quoted MD5"
     );
     ensure!(
-        get_bytes(&s3, &bucket, "small", None).await? == small,
+        get_bytes(s3, bucket, "small", None).await? == small,
         "GetObject small returned different bytes"
     );
+    Ok(small)
+}
 
-    // Multipart upload: 5 MiB + 5 MiB + 1 MiB.
-    let sizes = [5 * MIB, 5 * MIB, MIB];
-    let whole = pattern(sizes.iter().sum(), 2);
-    let key = "multipart/object";
+/// Multipart upload of `whole` to `key` in parts of `sizes` (5 MiB + 5 MiB + 1 MiB), each
+/// answered with a quoted MD5 ETag; returns the upload's id and its completed parts.
+async fn upload_three_parts(
+    s3: &Client,
+    bucket: &str,
+    key: &str,
+    sizes: &[usize],
+    whole: &[u8],
+) -> Result<(String, Vec<CompletedPart>)> {
     let created = s3
         .create_multipart_upload()
-        .bucket(&bucket)
+        .bucket(bucket)
         .key(key)
         .send()
         .await
@@ -146,7 +156,7 @@ async fn garage_serves_what_ferry_needs() -> Result<()> {
         let number = i32::try_from(i + 1)?;
         let part = s3
             .upload_part()
-            .bucket(&bucket)
+            .bucket(bucket)
             .key(key)
             .upload_id(&upload_id)
             .part_number(number)
@@ -169,13 +179,23 @@ async fn garage_serves_what_ferry_needs() -> Result<()> {
         );
         offset += size;
     }
+    Ok((upload_id, completed))
+}
 
+async fn list_parts_shows_them(
+    s3: &Client,
+    bucket: &str,
+    key: &str,
+    upload_id: &str,
+    completed: &[CompletedPart],
+    sizes: &[usize],
+) -> Result<()> {
     // ListParts (Ferry keeps ETags in its database, but this is how it could re-check them).
     let listed = s3
         .list_parts()
-        .bucket(&bucket)
+        .bucket(bucket)
         .key(key)
-        .upload_id(&upload_id)
+        .upload_id(upload_id)
         .send()
         .await
         .context("ListParts")?;
@@ -192,7 +212,7 @@ async fn garage_serves_what_ferry_needs() -> Result<()> {
         .collect();
     let expected: Vec<(i32, i64, String)> = completed
         .iter()
-        .zip(sizes)
+        .zip(sizes.iter().copied())
         .map(|(c, size)| {
             (
                 c.part_number().unwrap_or_default(),
@@ -205,12 +225,24 @@ async fn garage_serves_what_ferry_needs() -> Result<()> {
         listed == expected,
         "ListParts: {listed:?}, expected {expected:?}"
     );
+    Ok(())
+}
 
+/// Completes the upload (ETag `"<md5 of part md5s>-3"`, as on AWS) and reads the object back
+/// whole and in ranges across both seams.
+async fn complete_and_read_across_both_seams(
+    s3: &Client,
+    bucket: &str,
+    key: &str,
+    upload_id: &str,
+    completed: Vec<CompletedPart>,
+    whole: &[u8],
+) -> Result<()> {
     let done = s3
         .complete_multipart_upload()
-        .bucket(&bucket)
+        .bucket(bucket)
         .key(key)
-        .upload_id(&upload_id)
+        .upload_id(upload_id)
         .multipart_upload(
             CompletedMultipartUpload::builder()
                 .set_parts(Some(completed))
@@ -226,7 +258,7 @@ async fn garage_serves_what_ferry_needs() -> Result<()> {
     );
     let head = s3
         .head_object()
-        .bucket(&bucket)
+        .bucket(bucket)
         .key(key)
         .send()
         .await
@@ -248,7 +280,7 @@ async fn garage_serves_what_ferry_needs() -> Result<()> {
         (10 * MIB - 1, 10 * MIB),
         (MIB, 10 * MIB + 17),
     ] {
-        let got = get_bytes(&s3, &bucket, key, Some(format!("bytes={start}-{end}"))).await?;
+        let got = get_bytes(s3, bucket, key, Some(format!("bytes={start}-{end}"))).await?;
         ensure!(
             got == whole[start..=end],
             "Range {start}-{end}: {} bytes, not the uploaded ones",
@@ -256,14 +288,17 @@ async fn garage_serves_what_ferry_needs() -> Result<()> {
         );
     }
     ensure!(
-        get_bytes(&s3, &bucket, key, None).await? == whole,
+        get_bytes(s3, bucket, key, None).await? == *whole,
         "GetObject of the multipart object returned different bytes"
     );
+    Ok(())
+}
 
-    // GetBucketLocation: Ferry's EEA residency check at start-up.
+/// GetBucketLocation: Ferry's EEA residency check at start-up.
+async fn the_bucket_is_in_eu_central_1(s3: &Client, bucket: &str) -> Result<()> {
     let location = s3
         .get_bucket_location()
-        .bucket(&bucket)
+        .bucket(bucket)
         .send()
         .await
         .context("GetBucketLocation")?;
@@ -275,8 +310,11 @@ async fn garage_serves_what_ferry_needs() -> Result<()> {
         location.as_deref() == Some("eu-central-1"),
         "GetBucketLocation answered {location:?}, expected eu-central-1"
     );
+    Ok(())
+}
 
-    // The safety-net lifecycle rules of `ferry store lifecycle`.
+/// The safety-net lifecycle rules of `ferry store lifecycle`, stored and read back.
+async fn set_the_safety_net_lifecycle_rules(s3: &Client, bucket: &str) -> Result<()> {
     let rules = BucketLifecycleConfiguration::builder()
         .rules(
             LifecycleRule::builder()
@@ -300,21 +338,27 @@ async fn garage_serves_what_ferry_needs() -> Result<()> {
         )
         .build()?;
     s3.put_bucket_lifecycle_configuration()
-        .bucket(&bucket)
+        .bucket(bucket)
         .lifecycle_configuration(rules)
         .send()
         .await
         .context("PutBucketLifecycleConfiguration")?;
-    check_lifecycle(&s3, &bucket).await?;
+    check_lifecycle(s3, bucket).await?;
+    Ok(())
+}
 
-    // Stopped: a request fails with a connection error (no retries, so it fails at once).
+/// Stopped: a request fails with a connection error (no retries, so it fails at once).
+async fn stopped_a_request_fails_with_a_connection_error(
+    garage: &mut Garage,
+    bucket: &str,
+) -> Result<()> {
     let stopping = Instant::now();
     garage.stop()?;
     eprintln!("Garage::stop took {:?}", stopping.elapsed());
-    let no_retry = s3_client(&garage, RetryConfig::disabled()).await;
+    let no_retry = client_with_retry(garage, RetryConfig::disabled()).await?;
     match no_retry
         .head_object()
-        .bucket(&bucket)
+        .bucket(bucket)
         .key("small")
         .send()
         .await
@@ -325,19 +369,29 @@ async fn garage_serves_what_ferry_needs() -> Result<()> {
         Err(other) => bail!("stopped Garage: expected an I/O dispatch failure, got {other:?}"),
         Ok(_) => bail!("stopped Garage answered HeadObject"),
     }
+    Ok(())
+}
 
-    // Restarted: same port, same objects, same rules.
+/// Restarted: same port, same objects, same rules.
+async fn restarted_the_objects_and_rules_are_back(
+    garage: &mut Garage,
+    s3: &Client,
+    bucket: &str,
+    key: &str,
+    small: &[u8],
+    whole: &[u8],
+) -> Result<()> {
     let restarted = Instant::now();
     garage.restart()?;
     eprintln!("Garage::restart took {:?}", restarted.elapsed());
     ensure!(
-        get_bytes(&s3, &bucket, "small", None).await? == small,
+        get_bytes(s3, bucket, "small", None).await? == *small,
         "small object changed across restart"
     );
     ensure!(
         get_bytes(
-            &s3,
-            &bucket,
+            s3,
+            bucket,
             key,
             Some(format!("bytes={}-{}", 5 * MIB - 8, 5 * MIB + 7))
         )
@@ -345,8 +399,19 @@ async fn garage_serves_what_ferry_needs() -> Result<()> {
             == whole[5 * MIB - 8..5 * MIB + 8],
         "multipart object changed across restart"
     );
-    check_lifecycle(&s3, &bucket).await?;
+    check_lifecycle(s3, bucket).await?;
+    Ok(())
+}
 
+/// A second bucket through the harness; then killed (a crash rather than a stop): everything
+/// is still there after restart.
+async fn a_second_bucket_and_a_kill_lose_nothing(
+    garage: &mut Garage,
+    s3: &Client,
+    bucket: &str,
+    key: &str,
+    whole: &[u8],
+) -> Result<()> {
     // A second bucket through the harness.
     garage.create_bucket("ferry-second")?;
     s3.put_object()
@@ -362,11 +427,11 @@ async fn garage_serves_what_ferry_needs() -> Result<()> {
     ensure!(!garage.is_running(), "Garage still runs after kill()");
     garage.restart()?;
     ensure!(
-        get_bytes(&s3, "ferry-second", "x", None).await? == b"x",
+        get_bytes(s3, "ferry-second", "x", None).await? == b"x",
         "object in the second bucket lost across kill -9"
     );
     ensure!(
-        get_bytes(&s3, &bucket, key, None).await? == whole,
+        get_bytes(s3, bucket, key, None).await? == *whole,
         "multipart object changed across kill -9"
     );
     Ok(())
@@ -413,11 +478,17 @@ async fn check_lifecycle(s3: &Client, bucket: &str) -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garage_quirks_a_backend_must_not_rely_on() -> Result<()> {
     let garage = Garage::start()?;
-    let s3 = s3_client(&garage, RetryConfig::standard()).await;
+    let s3 = client_with_retry(&garage, RetryConfig::standard()).await?;
     let bucket = garage.bucket();
+    let key = no_minimum_part_size(&s3, bucket).await?;
+    upload_part_copy_works(&s3, bucket, key).await?;
+    unknown_lifecycle_elements_are_dropped_silently(&s3, bucket).await?;
+    requests_signed_for_another_region_are_refused(&s3, bucket).await
+}
 
-    // 1. No 5 MiB minimum: AWS rejects CompleteMultipartUpload with EntityTooSmall when a part
-    //    other than the last is under 5 MiB; Garage accepts it.
+/// No 5 MiB minimum: AWS rejects CompleteMultipartUpload with EntityTooSmall when a part other
+/// than the last is under 5 MiB; Garage accepts it. Returns the key of the object made of small parts.
+async fn no_minimum_part_size(s3: &Client, bucket: &str) -> Result<&'static str> {
     let key = "small-parts";
     let upload_id = s3
         .create_multipart_upload()
@@ -463,8 +534,11 @@ async fn garage_quirks_a_backend_must_not_rely_on() -> Result<()> {
         small_parts.is_ok(),
         "Garage now enforces a minimum part size: {small_parts:?}"
     );
+    Ok(key)
+}
 
-    // 2. UploadPartCopy works (a range of an existing object as a part).
+/// UploadPartCopy works (a range of an existing object as a part).
+async fn upload_part_copy_works(s3: &Client, bucket: &str, small_parts_key: &str) -> Result<()> {
     let upload_id = s3
         .create_multipart_upload()
         .bucket(bucket)
@@ -480,7 +554,7 @@ async fn garage_quirks_a_backend_must_not_rely_on() -> Result<()> {
         .key("copied")
         .upload_id(&upload_id)
         .part_number(1)
-        .copy_source(format!("{bucket}/{key}"))
+        .copy_source(format!("{bucket}/{small_parts_key}"))
         .copy_source_range("bytes=0-499")
         .send()
         .await
@@ -508,13 +582,16 @@ async fn garage_quirks_a_backend_must_not_rely_on() -> Result<()> {
         .await
         .context("CompleteMultipartUpload of the copied part")?;
     ensure!(
-        get_bytes(&s3, bucket, "copied", None).await? == pattern(1000, 11)[..500],
+        get_bytes(s3, bucket, "copied", None).await? == pattern(1000, 11)[..500],
         "UploadPartCopy copied the wrong bytes"
     );
+    Ok(())
+}
 
-    // 3. Lifecycle: only Expiration (Days or Date), AbortIncompleteMultipartUpload and filters
-    //    on Prefix / ObjectSizeGreaterThan / ObjectSizeLessThan are understood. Anything else
-    //    (Transition here; also NoncurrentVersion*, Tag filters) is dropped without an error.
+/// Lifecycle: only Expiration (Days or Date), AbortIncompleteMultipartUpload and filters on
+/// Prefix / ObjectSizeGreaterThan / ObjectSizeLessThan are understood. Anything else
+/// (Transition here; also NoncurrentVersion*, Tag filters) is dropped without an error.
+async fn unknown_lifecycle_elements_are_dropped_silently(s3: &Client, bucket: &str) -> Result<()> {
     let rules = BucketLifecycleConfiguration::builder()
         .rules(
             LifecycleRule::builder()
@@ -552,10 +629,13 @@ async fn garage_quirks_a_backend_must_not_rely_on() -> Result<()> {
             && rule.expiration().and_then(|e| e.days()) == Some(30),
         "Garage now keeps transitions or changed the rule: {rule:?}"
     );
+    Ok(())
+}
 
-    // 4. GetBucketLocation answers the node's configured s3_region for every bucket (it does
-    //    not record a per-bucket location), and the region is checked in SigV4: a client
-    //    signing for another region is refused.
+/// GetBucketLocation answers the node's configured s3_region for every bucket (it does not
+/// record a per-bucket location), and the region is checked in SigV4: a client signing for
+/// another region is refused.
+async fn requests_signed_for_another_region_are_refused(s3: &Client, bucket: &str) -> Result<()> {
     let other = s3
         .config()
         .to_builder()

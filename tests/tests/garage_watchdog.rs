@@ -6,11 +6,10 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, ensure};
-use ferry_e2e::Garage;
+use ferry_e2e::{Garage, eventually};
 
 /// Whether process `pid` is still alive (a zombie is dead: it holds no files, serves nothing).
 fn alive(pid: u32) -> bool {
@@ -64,10 +63,9 @@ fn garage_dies_with_its_test_process() -> Result<()> {
     let pid: u32 = pid.parse()?;
     let dir = PathBuf::from(dir);
 
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while (alive(pid) && is_garage(pid)) || dir.exists() {
+    eventually(Duration::from_secs(15), || {
         ensure!(
-            Instant::now() < deadline,
+            !((alive(pid) && is_garage(pid)) || dir.exists()),
             "15 s after its test process exited, Garage (pid {pid}) is {} and its directory {} \
              {}",
             if alive(pid) && is_garage(pid) {
@@ -82,7 +80,6 @@ fn garage_dies_with_its_test_process() -> Result<()> {
                 "is removed"
             }
         );
-        thread::sleep(Duration::from_millis(50));
-    }
-    Ok(())
+        Ok(())
+    })
 }

@@ -18,13 +18,12 @@
 //! pieces are cleaned up). Downloads from both are byte-identical.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, ensure};
-use aws_sdk_s3::config::{Credentials, Region};
 use ferry_e2e::{
-    Api, S3Stack, Server, download_and_compare, file_id_from_url, patch_expect_204, random_file,
-    start_patch,
+    Api, S3Stack, Server, download_and_compare, eventually, file_id_from_url, patch_expect_204,
+    s3_client, start_patch,
 };
 
 const MIB: u64 = 1 << 20;
@@ -39,23 +38,7 @@ fn keys_of(stack: &S3Stack, id: &str) -> Result<Vec<String>> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(Region::new(garage.region()))
-            .endpoint_url(garage.endpoint())
-            .credentials_provider(Credentials::new(
-                garage.access_key_id(),
-                garage.secret_access_key(),
-                None,
-                None,
-                "ferry-e2e",
-            ))
-            .load()
-            .await;
-        let s3 = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&sdk)
-                .force_path_style(true)
-                .build(),
-        );
+        let s3 = s3_client(garage).await?;
         let mut keys = Vec::new();
         let mut pages = s3
             .list_objects_v2()
@@ -137,24 +120,14 @@ fn a_killed_instance_s_upload_finishes_on_another() -> Result<()> {
     let mut a = stack.start_instance("a")?;
     let b = stack.start_instance("b")?;
     let result = kill_a_finish_on_b(&stack, &mut a, &b);
-    if result.is_err() {
-        eprintln!("instance A:\n{}", a.log_tail());
-        eprintln!("instance B:\n{}", b.log_tail());
-        eprintln!("{}", stack.garage.log_tail());
-    }
-    result
+    stack.explain(result, &[("A", &a), ("B", &b)])
 }
 
 fn kill_a_finish_on_b(stack: &S3Stack, a: &mut Server, b: &Server) -> Result<()> {
     const SIZE: u64 = 200 * MIB + 12_345;
-    let tenant = a.create_tenant("acme")?;
-    let api_a = a.api(&tenant)?;
+    let (tenant, api_a) = a.tenant_api("acme")?;
     let api_b = b.api(&tenant)?;
-    let source = random_file(stack.dir(), "multi.bin", SIZE)?;
-    eprintln!(
-        "source: {SIZE} B, rng seed {}, blake3 {}",
-        source.seed, source.blake3
-    );
+    let source = stack.source_file("multi.bin", SIZE)?;
 
     let upload_url = api_a.tus_create(SIZE, "multi.bin")?;
     let on_b = on(b, &upload_url)?;
@@ -220,25 +193,15 @@ fn small_chunks_alternate_between_instances() -> Result<()> {
     let a = stack.start_instance("a")?;
     let b = stack.start_instance("b")?;
     let result = alternate(&stack, &a, &b);
-    if result.is_err() {
-        eprintln!("instance A:\n{}", a.log_tail());
-        eprintln!("instance B:\n{}", b.log_tail());
-        eprintln!("{}", stack.garage.log_tail());
-    }
-    result
+    stack.explain(result, &[("A", &a), ("B", &b)])
 }
 
 fn alternate(stack: &S3Stack, a: &Server, b: &Server) -> Result<()> {
     const SIZE: u64 = 130 * MIB + 4_321;
     const CHUNK: u64 = 5 * MIB + 4_097;
-    let tenant = b.create_tenant("acme")?;
+    let (tenant, api_b) = b.tenant_api("acme")?;
     let api_a = a.api(&tenant)?;
-    let api_b = b.api(&tenant)?;
-    let source = random_file(stack.dir(), "chunks.bin", SIZE)?;
-    eprintln!(
-        "source: {SIZE} B, rng seed {}, blake3 {}",
-        source.seed, source.blake3
-    );
+    let source = stack.source_file("chunks.bin", SIZE)?;
     let upload_url = api_b.tus_create(SIZE, "chunks.bin")?;
     let id = file_id_from_url(&upload_url)?;
     let instances = [
@@ -282,16 +245,12 @@ fn alternate(stack: &S3Stack, a: &Server, b: &Server) -> Result<()> {
     )?;
     // Once complete, the object is all that is left of the upload in the bucket (pending
     // pieces are removed in the background: give it a few seconds).
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    eventually(Duration::from_secs(10), || {
         let keys = keys_of(stack, &id)?;
-        if keys == [id.clone()] {
-            return Ok(());
-        }
         ensure!(
-            Instant::now() < deadline,
+            keys == [id.clone()],
             "10 s after completion the bucket holds {keys:?} for {id}, not just its object"
         );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+        Ok(())
+    })
 }

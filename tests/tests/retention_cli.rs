@@ -10,10 +10,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use ferry_e2e::{
-    ScratchDb, Server, base64, ferry_bin, file_id_from_url, files_under, patch_expect_204,
+    ScratchDb, Server, ferry_bin, file_id_from_url, files_under, new_master_key, patch_expect_204,
     random_file,
 };
-use rand::Rng as _;
 use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -135,9 +134,7 @@ fn retention_end_to_end(database_url: Option<&str>) -> Result<()> {
         .prefix("ferry-retention-")
         .tempdir()?;
     let data = dir.path().join("data");
-    let mut key = [0u8; 32];
-    rand::rng().fill_bytes(&mut key);
-    let mut env = vec![("FERRY_MASTER_KEY".to_owned(), base64(&key))];
+    let mut env = vec![("FERRY_MASTER_KEY".to_owned(), new_master_key())];
     if let Some(url) = database_url {
         env.push(("FERRY_DATABASE_URL".to_owned(), url.to_owned()));
     }

@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use ferry_e2e::{
-    Api, Server, ensure_client_tools, file_id_from_url, patch_expect_204, random_file,
-    schemathesis, wait_or_kill,
+    Api, ChildGuard, Server, ensure_client_tools, file_id_from_url, patch_expect_204, random_file,
+    schemathesis,
 };
 
 /// The longest the fuzzer may run before it is killed and the test fails.
@@ -182,7 +182,7 @@ fn run(
     mut command: Command,
     timeout: Duration,
 ) -> Result<(Option<std::process::ExitStatus>, String, String)> {
-    let mut child = command.spawn().context("cannot start schemathesis")?;
+    let mut child = ChildGuard::new(command.spawn().context("cannot start schemathesis")?);
     let drain = |pipe: Option<Box<dyn Read + Send>>| {
         thread::spawn(move || {
             let mut bytes = Vec::new();
@@ -204,7 +204,7 @@ fn run(
             .take()
             .map(|p| Box::new(p) as Box<dyn Read + Send>),
     );
-    let status = wait_or_kill(&mut child, timeout)?;
+    let status = child.wait_timeout(timeout)?;
     let joined = |h: thread::JoinHandle<String>| {
         h.join()
             .map_err(|_| anyhow!("an output reader of schemathesis panicked"))

@@ -17,8 +17,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use ferry_e2e::{
-    S3Stack, Server, download_and_compare, file_id_from_url, random_file, start_patch,
-    wait_for_offset,
+    S3Stack, Server, download_and_compare, file_id_from_url, start_patch, wait_for_offset,
 };
 use serde_json::Value;
 
@@ -70,28 +69,16 @@ fn cli_commands_beside_a_server_leave_its_spool_alone() -> Result<()> {
     let stack = S3Stack::start()?;
     // The body pauses while the CLI commands run: give it more than the default 60 s stall
     // timeout, so a slow machine cannot turn the pause into a closed connection.
-    let mut env = stack.env();
-    env.push(("FERRY_STALL_TIMEOUT".into(), "600".into()));
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let server = Server::start_with_env(stack.data_dir("one"), &env)?;
+    let server = stack.start_instance_with("one", &[("FERRY_STALL_TIMEOUT", "600")])?;
     let result = spool_survives(&stack, &server);
-    if result.is_err() {
-        eprintln!("{}", server.log_tail());
-        eprintln!("{}", stack.garage.log_tail());
-    }
-    result
+    stack.explain(result, &[("one", &server)])
 }
 
 fn spool_survives(stack: &S3Stack, server: &Server) -> Result<()> {
     const SIZE: u64 = 100 * MIB + 4_321;
     const PAUSE: u64 = 40 * MIB + 777;
-    let tenant = server.create_tenant("acme")?;
-    let api = server.api(&tenant)?;
-    let source = random_file(stack.dir(), "spooled.bin", SIZE)?;
-    eprintln!(
-        "source: {SIZE} B, rng seed {}, blake3 {}",
-        source.seed, source.blake3
-    );
+    let (_, api) = server.tenant_api("acme")?;
+    let source = stack.source_file("spooled.bin", SIZE)?;
     let upload_url = api.tus_create(SIZE, "spooled.bin")?;
     let id = file_id_from_url(&upload_url)?;
 

@@ -24,10 +24,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
 use ferry_e2e::{
-    Garage, Refusal, ScratchDb, Server, base64, download_and_compare, file_id_from_url,
-    files_under, patch_expect_204, random_file, serve_refusal,
+    Garage, Refusal, ScratchDb, Server, download_and_compare, file_id_from_url, files_under,
+    new_master_key, patch_expect_204, random_file, serve_refusal,
 };
-use rand::Rng as _;
 
 /// How long a refusing `ferry serve` may take to exit (the store's requests time out sooner).
 const EXIT_WITHIN: Duration = Duration::from_secs(60);
@@ -136,13 +135,6 @@ fn a_missing_bucket_is_refused() -> Result<()> {
 
 /// How long a refusal that needs no network may take (it is a local check: seconds at most).
 const REFUSE_WITHIN: Duration = Duration::from_secs(20);
-
-/// A fresh random master key, as `FERRY_MASTER_KEY` takes it.
-fn new_master_key() -> String {
-    let mut key = [0u8; 32];
-    rand::rng().fill_bytes(&mut key);
-    base64(&key)
-}
 
 /// The files under `dir`, relative to it, without SQLite's sidecar files (`-wal`, `-shm`,
 /// `-journal`), which opening a database may create or remove.

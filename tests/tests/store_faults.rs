@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, ensure};
 use ferry_e2e::{
     Api, PatchOutcome, S3Stack, Server, SourceFile, download_and_compare, file_id_from_url,
-    patch_expect_204, random_file, start_patch, wait_for_offset,
+    patch_expect_204, start_patch, wait_for_offset,
 };
 
 const MIB: u64 = 1 << 20;
@@ -100,31 +100,18 @@ fn check_complete(
     Ok(())
 }
 
-fn explain(result: Result<()>, stack: &S3Stack, server: &Server) -> Result<()> {
-    if result.is_err() {
-        eprintln!("{}", server.log_tail());
-        eprintln!("{}", stack.garage.log_tail());
-    }
-    result
-}
-
 #[test]
 fn garage_stopped_under_a_patch() -> Result<()> {
     let mut stack = S3Stack::start()?;
     let server = stack.start_instance("one")?;
     let result = stopped_under_a_patch(&mut stack, &server);
-    explain(result, &stack, &server)
+    stack.explain(result, &[("one", &server)])
 }
 
 fn stopped_under_a_patch(stack: &mut S3Stack, server: &Server) -> Result<()> {
     const SIZE: u64 = 150 * MIB + 999;
-    let tenant = server.create_tenant("acme")?;
-    let api = server.api(&tenant)?;
-    let source = random_file(stack.dir(), "fault.bin", SIZE)?;
-    eprintln!(
-        "source: {SIZE} B, rng seed {}, blake3 {}",
-        source.seed, source.blake3
-    );
+    let (_, api) = server.tenant_api("acme")?;
+    let source = stack.source_file("fault.bin", SIZE)?;
     let upload_url = api.tus_create(SIZE, "fault.bin")?;
 
     // The body pauses inside the second part; the server commits what it got (1 s idle).
@@ -174,18 +161,13 @@ fn garage_killed_with_parts_in_flight() -> Result<()> {
     let mut stack = S3Stack::start()?;
     let server = stack.start_instance("one")?;
     let result = killed_with_parts_in_flight(&mut stack, &server);
-    explain(result, &stack, &server)
+    stack.explain(result, &[("one", &server)])
 }
 
 fn killed_with_parts_in_flight(stack: &mut S3Stack, server: &Server) -> Result<()> {
     const SIZE: u64 = 200 * MIB + 4_321;
-    let tenant = server.create_tenant("acme")?;
-    let api = server.api(&tenant)?;
-    let source = random_file(stack.dir(), "crash.bin", SIZE)?;
-    eprintln!(
-        "source: {SIZE} B, rng seed {}, blake3 {}",
-        source.seed, source.blake3
-    );
+    let (_, api) = server.tenant_api("acme")?;
+    let source = stack.source_file("crash.bin", SIZE)?;
     let upload_url = api.tus_create(SIZE, "crash.bin")?;
 
     // Full speed; HEAD is polled along the way (every offset it shows is acknowledged).

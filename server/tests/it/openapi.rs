@@ -4,15 +4,14 @@
 //! register routes only through `routes!`, which documents what it routes (the pattern is
 //! described in `server/src/http/openapi.rs`).
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::path::Path;
 
 use anyhow::{Context, Result, ensure};
-use common::TestServer;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
+
+use crate::harness::TestServer;
 
 /// Every operation of the HTTP API but tus (`/files`, `/files/{id}`), as `(METHOD, path)`.
 /// A new endpoint is added here and registered with `routes!` in its group's `router()`.

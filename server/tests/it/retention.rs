@@ -4,16 +4,15 @@
 //! ended or when nobody shared it within 24 h; every step is in the audit log; a pass cut
 //! between the key and the object is completed by the next.
 
-mod common;
-
 use anyhow::{Context, Result, ensure};
-use common::{TestServer, random_bytes};
 use ferry::db::expiry::UploadWork;
 use ferry::jobs::expiry::{CLAIM_LEASE, ExpiryPass};
 use reqwest::StatusCode;
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
+
+use crate::harness::{ShareOptions, TestServer, on_every_backend, random_bytes};
 
 fn pass_at(now: OffsetDateTime) -> ExpiryPass {
     ExpiryPass {
@@ -32,23 +31,13 @@ async fn share(
     files: &[Uuid],
     retention_days: i64,
 ) -> Result<(Uuid, String, OffsetDateTime)> {
-    let response = server
-        .client
-        .post(format!("{}/api/v1/shares", server.base))
-        .bearer_auth(&server.key)
-        .json(&serde_json::json!({
-            "files": files,
-            "recipients": ["dr.berg@klinik.example"],
-            "retention_days": retention_days,
-        }))
-        .send()
+    let options = ShareOptions {
+        retention_days: Some(retention_days),
+        ..ShareOptions::default()
+    };
+    let body = server
+        .share_as(&server.key, files, &["dr.berg@klinik.example"], options)
         .await?;
-    ensure!(
-        response.status() == StatusCode::CREATED,
-        "share answered {}",
-        response.status()
-    );
-    let body: serde_json::Value = response.json().await?;
     let expires_at =
         OffsetDateTime::parse(body["expires_at"].as_str().context("expiry")?, &Rfc3339)?;
     Ok((
@@ -75,6 +64,21 @@ async fn status(server: &TestServer, url: &str) -> Result<StatusCode> {
 }
 
 async fn a_file_lives_as_long_as_its_last_share(server: TestServer) -> Result<()> {
+    allow_at_most_seven_days(&server).await?;
+    let file = server
+        .upload(&random_bytes(200_000, 41), "scan.dcm")
+        .await?;
+    let (long, short) = share_it_for_a_year_and_for_two_days(&server, file).await?;
+    day_three_the_short_share_ends(&server, file, &long, &short).await?;
+    day_eight_the_last_share_ends_and_the_file_is_destroyed(&server, file, &long).await?;
+    every_expiry_is_in_the_audit_log(&server, file, &long, &short).await?;
+    a_later_pass_finds_nothing_left(&server).await
+}
+
+/// A share as [`share`] returns it: (id, url).
+type Share = (Uuid, String);
+
+async fn allow_at_most_seven_days(server: &TestServer) -> Result<()> {
     let policy = server
         .client
         .put(format!("{}/api/v1/admin/policy", server.base))
@@ -87,34 +91,54 @@ async fn a_file_lives_as_long_as_its_last_share(server: TestServer) -> Result<()
         "policy answered {}",
         policy.status()
     );
-    let content = random_bytes(200_000, 41);
-    let file = server.upload(&content, "scan.dcm").await?;
+    Ok(())
+}
 
-    // Asking for a year gets the policy's 7 days; a second share asks for 2.
-    let (long, long_url, long_expiry) = share(&server, &[file], 365).await?;
+/// Asking for a year gets the policy's 7 days; a second share asks for 2. Returns (the long
+/// share, the short share).
+async fn share_it_for_a_year_and_for_two_days(
+    server: &TestServer,
+    file: Uuid,
+) -> Result<(Share, Share)> {
+    let (long, long_url, long_expiry) = share(server, &[file], 365).await?;
     ensure!(
         long_expiry <= days(7) && long_expiry > days(7) - Duration::minutes(5),
         "365 days clamped to 7: {long_expiry}"
     );
-    let (short, short_url, _) = share(&server, &[file], 2).await?;
+    let (short, short_url, _) = share(server, &[file], 2).await?;
+    Ok(((long, long_url), (short, short_url)))
+}
 
-    // Day 3: the short share has ended (its link is gone), the file lives on for the other.
+/// Day 3: the short share has ended (its link is gone), the file lives on for the other.
+async fn day_three_the_short_share_ends(
+    server: &TestServer,
+    file: Uuid,
+    (_, long_url): &Share,
+    (short, short_url): &Share,
+) -> Result<()> {
     let day3 = pass_at(days(3)).run(&server.state).await?;
-    ensure!(day3.shares_expired == vec![short], "day 3: {day3:?}");
+    ensure!(day3.shares_expired == vec![*short], "day 3: {day3:?}");
     ensure!(day3.files_expired.is_empty(), "day 3: {day3:?}");
     ensure!(
-        status(&server, &short_url).await? == StatusCode::GONE,
+        status(server, short_url).await? == StatusCode::GONE,
         "the short link is gone"
     );
     ensure!(
-        status(&server, &format!("{long_url}/f/{file}")).await? == StatusCode::OK,
+        status(server, &format!("{long_url}/f/{file}")).await? == StatusCode::OK,
         "the long link still serves the file"
     );
     ensure!(server.key_exists(file).await?, "the file keeps its key");
+    Ok(())
+}
 
-    // Day 8: the last share has ended; the file is destroyed, key first.
+/// Day 8: the last share has ended; the file is destroyed, key first, and the sender sees it.
+async fn day_eight_the_last_share_ends_and_the_file_is_destroyed(
+    server: &TestServer,
+    file: Uuid,
+    (long, long_url): &Share,
+) -> Result<()> {
     let day8 = pass_at(days(8)).run(&server.state).await?;
-    ensure!(day8.shares_expired == vec![long], "day 8: {day8:?}");
+    ensure!(day8.shares_expired == vec![*long], "day 8: {day8:?}");
     ensure!(day8.files_expired == vec![file], "day 8: {day8:?}");
     ensure!(day8.objects_deleted == vec![file], "day 8: {day8:?}");
     ensure!(!server.key_exists(file).await?, "the wrapped key is gone");
@@ -124,7 +148,7 @@ async fn a_file_lives_as_long_as_its_last_share(server: TestServer) -> Result<()
     );
     for url in [long_url.clone(), format!("{long_url}/f/{file}")] {
         ensure!(
-            status(&server, &url).await? == StatusCode::GONE,
+            status(server, &url).await? == StatusCode::GONE,
             "{url} is gone"
         );
     }
@@ -140,9 +164,18 @@ async fn a_file_lives_as_long_as_its_last_share(server: TestServer) -> Result<()
         view["state"] == "expired" && view["files"][0]["available"] == false,
         "the sender sees it ended: {view}"
     );
+    Ok(())
+}
 
+/// One `share.expired` per share, one `file.expired` by the system saying why.
+async fn every_expiry_is_in_the_audit_log(
+    server: &TestServer,
+    file: Uuid,
+    (long, _): &Share,
+    (short, _): &Share,
+) -> Result<()> {
     let events = server.audit_events("").await?;
-    for id in [short, long] {
+    for id in [*short, *long] {
         ensure!(
             events_about(&events, "share.expired", id).len() == 1,
             "one share.expired for {id}"
@@ -156,7 +189,10 @@ async fn a_file_lives_as_long_as_its_last_share(server: TestServer) -> Result<()
         "{:?}",
         expired[0]
     );
+    Ok(())
+}
 
+async fn a_later_pass_finds_nothing_left(server: &TestServer) -> Result<()> {
     let again = pass_at(days(9)).run(&server.state).await?;
     ensure!(
         again.shares_expired.is_empty()
@@ -254,7 +290,7 @@ async fn a_pass_cut_between_key_and_object_is_completed_by_the_next(
     Ok(())
 }
 
-common::on_every_backend!(
+on_every_backend!(
     a_file_lives_as_long_as_its_last_share,
     files_nobody_keeps_are_destroyed_a_day_after_upload,
     a_pass_cut_between_key_and_object_is_completed_by_the_next,

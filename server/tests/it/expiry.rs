@@ -2,18 +2,17 @@
 //! abandoned uploads are destroyed key first, a pass cut short is completed by the next, and
 //! on PostgreSQL two instances running passes at once never process a row twice.
 
-mod common;
-
 use std::collections::BTreeSet;
 
 use anyhow::{Context, Result, ensure};
-use common::{Stack, TestServer, file_id, random_bytes};
 use ferry::audit::{Actor, AuditEntry, EventKind};
 use ferry::db::expiry::UploadWork;
 use ferry::jobs::expiry::{CLAIM_LEASE, ExpiryPass, ExpiryReport};
 use reqwest::{Method, StatusCode};
 use time::OffsetDateTime;
 use uuid::Uuid;
+
+use crate::harness::{Stack, TestServer, file_id, on_every_backend, random_bytes};
 
 /// Past an unfinished upload's 24 h.
 fn a_day_later() -> OffsetDateTime {
@@ -230,7 +229,7 @@ async fn a_termination_whose_object_survived_is_finished_by_the_job(
     Ok(())
 }
 
-common::on_every_backend!(
+on_every_backend!(
     abandoned_uploads_are_destroyed_a_day_after_their_last_byte,
     a_dry_run_reports_and_changes_nothing,
     a_pass_cut_after_the_shred_is_completed_by_the_next,

@@ -1,11 +1,13 @@
-//! A throw-away PostgreSQL database for end-to-end tests that run several `ferry` instances on
-//! one database, so tests never see each other's rows, nor those of another run.
+//! A throw-away PostgreSQL database per test (or per group of `ferry` instances that share
+//! one), so tests never see each other's rows, nor those of another run on the same server.
 //!
 //! The admin connection comes from `FERRY_TEST_POSTGRES_URL` (default
-//! `postgres://postgres@127.0.0.1:5432/test`), as for the server's own tests. If PostgreSQL
-//! cannot be reached the test fails with a message saying so: it never passes by skipping.
+//! `postgres://postgres@127.0.0.1:5432/test`). If PostgreSQL cannot be reached the test fails
+//! with a message saying so: a PostgreSQL test never passes by skipping.
 //!
-//! Blocking like the rest of the harness: each call runs on a small runtime of its own.
+//! Blocking: each admin statement runs on a small runtime on a thread of its own, so creating
+//! and dropping work alike from plain tests, from async tests (on any runtime flavour) and
+//! from `Drop`, which cannot await.
 
 use anyhow::{Context, Result, bail};
 use rand::Rng;
@@ -14,7 +16,8 @@ use sqlx::{Connection, Executor, PgConnection};
 /// Where tests find PostgreSQL unless `FERRY_TEST_POSTGRES_URL` says otherwise.
 pub const DEFAULT_POSTGRES_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
-/// A fresh database `ferry_e2e_<random>`, dropped (best effort) when this value is dropped.
+/// A fresh database `ferry_t_<random>`, dropped (best effort, `WITH (FORCE)`) when this value
+/// is dropped.
 pub struct ScratchDb {
     url: String,
     admin_url: String,
@@ -22,14 +25,15 @@ pub struct ScratchDb {
 }
 
 impl ScratchDb {
-    /// Create the database; fails with a clear message if PostgreSQL is unreachable.
+    /// Creates the database; fails with a clear message if PostgreSQL is unreachable. Blocks
+    /// for the one statement (a few milliseconds).
     pub fn create() -> Result<Self> {
         let admin_url = std::env::var("FERRY_TEST_POSTGRES_URL")
             .unwrap_or_else(|_| DEFAULT_POSTGRES_ADMIN_URL.into());
         let mut suffix = [0u8; 12];
         rand::rng().fill_bytes(&mut suffix);
         let name = format!(
-            "ferry_e2e_{}",
+            "ferry_t_{}",
             suffix
                 .iter()
                 .map(|b| format!("{b:02x}"))
@@ -38,7 +42,7 @@ impl ScratchDb {
         let sql = format!("CREATE DATABASE {name}");
         run_admin(&admin_url, &sql).with_context(|| {
             format!(
-                "PostgreSQL end-to-end tests need a server: could not create database {name} \
+                "PostgreSQL tests need a server: could not create database {name} \
                  via {admin_url} (start PostgreSQL there, or point FERRY_TEST_POSTGRES_URL at one)"
             )
         })?;
@@ -50,7 +54,7 @@ impl ScratchDb {
         })
     }
 
-    /// URL of the new database, for `FERRY_DATABASE_URL`.
+    /// URL of the new database, for `FERRY_DATABASE_URL` or `Db::connect`.
     pub fn url(&self) -> &str {
         &self.url
     }

@@ -3,14 +3,15 @@
 //! (range, bytes, IP, user agent); opening the page never counts as a download, downloads
 //! are metered in copies of the file served, and `max_downloads_per_file` stops the next one.
 
-mod common;
-
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
-use common::{TestServer, error_code, random_bytes};
+use ferry_testkit::eventually_async;
 use reqwest::StatusCode;
 use serde_json::Value;
+use uuid::Uuid;
+
+use crate::harness::{ShareOptions, TestServer, error_code, on_both_databases, random_bytes};
 
 async fn downloads(server: &TestServer, share: &str) -> Result<u64> {
     server.share_view(share).await?["files"][0]["downloads"]
@@ -33,6 +34,29 @@ async fn get(
 }
 
 async fn every_step_is_recorded_and_downloads_are_counted(server: TestServer) -> Result<()> {
+    limit_downloads_to_two_copies(&server).await?;
+    let shared = share_a_file_with_a_note(&server).await?;
+    a_mail_scanner_opening_the_page_downloads_nothing(&server, &shared).await?;
+    resumed_and_partial_downloads_count_in_copies(&server, &shared).await?;
+    past_almost_two_copies_a_third_is_refused_a_few_bytes_are_not(&server, &shared).await?;
+    revoke(&server, &shared).await?;
+    let events = the_chain_holds_every_step_in_order(&server, &shared).await?;
+    the_chain_verifies_and_since_narrows_the_export(&server, &events).await
+}
+
+/// A shared file and where a recipient finds it.
+struct SharedFile {
+    file: Uuid,
+    content: Vec<u8>,
+    /// The share's id.
+    share: String,
+    /// The share's link (its page).
+    url: String,
+    /// The file's bytes behind the link.
+    file_url: String,
+}
+
+async fn limit_downloads_to_two_copies(server: &TestServer) -> Result<()> {
     let limit = server
         .client
         .put(format!("{}/api/v1/admin/policy", server.base))
@@ -45,56 +69,89 @@ async fn every_step_is_recorded_and_downloads_are_counted(server: TestServer) ->
         "policy: {}",
         limit.status()
     );
+    Ok(())
+}
+
+/// Uploads 100,000 bytes and shares them with a note (which must stay out of the log).
+async fn share_a_file_with_a_note(server: &TestServer) -> Result<SharedFile> {
     let content = random_bytes(100_000, 61);
     let file = server.upload(&content, "befund.pdf").await?;
-    let created: Value = server
-        .client
-        .post(format!("{}/api/v1/shares", server.base))
-        .bearer_auth(&server.key)
-        .json(&serde_json::json!({"files": [file], "recipients": ["pat@example.eu"], "note": "private note"}))
-        .send()
-        .await?
-        .json()
+    let note = ShareOptions {
+        note: Some("private note"),
+        ..ShareOptions::default()
+    };
+    let created = server
+        .share_as(&server.key, &[file], &["pat@example.eu"], note)
         .await?;
     let share = created["id"].as_str().context("share id")?.to_owned();
     let url = created["url"].as_str().context("url")?.to_owned();
     let file_url = format!("{url}/f/{file}");
+    Ok(SharedFile {
+        file,
+        content,
+        share,
+        url,
+        file_url,
+    })
+}
 
-    // A mail scanner opening the page downloads nothing.
-    let (page, _) = get(&server, &url, None, "MailScanner/1.0").await?;
+async fn a_mail_scanner_opening_the_page_downloads_nothing(
+    server: &TestServer,
+    shared: &SharedFile,
+) -> Result<()> {
+    let (page, _) = get(server, &shared.url, None, "MailScanner/1.0").await?;
     ensure!(page == StatusCode::OK, "page: {page}");
     ensure!(
-        downloads(&server, &share).await? == 0,
+        downloads(server, &shared.share).await? == 0,
         "a page view is not a download"
     );
+    Ok(())
+}
 
-    let (full, bytes) = get(&server, &file_url, None, "Firefox/140").await?;
+/// A whole copy, then a resume from byte 100 and the first ten bytes: still one copy.
+async fn resumed_and_partial_downloads_count_in_copies(
+    server: &TestServer,
+    shared: &SharedFile,
+) -> Result<()> {
+    let SharedFile {
+        content,
+        share,
+        file_url,
+        ..
+    } = shared;
+    let (full, bytes) = get(server, file_url, None, "Firefox/140").await?;
     ensure!(
-        full == StatusCode::OK && bytes == content,
+        full == StatusCode::OK && bytes == *content,
         "full download: {full}"
     );
-    ensure!(downloads(&server, &share).await? == 1, "one download");
-    let (resumed, tail) = get(&server, &file_url, Some("bytes=100-"), "Firefox/140").await?;
+    ensure!(downloads(server, share).await? == 1, "one download");
+    let (resumed, tail) = get(server, file_url, Some("bytes=100-"), "Firefox/140").await?;
     ensure!(
         resumed == StatusCode::PARTIAL_CONTENT && tail == content[100..],
         "resume: {resumed}"
     );
     ensure!(
-        downloads(&server, &share).await? == 1,
+        downloads(server, share).await? == 1,
         "1.999 copies served are one whole copy"
     );
-    let (head, _) = get(&server, &file_url, Some("bytes=0-9"), "curl/8").await?;
+    let (head, _) = get(server, file_url, Some("bytes=0-9"), "curl/8").await?;
     ensure!(head == StatusCode::PARTIAL_CONTENT, "first bytes: {head}");
     ensure!(
-        downloads(&server, &share).await? == 1,
+        downloads(server, share).await? == 1,
         "ten bytes are not a copy"
     );
+    Ok(())
+}
 
-    // Almost two copies are spent: a third whole one is refused, a few bytes more are not
-    // (the in-flight allowance, under half a copy).
+/// Almost two copies are spent: a third whole one is refused, a few bytes more are not (the
+/// in-flight allowance, under half a copy).
+async fn past_almost_two_copies_a_third_is_refused_a_few_bytes_are_not(
+    server: &TestServer,
+    shared: &SharedFile,
+) -> Result<()> {
     let refused = server
         .client
-        .get(&file_url)
+        .get(&shared.file_url)
         .header("Accept", "application/json")
         .send()
         .await?;
@@ -103,16 +160,22 @@ async fn every_step_is_recorded_and_downloads_are_counted(server: TestServer) ->
         "third: {}",
         refused.status()
     );
-    let (middle, part) = get(&server, &file_url, Some("bytes=50-60"), "curl/8").await?;
+    let (middle, part) = get(server, &shared.file_url, Some("bytes=50-60"), "curl/8").await?;
     ensure!(
-        middle == StatusCode::PARTIAL_CONTENT && part == content[50..=60],
+        middle == StatusCode::PARTIAL_CONTENT && part == shared.content[50..=60],
         "resume after the limit: {middle}"
     );
-    ensure!(downloads(&server, &share).await? == 1, "still under two");
+    ensure!(
+        downloads(server, &shared.share).await? == 1,
+        "still under two"
+    );
+    Ok(())
+}
 
+async fn revoke(server: &TestServer, shared: &SharedFile) -> Result<()> {
     let revoke = server
         .client
-        .delete(format!("{}/api/v1/shares/{share}", server.base))
+        .delete(format!("{}/api/v1/shares/{}", server.base, shared.share))
         .bearer_auth(&server.key)
         .send()
         .await?;
@@ -121,21 +184,29 @@ async fn every_step_is_recorded_and_downloads_are_counted(server: TestServer) ->
         "revoke: {}",
         revoke.status()
     );
+    Ok(())
+}
 
+/// The export holds every step, in order and chained, with what the recipient did, and
+/// neither the note nor the link; returns the events.
+async fn the_chain_holds_every_step_in_order(
+    server: &TestServer,
+    shared: &SharedFile,
+) -> Result<Vec<Value>> {
+    let SharedFile {
+        file, share, url, ..
+    } = shared;
     // Download events are written when their response ends: wait until all four are in.
-    let mut events = Vec::new();
-    for _ in 0..100 {
-        events = server.audit_events("").await?;
-        if events
+    let events = eventually_async(Duration::from_secs(5), async || {
+        let events = server.audit_events("").await?;
+        let downloads = events
             .iter()
             .filter(|e| e["kind"] == "file.downloaded")
-            .count()
-            >= 4
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+            .count();
+        ensure!(downloads >= 4, "{downloads} download events of 4");
+        Ok(events)
+    })
+    .await?;
     let kinds: Vec<&str> = events.iter().filter_map(|e| e["kind"].as_str()).collect();
     let in_order = [
         "key.created",
@@ -190,9 +261,18 @@ async fn every_step_is_recorded_and_downloads_are_counted(server: TestServer) ->
     );
     let text = serde_json::to_string(&events)?;
     ensure!(!text.contains("private note"), "notes stay out of the log");
-    ensure!(!text.contains(&url), "link tokens stay out of the log");
+    ensure!(
+        !text.contains(url.as_str()),
+        "link tokens stay out of the log"
+    );
+    Ok(events)
+}
 
-    // The chain verifies, and `since` narrows the export.
+/// The chain verifies, `since` narrows the export, and a bad `since` is a 400.
+async fn the_chain_verifies_and_since_narrows_the_export(
+    server: &TestServer,
+    events: &[Value],
+) -> Result<()> {
     let verified =
         ferry::audit::verify_tenant(&server.state.db, &server.state.master_key, server.tenant_id)
             .await?;
@@ -224,4 +304,4 @@ async fn every_step_is_recorded_and_downloads_are_counted(server: TestServer) ->
     Ok(())
 }
 
-common::on_both_databases!(every_step_is_recorded_and_downloads_are_counted);
+on_both_databases!(every_step_is_recorded_and_downloads_are_counted);

@@ -4,13 +4,17 @@
 //! with the disk store (`NAME::postgres`), and on PostgreSQL with the S3 store on a real
 //! Garage (`NAME::postgres_garage`).
 
-mod common;
+use std::time::Duration;
 
-use anyhow::Result;
-use common::{TestServer, b64, error_code, file_id, header_u64, location, random_bytes};
+use anyhow::{Result, ensure};
+use ferry_testkit::eventually_async;
 use reqwest::{Method, StatusCode};
 
-common::on_every_backend!(
+use crate::harness::{
+    TestServer, b64, error_code, file_id, header_u64, location, on_every_backend, random_bytes,
+};
+
+on_every_backend!(
     options_advertises_extensions_and_limits,
     resumes_across_patches_that_split_segments,
     creation_with_upload_and_deferred_length,
@@ -188,14 +192,22 @@ async fn bad_requests_get_clear_errors_and_change_nothing(server: TestServer) ->
             .status(),
         StatusCode::NO_CONTENT
     );
+    bad_patches_are_refused(&server, &url, &content).await?;
+    bad_creations_are_refused(&server).await?;
+    unknown_uploads_are_not_found(&server).await?;
+    the_upload_did_not_move_and_still_completes(&server, &url, &content).await
+}
 
+/// On an upload at offset 100 of 1000: a wrong offset, a wrong content type, too much data
+/// (declared or streamed), a missing `Tus-Resumable`.
+async fn bad_patches_are_refused(server: &TestServer, url: &str, content: &[u8]) -> Result<()> {
     // Wrong offset.
-    let response = server.patch(&url, 50, content[50..150].to_vec()).await?;
+    let response = server.patch(url, 50, content[50..150].to_vec()).await?;
     assert_eq!(response.status(), StatusCode::CONFLICT);
     assert_eq!(error_code(response).await?, "offset_mismatch");
     // Wrong content type.
     let response = server
-        .tus(Method::PATCH, &url)
+        .tus(Method::PATCH, url)
         .header("Upload-Offset", 100)
         .header("Content-Type", "application/octet-stream")
         .body(content[100..200].to_vec())
@@ -204,12 +216,12 @@ async fn bad_requests_get_clear_errors_and_change_nothing(server: TestServer) ->
     assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert_eq!(error_code(response).await?, "unsupported_media_type");
     // More data than Upload-Length (declared by Content-Length).
-    let response = server.patch(&url, 100, vec![7u8; 901]).await?;
+    let response = server.patch(url, 100, vec![7u8; 901]).await?;
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
     // More data than Upload-Length, streamed without Content-Length.
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> = vec![Ok(vec![1u8; 600]), Ok(vec![2u8; 600])];
     let response = server
-        .tus(Method::PATCH, &url)
+        .tus(Method::PATCH, url)
         .header("Upload-Offset", 100)
         .header("Content-Type", "application/offset+octet-stream")
         .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
@@ -225,11 +237,16 @@ async fn bad_requests_get_clear_errors_and_change_nothing(server: TestServer) ->
     // Missing Tus-Resumable.
     let response = server
         .client
-        .head(&url)
+        .head(url)
         .bearer_auth(&server.key)
         .send()
         .await?;
     assert_eq!(response.status(), StatusCode::PRECONDITION_FAILED);
+    Ok(())
+}
+
+/// Malformed metadata, neither length nor deferral, a length above `Tus-Max-Size`.
+async fn bad_creations_are_refused(server: &TestServer) -> Result<()> {
     // Malformed metadata at creation.
     let response = server
         .tus(Method::POST, &format!("{}/files", server.base))
@@ -250,7 +267,10 @@ async fn bad_requests_get_clear_errors_and_change_nothing(server: TestServer) ->
         .send()
         .await?;
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
-    // Unknown upload.
+    Ok(())
+}
+
+async fn unknown_uploads_are_not_found(server: &TestServer) -> Result<()> {
     let response = server
         .patch(
             &format!("{}/files/{}", server.base, uuid::Uuid::new_v4()),
@@ -263,22 +283,29 @@ async fn bad_requests_get_clear_errors_and_change_nothing(server: TestServer) ->
         .patch(&format!("{}/files/not-a-uuid", server.base), 0, vec![1])
         .await?;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    Ok(())
+}
 
-    // None of that moved the upload; it still completes correctly.
-    assert_eq!(server.head_offset(&url).await?, 100);
+/// None of the bad requests moved the upload; it still completes correctly.
+async fn the_upload_did_not_move_and_still_completes(
+    server: &TestServer,
+    url: &str,
+    content: &[u8],
+) -> Result<()> {
+    assert_eq!(server.head_offset(url).await?, 100);
     let stored_bytes = {
-        let mut c = content.clone();
+        let mut c = content.to_vec();
         c.truncate(1000);
         c
     };
     assert_eq!(
         server
-            .patch(&url, 100, stored_bytes[100..].to_vec())
+            .patch(url, 100, stored_bytes[100..].to_vec())
             .await?
             .status(),
         StatusCode::NO_CONTENT
     );
-    let body = server.share_and_download(file_id(&url)?).await?;
+    let body = server.share_and_download(file_id(url)?).await?;
     assert_eq!(&body[..], &stored_bytes[..]);
     Ok(())
 }
@@ -508,18 +535,15 @@ async fn a_stalled_body_commits_what_arrived(server: TestServer) -> Result<()> {
     let (tx, patch) = server.streamed_patch(&url, 0);
     tx.send(Ok(content[..100_001].to_vec())).await?;
     // While the body is stalled, the server commits what it has (HEAD shows it).
-    let mut seen = 0;
-    for _ in 0..100 {
-        seen = server.head_offset(&url).await?;
-        if seen == 100_001 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert_eq!(
-        seen, 100_001,
-        "a stalled PATCH commits the bytes it received"
-    );
+    eventually_async(Duration::from_secs(5), async || {
+        let seen = server.head_offset(&url).await?;
+        ensure!(
+            seen == 100_001,
+            "a stalled PATCH commits the bytes it received: HEAD says {seen}"
+        );
+        Ok(())
+    })
+    .await?;
     tx.send(Ok(content[100_001..].to_vec())).await?;
     drop(tx);
     let response = patch.await??;

@@ -4,15 +4,14 @@
 //! 127/8, so clients bound to 127.0.0.N are distinct clients. SQLite only: the budget lives
 //! in the process, not in the database.
 
-mod common;
-
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
-use common::{Stack, TestServer, error_code, random_bytes};
 use futures_util::StreamExt as _;
 use reqwest::{Client, Response, StatusCode};
+
+use crate::harness::{ShareOptions, Stack, TestServer, error_code, random_bytes};
 
 /// A client whose connections come from 127.0.0.`n`.
 fn client_from(n: u8) -> Result<Client> {
@@ -155,13 +154,7 @@ async fn only_failed_lookups_spend_the_budget() -> Result<()> {
     let file = server.upload(&content, "a.txt").await?;
     let share = server.share(&[file]).await?;
     let revoked = server
-        .client
-        .post(format!("{}/api/v1/shares", server.base))
-        .bearer_auth(&server.key)
-        .json(&serde_json::json!({"files": [file], "recipients": ["b@x.eu"]}))
-        .send()
-        .await?
-        .json::<serde_json::Value>()
+        .share_as(&server.key, &[file], &["b@x.eu"], ShareOptions::default())
         .await?;
     let revoked_id = revoked["id"].as_str().context("share id")?;
     let revoked_url = revoked["url"].as_str().context("share url")?;

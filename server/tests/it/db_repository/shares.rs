@@ -5,7 +5,7 @@ use ferry::db::shares::ShareFilesError;
 use ferry::db::{Db, DbError};
 use uuid::Uuid;
 
-use crate::{audit, complete_file, expiry, new_upload, share, tenant};
+use super::{audit, complete_file, expiry, new_upload, share, tenant};
 
 on_both_backends!(
     shares_list_complete_files_in_order,

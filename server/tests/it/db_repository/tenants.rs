@@ -7,7 +7,7 @@ use ferry::db::uploads::UploadState;
 use ferry::db::{Db, DbError};
 use uuid::Uuid;
 
-use crate::{audit, complete_file, new_upload, progress, share, tenant};
+use super::{audit, complete_file, new_upload, progress, share, tenant};
 
 on_both_backends!(tenants_and_api_keys, other_tenants_rows_are_not_found,);
 

@@ -4,16 +4,18 @@
 //! with the disk store (`NAME::postgres`), and on PostgreSQL with the S3 store on a real
 //! Garage (`NAME::postgres_garage`), where the object is read and damaged through S3.
 
-mod common;
-
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
-use anyhow::{Context, Result};
-use common::{TestServer, file_id, random_bytes};
+use std::time::Duration;
+
+use anyhow::{Context, Result, ensure};
+use ferry_testkit::eventually_async;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_RANGE, ETAG, IF_RANGE, RANGE};
 
-common::on_every_backend!(
+use crate::harness::{TestServer, file_id, on_every_backend, random_bytes};
+
+on_every_backend!(
     ranges_cover_boundaries_suffixes_and_errors,
     etag_is_the_blake3_and_if_range_guards_ranges,
     the_share_page_lists_files_and_bad_links_are_404,
@@ -265,21 +267,17 @@ async fn unfinished_uploads_keep_only_sealed_segments_at_rest(server: TestServer
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     assert!(server.share_and_download(id).await? == content);
     let object_len = content.len() + content.len().div_ceil(S as usize) * 28;
-    let started = std::time::Instant::now();
-    loop {
+    eventually_async(Duration::from_secs(10), async || {
         let blobs = server.stored_blobs_of(id).await?;
         let names: Vec<(&str, usize)> = blobs.iter().map(|(n, b)| (n.as_str(), b.len())).collect();
-        if names.len() == 1 && names[0].1 == object_len {
-            break;
-        }
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(10),
+        ensure!(
+            names.len() == 1 && names[0].1 == object_len,
             "10 s after completion the store holds {names:?}, not just the {object_len}-byte \
              object"
         );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    Ok(())
+        Ok(())
+    })
+    .await
 }
 
 async fn a_tampered_object_is_never_served(server: TestServer) -> Result<()> {

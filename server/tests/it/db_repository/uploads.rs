@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use time::macros::datetime;
 use uuid::Uuid;
 
-use crate::{audit, expiry, new_upload, progress, tenant};
+use super::{audit, expiry, new_upload, progress, tenant};
 
 on_both_backends!(
     uploads_move_forward_only_from_the_offset_they_started_at,

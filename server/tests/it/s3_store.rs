@@ -6,18 +6,23 @@
 
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use anyhow::{Context, Result, ensure};
-use ferry::config::{Config, S3Credentials};
+use ferry::config::Config;
 use ferry::store::s3::plan::PartPlan;
 use ferry::store::s3::state::MultipartState;
-use ferry::store::s3::{S3Location, build_client};
 use ferry::store::{self, ObjectStore, StoreError, WriteFrom};
-use ferry_e2e::Garage;
+use ferry_testkit::{Garage, eventually_async};
 use tempfile::TempDir;
 use uuid::Uuid;
 
+use crate::harness::s3::s3_client;
+
 /// One full part for uploads up to 625 GiB: 1024 stored segments of 65,564 bytes.
 const PART: u64 = 1024 * 65_564;
+/// The planned size of the uploads here (a part size of [`PART`]).
+const MAX_PLAINTEXT_LEN: u64 = 10 << 30;
 
 /// A store on `garage`'s bucket with its own data directory (its own spool).
 async fn s3_store(garage: &Garage, data: &TempDir) -> Result<Arc<dyn ObjectStore>> {
@@ -35,17 +40,6 @@ async fn s3_store(garage: &Garage, data: &TempDir) -> Result<Arc<dyn ObjectStore
         _ => None,
     })?;
     Ok(store::open(&config).await?)
-}
-
-/// A plain S3 client on `garage`, to look at the bucket behind the store's back.
-async fn raw_client(garage: &Garage) -> Result<aws_sdk_s3::Client> {
-    let location = S3Location::parse(&garage.store_url())?;
-    let credentials = S3Credentials {
-        access_key_id: garage.access_key_id().to_owned(),
-        secret_access_key: garage.secret_access_key().to_owned(),
-        session_token: None,
-    };
-    Ok(build_client(&location, Some(&credentials)).await)
 }
 
 /// Bytes that differ at every offset of interest.
@@ -74,11 +68,23 @@ async fn a_multipart_object_survives_changes_of_writer_and_reads_across_seams() 
     let b = s3_store(&garage, &data_b).await?;
     let file = Uuid::new_v4();
     let total = 2 * PART + 3 * 65_564 + 1234;
-    let max_plaintext_len = 10 << 30;
-    ensure!(PartPlan::for_len(max_plaintext_len)?.part_bytes() == PART);
+    ensure!(PartPlan::for_len(MAX_PLAINTEXT_LEN)?.part_bytes() == PART);
 
-    // Writer 1 (instance A): less than a part, committed → one pending piece.
     let first = 5 * 65_564;
+    let state1 = a_commits_less_than_a_part(&a, file, first).await?;
+    let state2 = b_continues_across_a_part_boundary(&b, file, first, state1).await?;
+    a_resumes_at_the_boundary_and_finishes(&a, file, total, state2).await?;
+    b_reads_the_whole_object_and_across_both_seams(&b, file, total).await?;
+    deleting_leaves_nothing_behind(&garage, a, b, file).await
+}
+
+/// Writer 1 (instance A): less than a part (`first` bytes), committed → one pending piece.
+/// Returns the committed state.
+async fn a_commits_less_than_a_part(
+    a: &Arc<dyn ObjectStore>,
+    file: Uuid,
+    first: u64,
+) -> Result<Vec<u8>> {
     let state1 = blocking({
         let a = a.clone();
         move || {
@@ -86,7 +92,7 @@ async fn a_multipart_object_survives_changes_of_writer_and_reads_across_seams() 
                 file,
                 WriteFrom {
                     stored_offset: 0,
-                    max_plaintext_len,
+                    max_plaintext_len: MAX_PLAINTEXT_LEN,
                     state: None,
                 },
             )?;
@@ -97,17 +103,26 @@ async fn a_multipart_object_survives_changes_of_writer_and_reads_across_seams() 
     .await?
     .context("S3 writers always return a state")?;
     ensure!(parts_and_pending(&state1)? == (0, first));
+    Ok(state1)
+}
 
-    // Writer 2 (instance B) continues: crosses a part boundary, commits through a syncer
-    // exactly there, then bytes a crash loses (appended, never committed).
+/// Writer 2 (instance B) continues from `first`: crosses a part boundary, commits through a
+/// syncer exactly there, then appends bytes a crash loses (never committed). Returns the
+/// state committed at the boundary.
+async fn b_continues_across_a_part_boundary(
+    b: &Arc<dyn ObjectStore>,
+    file: Uuid,
+    first: u64,
+    state1: Vec<u8>,
+) -> Result<Vec<u8>> {
     let state2 = blocking({
-        let (b, state1) = (b.clone(), state1.clone());
+        let b = b.clone();
         move || {
             let mut w = b.open_writer(
                 file,
                 WriteFrom {
                     stored_offset: first,
-                    max_plaintext_len,
+                    max_plaintext_len: MAX_PLAINTEXT_LEN,
                     state: Some(&state1),
                 },
             )?;
@@ -123,16 +138,25 @@ async fn a_multipart_object_survives_changes_of_writer_and_reads_across_seams() 
         parts_and_pending(&state2)? == (1, 0),
         "one full part, no piece"
     );
+    Ok(state2)
+}
 
-    // Writer 3 (instance A again) resumes at the boundary, writes the rest and finishes.
+/// Writer 3 (instance A again) resumes at the boundary, writes the rest up to `total` and
+/// finishes.
+async fn a_resumes_at_the_boundary_and_finishes(
+    a: &Arc<dyn ObjectStore>,
+    file: Uuid,
+    total: u64,
+    state2: Vec<u8>,
+) -> Result<()> {
     blocking({
-        let (a, state2) = (a.clone(), state2.clone());
+        let a = a.clone();
         move || {
             let mut w = a.open_writer(
                 file,
                 WriteFrom {
                     stored_offset: PART,
-                    max_plaintext_len,
+                    max_plaintext_len: MAX_PLAINTEXT_LEN,
                     state: Some(&state2),
                 },
             )?;
@@ -140,9 +164,15 @@ async fn a_multipart_object_survives_changes_of_writer_and_reads_across_seams() 
             w.finish()
         }
     })
-    .await?;
+    .await
+}
 
-    // Read back from B: the whole object, and ranges across both seams.
+/// Read back from B: the whole object, ranges across both seams, and nothing past the end.
+async fn b_reads_the_whole_object_and_across_both_seams(
+    b: &Arc<dyn ObjectStore>,
+    file: Uuid,
+    total: u64,
+) -> Result<()> {
     for (start, len) in [
         (0, total),
         (PART - 10, 20),
@@ -173,20 +203,25 @@ async fn a_multipart_object_survives_changes_of_writer_and_reads_across_seams() 
         matches!(past_end, Err(StoreError::Truncated)),
         "{past_end:?}"
     );
+    Ok(())
+}
 
-    // Deleting leaves neither the object nor pieces nor multipart uploads.
-    blocking({
-        let a = a.clone();
-        move || a.delete(file)
-    })
-    .await?;
+/// Deleting (on A) leaves neither the object (B finds nothing) nor pieces nor multipart
+/// uploads in the bucket.
+async fn deleting_leaves_nothing_behind(
+    garage: &Garage,
+    a: Arc<dyn ObjectStore>,
+    b: Arc<dyn ObjectStore>,
+    file: Uuid,
+) -> Result<()> {
+    blocking(move || a.delete(file)).await?;
     let gone = blocking(move || b.open_reader(file, 0..1)?.read_exact_at(0, &mut [0; 1])).await;
     ensure!(
         gone.as_ref()
             .is_err_and(|e| format!("{e:#}").contains("not found")),
         "{gone:?}"
     );
-    let s3 = raw_client(&garage).await?;
+    let s3 = s3_client(garage).await?;
     let objects = s3.list_objects_v2().bucket(garage.bucket()).send().await?;
     let keys: Vec<_> = objects.contents().iter().filter_map(|o| o.key()).collect();
     ensure!(keys.is_empty(), "objects left: {keys:?}");
@@ -237,8 +272,21 @@ async fn many_small_commits_on_fresh_writers_never_burn_a_part_number() -> Resul
     let s3 = s3_store(&garage, &data).await?;
     let file = Uuid::new_v4();
     let total = 2 * PART + 12_345;
-    // 9 MiB commits, each from a new writer (a new PATCH, possibly on another instance),
-    // and each followed by bytes a broken connection loses.
+    write_in_9_mib_commits_from_fresh_writers(&s3, file, total).await?;
+    let s3_client = s3_client(&garage).await?;
+    the_object_has_three_parts_of_the_planned_size(&garage, &s3_client, file, total).await?;
+    the_object_reads_back_whole(&s3, file, total).await?;
+    no_pending_piece_is_left_once_completion_is_recorded(&garage, &s3_client, &s3, file).await
+}
+
+/// Writes `total` bytes in 9 MiB commits, each from a new writer (a new PATCH, possibly on
+/// another instance), and each followed by bytes a broken connection loses; the last one
+/// finishes the object.
+async fn write_in_9_mib_commits_from_fresh_writers(
+    s3: &Arc<dyn ObjectStore>,
+    file: Uuid,
+    total: u64,
+) -> Result<()> {
     let chunk = 9 << 20;
     let mut offset = 0u64;
     let mut state: Option<Vec<u8>> = None;
@@ -251,7 +299,7 @@ async fn many_small_commits_on_fresh_writers_never_burn_a_part_number() -> Resul
                 file,
                 WriteFrom {
                     stored_offset: offset,
-                    max_plaintext_len: 10 << 30,
+                    max_plaintext_len: MAX_PLAINTEXT_LEN,
                     state: saved.as_deref(),
                 },
             )?;
@@ -267,8 +315,16 @@ async fn many_small_commits_on_fresh_writers_never_burn_a_part_number() -> Resul
         .await?;
         offset += len;
     }
+    Ok(())
+}
 
-    let s3_client = raw_client(&garage).await?;
+/// The object is `total` bytes in three parts (ETag `…-3`): two of [`PART`] and the rest.
+async fn the_object_has_three_parts_of_the_planned_size(
+    garage: &Garage,
+    s3_client: &aws_sdk_s3::Client,
+    file: Uuid,
+    total: u64,
+) -> Result<()> {
     let key = file.to_string();
     let head = s3_client
         .head_object()
@@ -297,6 +353,15 @@ async fn many_small_commits_on_fresh_writers_never_burn_a_part_number() -> Resul
             part.content_length()
         );
     }
+    Ok(())
+}
+
+/// The store reads back exactly what was written.
+async fn the_object_reads_back_whole(
+    s3: &Arc<dyn ObjectStore>,
+    file: Uuid,
+    total: u64,
+) -> Result<()> {
     let reader_store = s3.clone();
     let got = blocking(move || {
         let mut r = reader_store.open_reader(file, 0..total)?;
@@ -309,23 +374,21 @@ async fn many_small_commits_on_fresh_writers_never_burn_a_part_number() -> Resul
         got == pattern(0, total),
         "the object differs from what was written"
     );
-    // Once the completion is recorded (the tus layer then calls `forget_upload_state`; until
-    // then a retry may need the pieces), no pending piece is left behind.
+    Ok(())
+}
+
+/// Once the completion is recorded (the tus layer then calls `forget_upload_state`; until
+/// then a retry may need the pieces), no pending piece is left behind.
+async fn no_pending_piece_is_left_once_completion_is_recorded(
+    garage: &Garage,
+    s3_client: &aws_sdk_s3::Client,
+    s3: &Arc<dyn ObjectStore>,
+    file: Uuid,
+) -> Result<()> {
     s3.forget_upload_state(file);
-    let left = s3_client
-        .list_objects_v2()
-        .bucket(garage.bucket())
-        .prefix("pending/")
-        .send()
-        .await?;
     // Deletion of pieces runs in the background; give it a moment by polling.
-    let mut remaining = left.contents().len();
-    for _ in 0..50 {
-        if remaining == 0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        remaining = s3_client
+    eventually_async(Duration::from_secs(5), async || {
+        let remaining = s3_client
             .list_objects_v2()
             .bucket(garage.bucket())
             .prefix("pending/")
@@ -333,10 +396,11 @@ async fn many_small_commits_on_fresh_writers_never_burn_a_part_number() -> Resul
             .await?
             .contents()
             .len();
-    }
-    ensure!(
-        remaining == 0,
-        "{remaining} pending pieces left after completion"
-    );
-    Ok(())
+        ensure!(
+            remaining == 0,
+            "{remaining} pending pieces left after completion"
+        );
+        Ok(())
+    })
+    .await
 }

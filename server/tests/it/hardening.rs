@@ -7,19 +7,22 @@
 //! `max_days` after completion and tombstones without names (item 10), and shredded keys
 //! gone from SQLite's files (item 11).
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
-use common::{Stack, TestServer, b64, error_code, file_id, location, random_bytes};
 use ferry::store::{ObjectReader, ObjectStore, ObjectWriter, StoreError, WriteFrom};
+use ferry_testkit::eventually_async;
 use reqwest::{Method, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use uuid::Uuid;
+
+use crate::harness::{
+    Backend, Stack, TestServer, b64, error_code, file_id, header_u64, location, on_both_databases,
+    on_every_backend, random_bytes,
+};
 
 /// A tus request of `method` on `url` with `key`.
 fn tus_as(server: &TestServer, key: &str, method: Method, url: &str) -> reqwest::RequestBuilder {
@@ -116,45 +119,87 @@ async fn a_deferred_length_cannot_pass_the_size_limit(server: TestServer) -> Res
 /// everything of it (as another tenant's would); the tenant's admin may read and delete it,
 /// never append to it or share it.
 async fn uploads_belong_to_the_key_that_created_them(server: TestServer) -> Result<()> {
-    let base = server.base.clone();
     let alice = server.sender_key().await?;
     let bob = server.sender_key().await?;
+    let uploads = alice_uploads_a_file_and_starts_another(&server, &alice).await?;
+    nobody_else_reaches_them(&server, &bob, &uploads).await?;
+    the_owner_keeps_everything_and_the_admin_reads_and_deletes(&server, &alice, &uploads).await
+}
+
+/// Alice's two uploads: one complete, one just created.
+struct AlicesUploads {
+    done_id: Uuid,
+    /// The complete one's upload URL.
+    done: String,
+    /// The unfinished one's upload URL.
+    unfinished: String,
+}
+
+async fn alice_uploads_a_file_and_starts_another(
+    server: &TestServer,
+    alice: &str,
+) -> Result<AlicesUploads> {
+    let base = &server.base;
     let content = random_bytes(3000, 3);
-    let done_id = server.upload_as(&alice, &content, "mine.bin").await?;
+    let done_id = server.upload_as(alice, &content, "mine.bin").await?;
     let done = format!("{base}/files/{done_id}");
-    let created = tus_as(&server, &alice, Method::POST, &format!("{base}/files"))
+    let created = tus_as(server, alice, Method::POST, &format!("{base}/files"))
         .header("Upload-Length", 10_000)
         .send()
         .await?;
     let unfinished = location(&created)?;
+    Ok(AlicesUploads {
+        done_id,
+        done,
+        unfinished,
+    })
+}
 
-    let patch = |key: &str, url: &str| {
-        tus_as(&server, key, Method::PATCH, url)
-            .header("Upload-Offset", 0)
-            .header("Content-Type", "application/offset+octet-stream")
-            .body(vec![7u8; 10])
-    };
+/// A PATCH of ten bytes at offset 0 with `key`.
+fn patch_ten_bytes(server: &TestServer, key: &str, url: &str) -> reqwest::RequestBuilder {
+    tus_as(server, key, Method::PATCH, url)
+        .header("Upload-Offset", 0)
+        .header("Content-Type", "application/offset+octet-stream")
+        .body(vec![7u8; 10])
+}
+
+/// Bob (another sender) gets 404 for everything of alice's; the admin may not append to or
+/// share them either; alice's file keeps its key.
+async fn nobody_else_reaches_them(
+    server: &TestServer,
+    bob: &str,
+    uploads: &AlicesUploads,
+) -> Result<()> {
+    let base = &server.base;
+    let AlicesUploads {
+        done_id,
+        done,
+        unfinished,
+    } = uploads;
     let checks = [
-        ("HEAD", tus_as(&server, &bob, Method::HEAD, &unfinished)),
-        ("HEAD done", tus_as(&server, &bob, Method::HEAD, &done)),
-        ("PATCH", patch(&bob, &unfinished)),
+        ("HEAD", tus_as(server, bob, Method::HEAD, unfinished)),
+        ("HEAD done", tus_as(server, bob, Method::HEAD, done)),
+        ("PATCH", patch_ten_bytes(server, bob, unfinished)),
         (
             "GET status",
             server
                 .client
                 .get(format!("{base}/api/v1/files/{done_id}"))
-                .bearer_auth(&bob),
+                .bearer_auth(bob),
         ),
-        ("DELETE", tus_as(&server, &bob, Method::DELETE, &done)),
+        ("DELETE", tus_as(server, bob, Method::DELETE, done)),
         (
             "share",
             server
                 .client
                 .post(format!("{base}/api/v1/shares"))
-                .bearer_auth(&bob)
+                .bearer_auth(bob)
                 .json(&serde_json::json!({"files": [done_id], "recipients": ["x@y.eu"]})),
         ),
-        ("admin PATCH", patch(&server.key, &unfinished)),
+        (
+            "admin PATCH",
+            patch_ten_bytes(server, &server.key, unfinished),
+        ),
         (
             "admin share",
             server
@@ -173,20 +218,33 @@ async fn uploads_belong_to_the_key_that_created_them(server: TestServer) -> Resu
         .await?;
     }
     ensure!(
-        server.key_exists(done_id).await?,
+        server.key_exists(*done_id).await?,
         "alice's file keeps its key"
     );
+    Ok(())
+}
 
-    // The owner still has everything, the admin reads.
+/// The owner still has everything, the admin reads, and the admin's DELETE shreds the key.
+async fn the_owner_keeps_everything_and_the_admin_reads_and_deletes(
+    server: &TestServer,
+    alice: &str,
+    uploads: &AlicesUploads,
+) -> Result<()> {
+    let base = &server.base;
+    let AlicesUploads {
+        done_id,
+        done,
+        unfinished,
+    } = uploads;
     let admin = &server.key;
     for (request, want, what) in [
         (
-            tus_as(&server, &alice, Method::HEAD, &unfinished),
+            tus_as(server, alice, Method::HEAD, unfinished),
             StatusCode::OK,
             "alice's HEAD",
         ),
         (
-            patch(&alice, &unfinished),
+            patch_ten_bytes(server, alice, unfinished),
             StatusCode::NO_CONTENT,
             "alice's PATCH",
         ),
@@ -199,12 +257,12 @@ async fn uploads_belong_to_the_key_that_created_them(server: TestServer) -> Resu
             "the admin's read",
         ),
         (
-            tus_as(&server, admin, Method::HEAD, &unfinished),
+            tus_as(server, admin, Method::HEAD, unfinished),
             StatusCode::OK,
             "the admin's HEAD",
         ),
         (
-            tus_as(&server, admin, Method::DELETE, &done),
+            tus_as(server, admin, Method::DELETE, done),
             StatusCode::NO_CONTENT,
             "the admin's DELETE",
         ),
@@ -212,7 +270,7 @@ async fn uploads_belong_to_the_key_that_created_them(server: TestServer) -> Resu
         expect_status(request, want, what).await?;
     }
     ensure!(
-        !server.key_exists(done_id).await?,
+        !server.key_exists(*done_id).await?,
         "the admin's DELETE shredded the key"
     );
     Ok(())
@@ -237,20 +295,30 @@ async fn fetch(
 /// Item 3: HEAD is free, ranges count by the bytes they serve: a limit of N lets a recipient
 /// finish N copies however they split them, and never serves an N + 1st.
 async fn the_download_limit_counts_copies_served(server: TestServer) -> Result<()> {
+    let content = random_bytes(100_000, 4);
+    limit_one_heads_are_free_and_one_copy_is_served(&server, &content).await?;
+    limit_two_two_copies_in_resumed_pieces_then_nothing_more(&server, &content).await
+}
+
+/// Limit 1: a mail scanner's HEADs cost nothing, the recipient gets one copy, not a second
+/// one nor a range of it.
+async fn limit_one_heads_are_free_and_one_copy_is_served(
+    server: &TestServer,
+    content: &[u8],
+) -> Result<()> {
     server
         .set_policy(
             serde_json::json!({"default_days": 7, "max_days": 30, "max_downloads_per_file": 1}),
         )
         .await?;
-    let content = random_bytes(100_000, 4);
-    let id = server.upload(&content, "report.pdf").await?;
+    let id = server.upload(content, "report.pdf").await?;
     let share = server.share_created(&[id]).await?;
     let link = share["url"].as_str().context("url")?;
     let file_url = format!("{link}/f/{id}");
 
     // A mail scanner: HEAD on the page and the file, many times.
     for _ in 0..5 {
-        let (page, _) = fetch(&server, Method::HEAD, link, None).await?;
+        let (page, _) = fetch(server, Method::HEAD, link, None).await?;
         ensure!(page == StatusCode::OK, "HEAD of the page answered {page}");
         let response = server.client.head(&file_url).send().await?;
         ensure!(
@@ -259,33 +327,40 @@ async fn the_download_limit_counts_copies_served(server: TestServer) -> Result<(
             response.status()
         );
         ensure!(
-            common::header_u64(&response, "content-length")? == 100_000,
+            header_u64(&response, "content-length")? == 100_000,
             "HEAD says the size"
         );
     }
-    let (first, body) = fetch(&server, Method::GET, &file_url, None).await?;
+    let (first, body) = fetch(server, Method::GET, &file_url, None).await?;
     ensure!(
-        first == StatusCode::OK && body == content,
+        first == StatusCode::OK && body == *content,
         "the recipient's download after HEADs answered {first}"
     );
-    let (second, _) = fetch(&server, Method::GET, &file_url, None).await?;
+    let (second, _) = fetch(server, Method::GET, &file_url, None).await?;
     ensure!(
         second == StatusCode::GONE,
         "a second copy with a limit of 1 answered {second}"
     );
-    let (tail, _) = fetch(&server, Method::GET, &file_url, Some("bytes=1-")).await?;
+    let (tail, _) = fetch(server, Method::GET, &file_url, Some("bytes=1-")).await?;
     ensure!(
         tail == StatusCode::GONE,
         "a range from byte 1 past the limit answered {tail}"
     );
+    Ok(())
+}
 
-    // Limit 2: two copies in resumed pieces, then nothing more.
+/// Limit 2: two copies in resumed pieces, then nothing more; HEAD stays free and the sender
+/// sees two copies.
+async fn limit_two_two_copies_in_resumed_pieces_then_nothing_more(
+    server: &TestServer,
+    content: &[u8],
+) -> Result<()> {
     server
         .set_policy(
             serde_json::json!({"default_days": 7, "max_days": 30, "max_downloads_per_file": 2}),
         )
         .await?;
-    let id = server.upload(&content, "again.pdf").await?;
+    let id = server.upload(content, "again.pdf").await?;
     let share = server.share_created(&[id]).await?;
     let share_id = share["id"].as_str().context("id")?.to_owned();
     let file_url = format!("{}/f/{id}", share["url"].as_str().context("url")?);
@@ -293,7 +368,7 @@ async fn the_download_limit_counts_copies_served(server: TestServer) -> Result<(
     for _ in 0..2 {
         let mut copy = Vec::new();
         for range in ["bytes=0-29999", "bytes=30000-69999", "bytes=70000-"] {
-            let (status, body) = fetch(&server, Method::GET, &file_url, Some(range)).await?;
+            let (status, body) = fetch(server, Method::GET, &file_url, Some(range)).await?;
             ensure!(
                 status == StatusCode::PARTIAL_CONTENT,
                 "{range} answered {status}"
@@ -302,16 +377,13 @@ async fn the_download_limit_counts_copies_served(server: TestServer) -> Result<(
         }
         copies.push(copy);
     }
-    ensure!(
-        copies.iter().all(|c| *c == content),
-        "both copies are whole"
-    );
-    let (third, _) = fetch(&server, Method::GET, &file_url, Some("bytes=1-")).await?;
+    ensure!(copies.iter().all(|c| c == content), "both copies are whole");
+    let (third, _) = fetch(server, Method::GET, &file_url, Some("bytes=1-")).await?;
     ensure!(
         third == StatusCode::GONE,
         "a third copy (from byte 1) answered {third}"
     );
-    let (head, _) = fetch(&server, Method::HEAD, &file_url, None).await?;
+    let (head, _) = fetch(server, Method::HEAD, &file_url, None).await?;
     ensure!(
         head == StatusCode::OK,
         "HEAD stays free after the limit: {head}"
@@ -645,16 +717,16 @@ async fn connections_beyond_the_cap_wait_for_a_free_one() -> Result<()> {
 
 /// The SQL that makes the database refuse, with an error, to record any upload complete
 /// (a real failure of the real database at the worst moment: after the store finished).
-fn refuse_completions(backend: common::Backend) -> &'static str {
+fn refuse_completions(backend: Backend) -> &'static str {
     match backend {
-        common::Backend::Postgres => {
+        Backend::Postgres => {
             "CREATE FUNCTION test_refuse_completion() RETURNS trigger LANGUAGE plpgsql AS
                  $$ BEGIN RAISE EXCEPTION 'injected: completion refused'; END $$;
              CREATE TRIGGER test_refuse_completion BEFORE UPDATE ON uploads FOR EACH ROW
                  WHEN (NEW.state = 'complete' AND OLD.state = 'uploading')
                  EXECUTE FUNCTION test_refuse_completion();"
         }
-        common::Backend::Sqlite => {
+        Backend::Sqlite => {
             "CREATE TRIGGER test_refuse_completion BEFORE UPDATE ON uploads
                  WHEN NEW.state = 'complete' AND OLD.state = 'uploading'
                  BEGIN SELECT RAISE(ABORT, 'injected: completion refused'); END;"
@@ -663,10 +735,10 @@ fn refuse_completions(backend: common::Backend) -> &'static str {
 }
 
 /// Undoes [`refuse_completions`].
-fn allow_completions(backend: common::Backend) -> &'static str {
+fn allow_completions(backend: Backend) -> &'static str {
     match backend {
-        common::Backend::Postgres => "DROP TRIGGER test_refuse_completion ON uploads;",
-        common::Backend::Sqlite => "DROP TRIGGER test_refuse_completion;",
+        Backend::Postgres => "DROP TRIGGER test_refuse_completion ON uploads;",
+        Backend::Sqlite => "DROP TRIGGER test_refuse_completion;",
     }
 }
 
@@ -920,18 +992,15 @@ async fn a_writer_that_lost_its_lease_commits_nothing_more() -> Result<()> {
     let (tx, response) = server.streamed_patch(&url, 0);
     tx.send(Ok(random_bytes(100_000, 9))).await?;
     // A stalled body commits what it has after a second.
-    let mut offset = 0;
-    for _ in 0..100 {
-        offset = server.head_offset(&url).await?;
-        if offset == 100_000 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    ensure!(
-        offset == 100_000,
-        "the stalled body was not committed: {offset}"
-    );
+    eventually_async(Duration::from_secs(5), async || {
+        let offset = server.head_offset(&url).await?;
+        ensure!(
+            offset == 100_000,
+            "the stalled body was not committed: {offset}"
+        );
+        Ok(())
+    })
+    .await?;
     let session = server
         .state
         .locks
@@ -1055,7 +1124,7 @@ async fn a_shredded_key_leaves_no_copy_in_the_sqlite_files() -> Result<()> {
     Ok(())
 }
 
-common::on_both_databases!(
+on_both_databases!(
     a_file_lives_at_most_max_days_after_completion,
     a_deferred_length_cannot_pass_the_size_limit,
     uploads_belong_to_the_key_that_created_them,
@@ -1063,7 +1132,7 @@ common::on_both_databases!(
     metadata_is_bounded_and_names_are_cleaned,
 );
 
-common::on_every_backend!(
+on_every_backend!(
     a_stranger_cannot_stop_a_running_patch,
     an_unread_body_closes_the_connection,
     a_completion_whose_commit_failed_can_be_retried,

@@ -3,16 +3,18 @@
 //! at (and tamper with) what Ferry stored there.
 //!
 //! Garage starts lazily, the first time a test asks for a bucket, and lives in a `static`, so
-//! it is never dropped: `ferry_e2e::Garage` runs it under a watchdog that kills it (and removes
-//! its directory) as soon as this test process is gone, however the process ends.
+//! it is never dropped: `ferry_testkit::Garage` runs it under a watchdog that kills it (and
+//! removes its directory) as soon as this test process is gone, however the process ends.
+//! Clients come from Ferry's own builder (`store::s3::build_client`), through [`s3_client`].
 
 use std::sync::OnceLock;
 
 use anyhow::{Context, Result, anyhow, bail};
 use aws_sdk_s3::Client;
-use aws_sdk_s3::config::{Credentials, Region};
 use aws_sdk_s3::primitives::ByteStream;
-use ferry_e2e::Garage;
+use ferry::config::S3Credentials;
+use ferry::store::s3::{S3Location, build_client};
+use ferry_testkit::Garage;
 use uuid::Uuid;
 
 /// The Garage of this test binary, or why it could not start.
@@ -24,6 +26,18 @@ pub fn shared_garage() -> Result<&'static Garage> {
         .get_or_init(|| Garage::start().map_err(|e| format!("{e:#}")))
         .as_ref()
         .map_err(|e| anyhow!("the shared Garage did not start: {e}"))
+}
+
+/// A plain S3 client on `garage` (its key `ferry-test`), configured as Ferry configures its
+/// own: to look at a bucket behind the store's back.
+pub async fn s3_client(garage: &Garage) -> Result<Client> {
+    let location = S3Location::parse(&garage.store_url())?;
+    let credentials = S3Credentials {
+        access_key_id: garage.access_key_id().to_owned(),
+        secret_access_key: garage.secret_access_key().to_owned(),
+        session_token: None,
+    };
+    Ok(build_client(&location, Some(&credentials)).await)
 }
 
 /// A bucket of the shared Garage for one test, with a client that sees what Ferry stored.
@@ -55,26 +69,11 @@ impl TestBucket {
             })
             .await??
         };
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(Region::new(garage.region()))
-            .endpoint_url(garage.endpoint())
-            .credentials_provider(Credentials::new(
-                garage.access_key_id(),
-                garage.secret_access_key(),
-                None,
-                None,
-                "ferry-tests",
-            ))
-            .load()
-            .await;
-        let config = aws_sdk_s3::config::Builder::from(&sdk)
-            .force_path_style(true)
-            .build();
         Ok(TestBucket {
             store_url: garage.store_url_for(&name),
             access_key_id: garage.access_key_id().to_owned(),
             secret_access_key: garage.secret_access_key().to_owned(),
-            client: Client::from_conf(config),
+            client: s3_client(garage).await?,
             name,
         })
     }

@@ -21,13 +21,15 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{PipeReader, PipeWriter, Read, Seek, SeekFrom, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use rand::Rng;
 use tempfile::TempDir;
+
+use crate::child::ChildGuard;
 
 /// The S3 region Garage is configured with (and answers to `GetBucketLocation`).
 pub const GARAGE_REGION: &str = "eu-central-1";
@@ -58,7 +60,7 @@ pub struct Garage {
     access_key_id: String,
     secret_access_key: String,
     bucket: String,
-    child: Option<Child>,
+    child: Option<ChildGuard>,
     generation: u32,
     /// Read end of the lifeline: each Garage process's watchdog waits for end-of-file on it.
     lifeline_reader: PipeReader,
@@ -239,8 +241,7 @@ impl Garage {
             }
         }
         // Still running (or unknown): SIGKILL; harmless if it has exited meanwhile.
-        let _ = child.kill();
-        let status = child.wait().context("cannot reap Garage")?;
+        let status = child.kill().context("cannot reap Garage")?;
         self.note(&format!(
             "--- harness: stopped generation {} ({status}) ---",
             self.generation
@@ -258,15 +259,12 @@ impl Garage {
 
     /// The Garage process's id while it runs (started and not stopped).
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
+        self.child.as_ref().map(|child| child.id())
     }
 
     /// Whether the Garage child process is running.
     pub fn is_running(&mut self) -> bool {
-        match self.child.as_mut() {
-            Some(child) => matches!(child.try_wait(), Ok(None)),
-            None => false,
-        }
+        self.child.as_mut().is_some_and(ChildGuard::is_running)
     }
 
     /// Garage's directory (config `garage.toml`, `meta/`, `data/`, `garage.log`).
@@ -423,7 +421,7 @@ impl Garage {
             .stderr(log)
             .spawn()
             .with_context(|| format!("cannot start {} server", self.bin.display()))?;
-        self.child = Some(child);
+        self.child = Some(ChildGuard::new(child));
         Ok(())
     }
 
@@ -444,11 +442,9 @@ impl Garage {
 }
 
 impl Drop for Garage {
+    /// Prints the log's end if the test is failing; the child guard then kills Garage, and the
+    /// directory goes last.
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
         if thread::panicking() {
             eprintln!("{}", self.log_tail());
         }
@@ -488,7 +484,7 @@ fn config_toml(dir: &Path, rpc_port: u16, s3_port: u16, admin_port: u16) -> Stri
     rng.fill_bytes(&mut admin_token);
     let dir = dir.display();
     format!(
-        r#"# Single-node Garage for Ferry's tests (tests/src/garage.rs).
+        r#"# Single-node Garage for Ferry's tests (testkit/src/garage.rs).
 metadata_dir = "{dir}/meta"
 data_dir = "{dir}/data"
 db_engine = "{DB_ENGINE}"

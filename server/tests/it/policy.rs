@@ -2,14 +2,13 @@
 //! Ferry's limits, senders are refused, tenants never see each other's, and shares and uploads
 //! obey it.
 
-mod common;
-
 use anyhow::{Context, Result, ensure};
-use common::{TestServer, b64, random_bytes};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+
+use crate::harness::{TestServer, b64, location, on_both_databases, random_bytes};
 
 async fn get_policy(server: &TestServer, key: &str) -> Result<(StatusCode, Value)> {
     let response = server
@@ -204,7 +203,7 @@ async fn shares_and_uploads_obey_the_policy(server: TestServer) -> Result<()> {
         "deferred creation answered {}",
         deferred.status()
     );
-    let url = common::location(&deferred)?;
+    let url = location(&deferred)?;
     let declared = server
         .tus(Method::PATCH, &url)
         .header("Upload-Offset", 0)
@@ -223,7 +222,7 @@ async fn shares_and_uploads_obey_the_policy(server: TestServer) -> Result<()> {
     Ok(())
 }
 
-common::on_both_databases!(
+on_both_databases!(
     admins_set_the_policy_within_ferry_s_limits,
     shares_and_uploads_obey_the_policy,
 );

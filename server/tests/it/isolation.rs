@@ -2,12 +2,11 @@
 //! and shares, and see none of A's files, audit events or policy through the admin endpoints;
 //! a sender key gets 403 on every admin endpoint; a sender sees only its own shares.
 
-mod common;
-
 use anyhow::{Context, Result, ensure};
-use common::{TestServer, error_code, random_bytes};
 use reqwest::{Method, StatusCode};
 use uuid::Uuid;
+
+use crate::harness::{TestServer, error_code, on_both_databases, random_bytes};
 
 /// Sends `method url` with `key` (and tus headers, which non-tus routes ignore).
 async fn call(
@@ -235,7 +234,7 @@ async fn sender_keys_are_refused_on_admin_endpoints(server: TestServer) -> Resul
     Ok(())
 }
 
-common::on_both_databases!(
+on_both_databases!(
     another_tenant_sees_nothing_of_this_one,
     sender_keys_are_refused_on_admin_endpoints,
 );

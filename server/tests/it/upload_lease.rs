@@ -1,18 +1,14 @@
 //! One writer per upload across instances: two `UploadLocks` with PostgreSQL leases on one
 //! scratch database stand for two Ferry instances.
 //!
-//! Needs PostgreSQL (see `common/postgres.rs`); a test never passes by skipping.
-
-#[path = "common/postgres.rs"]
-#[allow(dead_code)]
-mod postgres;
+//! Needs PostgreSQL (see `ferry_testkit::ScratchDb`); a test never passes by skipping.
 
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use ferry::tus::lease::RETRY_EVERY;
 use ferry::tus::locks::{TAKEOVER_WAIT, UploadLocks};
-use postgres::ScratchDb;
+use ferry_testkit::ScratchDb;
 use sqlx::{Connection, PgConnection};
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -23,8 +19,8 @@ const SOON: Duration = Duration::from_secs(15);
 
 async fn two_instances(db: &ScratchDb) -> Result<(UploadLocks, UploadLocks)> {
     Ok((
-        UploadLocks::with_postgres_lease(&db.url).await?,
-        UploadLocks::with_postgres_lease(&db.url).await?,
+        UploadLocks::with_postgres_lease(db.url()).await?,
+        UploadLocks::with_postgres_lease(db.url()).await?,
     ))
 }
 
@@ -49,7 +45,7 @@ async fn advisory_locks_of(admin: &mut PgConnection, name: &str) -> Result<i64> 
 #[tokio::test]
 async fn a_newcomer_on_another_instance_asks_the_holder_to_stop_and_gets_the_upload() -> Result<()>
 {
-    let db = ScratchDb::create().await?;
+    let db = ScratchDb::create()?;
     let (a, b) = two_instances(&db).await?;
     let id = Uuid::new_v4();
 
@@ -81,7 +77,7 @@ async fn a_newcomer_on_another_instance_asks_the_holder_to_stop_and_gets_the_upl
 #[tokio::test]
 async fn a_holder_on_another_instance_that_never_lets_go_leaves_the_newcomer_locked_out()
 -> Result<()> {
-    let db = ScratchDb::create().await?;
+    let db = ScratchDb::create()?;
     let (a, b) = two_instances(&db).await?;
     let id = Uuid::new_v4();
 
@@ -95,7 +91,7 @@ async fn a_holder_on_another_instance_that_never_lets_go_leaves_the_newcomer_loc
         waited + 2 * RETRY_EVERY >= TAKEOVER_WAIT,
         "B waited for the holder before giving up (waited {waited:?})"
     );
-    let mut admin = PgConnection::connect(&db.url).await?;
+    let mut admin = PgConnection::connect(db.url()).await?;
     ensure!(
         advisory_locks_of(&mut admin, &session_name(&a)?).await? == 1,
         "A still holds its lease"
@@ -113,13 +109,13 @@ async fn a_holder_on_another_instance_that_never_lets_go_leaves_the_newcomer_loc
 #[tokio::test]
 async fn when_an_instance_loses_its_lease_session_its_writers_stop_and_others_get_the_upload()
 -> Result<()> {
-    let db = ScratchDb::create().await?;
+    let db = ScratchDb::create()?;
     let (a, b) = two_instances(&db).await?;
     let id = Uuid::new_v4();
     let held = a.acquire(id).await?;
 
     // What PostgreSQL does when instance A dies: its session ends.
-    let mut admin = PgConnection::connect(&db.url).await?;
+    let mut admin = PgConnection::connect(db.url()).await?;
     let terminated: Vec<bool> = sqlx::query_scalar(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
     )
@@ -158,7 +154,7 @@ async fn when_an_instance_loses_its_lease_session_its_writers_stop_and_others_ge
 
 #[tokio::test]
 async fn different_uploads_do_not_wait_for_each_other_and_released_leases_are_free() -> Result<()> {
-    let db = ScratchDb::create().await?;
+    let db = ScratchDb::create()?;
     let (a, b) = two_instances(&db).await?;
     let (x, y) = (Uuid::new_v4(), Uuid::new_v4());
 
@@ -188,7 +184,7 @@ async fn different_uploads_do_not_wait_for_each_other_and_released_leases_are_fr
     // asking anyone (if A still held it, B would be refused after the takeover wait).
     let on_b = b.acquire(x).await?;
     ensure!(!on_b.stop.is_cancelled());
-    let mut admin = PgConnection::connect(&db.url).await?;
+    let mut admin = PgConnection::connect(db.url()).await?;
     ensure!(
         advisory_locks_of(&mut admin, &session_name(&a)?).await? == 0,
         "A holds no lease after releasing everything"

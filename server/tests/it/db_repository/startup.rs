@@ -3,7 +3,7 @@
 use anyhow::{Result, bail, ensure};
 use ferry::db::{Backend, Db, DbError};
 
-use crate::Fixture;
+use super::Fixture;
 
 /// Reopening a database (a restart, or a second instance) applies no migration twice and
 /// finds what the first handle wrote.

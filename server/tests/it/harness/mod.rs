@@ -4,15 +4,12 @@
 //! Garage shared by the test binary), and helpers that speak tus over real HTTP and look at
 //! what the store holds.
 
-#![allow(dead_code, missing_docs)]
-
-pub mod postgres;
 pub mod s3;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 use ferry::auth::mint_api_key;
 use ferry::config::Config;
 use ferry::crypto::keys::MasterKey;
@@ -20,16 +17,26 @@ pub use ferry::db::Backend;
 use ferry::db::tenants::Role;
 use ferry::state::AppState;
 use ferry::store::ObjectStore;
+use ferry_testkit::{ScratchDb, eventually_async};
 use reqwest::{Client, Response, StatusCode};
 use tempfile::TempDir;
 use tokio::net::TcpListener;
 use uuid::Uuid;
 
-use postgres::ScratchDb;
 use s3::TestBucket;
 
 /// Feeds a streamed request body piece by piece.
 pub type BodySender = tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>;
+
+/// What a share asks for besides its files and recipients (see [`TestServer::share_as`]);
+/// `None` leaves the field out of the request.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ShareOptions<'a> {
+    /// `retention_days`.
+    pub retention_days: Option<i64>,
+    /// `note`.
+    pub note: Option<&'a str>,
+}
 
 /// Where a test server keeps its rows and its objects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,11 +80,10 @@ pub struct TestServer {
 /// (PostgreSQL, disk store) and `NAME::postgres_garage` (PostgreSQL, S3 store on Garage; on a
 /// multi-threaded runtime, like the `ferry` binary, since the S3 store's blocking calls drive
 /// requests on the runtime).
-#[allow(unused_macros)] // each test binary compiles this module; some run on fewer stacks
 macro_rules! on_every_backend {
     ($($scenario:ident),+ $(,)?) => {$(
         mod $scenario {
-            use $crate::common::{Stack, TestServer};
+            use $crate::harness::{Stack, TestServer};
 
             #[tokio::test]
             async fn sqlite() -> anyhow::Result<()> {
@@ -96,16 +102,14 @@ macro_rules! on_every_backend {
         }
     )+};
 }
-#[allow(unused_imports)]
 pub(crate) use on_every_backend;
 
 /// Like [`on_every_backend!`] for scenarios that are about the database, not the store:
 /// `NAME::sqlite` and `NAME::postgres`, both on the disk store.
-#[allow(unused_macros)]
 macro_rules! on_both_databases {
     ($($scenario:ident),+ $(,)?) => {$(
         mod $scenario {
-            use $crate::common::{Backend, TestServer};
+            use $crate::harness::{Backend, TestServer};
 
             #[tokio::test]
             async fn sqlite() -> anyhow::Result<()> {
@@ -119,7 +123,6 @@ macro_rules! on_both_databases {
         }
     )+};
 }
-#[allow(unused_imports)]
 pub(crate) use on_both_databases;
 
 impl TestServer {
@@ -166,14 +169,14 @@ impl TestServer {
         let master = MasterKey::generate()?.to_base64();
         let scratch = match backend {
             Backend::Sqlite => None,
-            Backend::Postgres => Some(ScratchDb::create().await?),
+            Backend::Postgres => Some(ScratchDb::create()?),
         };
         let bucket = match stack {
             Stack::PostgresGarage => Some(TestBucket::create().await?),
             Stack::SqliteDisk | Stack::PostgresDisk => None,
         };
         // None leaves the defaults: `sqlite://DATA/ferry.db`, `file://DATA/objects`.
-        let database_url = scratch.as_ref().map(|db| db.url.clone());
+        let database_url = scratch.as_ref().map(|db| db.url().to_owned());
         let store = bucket.as_ref().map(|b| b.store_url.clone());
         let access_key_id = bucket.as_ref().map(|b| b.access_key_id.clone());
         let secret_access_key = bucket.as_ref().map(|b| b.secret_access_key.clone());
@@ -209,17 +212,16 @@ impl TestServer {
         let client = Client::builder()
             .timeout(Duration::from_secs(120))
             .build()?;
-        for _ in 0..200 {
-            if client
-                .get(format!("{base}/healthz"))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-            {
-                break;
-            }
-            tokio::task::yield_now().await;
-        }
+        eventually_async(Duration::from_secs(10), async || {
+            let health = client.get(format!("{base}/healthz")).send().await?;
+            ensure!(
+                health.status().is_success(),
+                "GET /healthz answered {}",
+                health.status()
+            );
+            Ok(())
+        })
+        .await?;
         let (tenant_id, key) = new_tenant(&state, "acme").await?;
         Ok(TestServer {
             base,
@@ -347,11 +349,31 @@ impl TestServer {
     /// Shares `files` with one recipient (the server's admin key) and returns the 201 body:
     /// `{id, url, expires_at, files}`.
     pub async fn share_created(&self, files: &[Uuid]) -> Result<serde_json::Value> {
+        self.share_as(&self.key, files, &["a@x.eu"], ShareOptions::default())
+            .await
+    }
+
+    /// `POST /api/v1/shares` with `key`: `files` for `recipients`, with `options`; expects 201
+    /// and returns its body, `{id, url, expires_at, expiry_capped, files}`.
+    pub async fn share_as(
+        &self,
+        key: &str,
+        files: &[Uuid],
+        recipients: &[&str],
+        options: ShareOptions<'_>,
+    ) -> Result<serde_json::Value> {
+        let mut body = serde_json::json!({"files": files, "recipients": recipients});
+        if let Some(days) = options.retention_days {
+            body["retention_days"] = days.into();
+        }
+        if let Some(note) = options.note {
+            body["note"] = note.into();
+        }
         let response = self
             .client
             .post(format!("{}/api/v1/shares", self.base))
-            .bearer_auth(&self.key)
-            .json(&serde_json::json!({"files": files, "recipients": ["a@x.eu"]}))
+            .bearer_auth(key)
+            .json(&body)
             .send()
             .await?;
         if response.status() != StatusCode::CREATED {
@@ -524,7 +546,7 @@ impl TestServer {
         use sqlx::Connection as _;
         match &self.scratch {
             Some(db) => {
-                let mut conn = sqlx::PgConnection::connect(&db.url).await?;
+                let mut conn = sqlx::PgConnection::connect(db.url()).await?;
                 sqlx::raw_sql(sql).execute(&mut conn).await?;
             }
             None => {
@@ -541,7 +563,7 @@ impl TestServer {
         use sqlx::Connection as _;
         Ok(match &self.scratch {
             Some(db) => {
-                let mut conn = sqlx::PgConnection::connect(&db.url).await?;
+                let mut conn = sqlx::PgConnection::connect(db.url()).await?;
                 sqlx::query_scalar(sql)
                     .bind(id)
                     .fetch_one(&mut conn)
@@ -563,7 +585,7 @@ impl TestServer {
         let sql = "UPDATE uploads SET completed_at = $1 WHERE id = $2";
         match &self.scratch {
             Some(db) => {
-                let mut conn = sqlx::PgConnection::connect(&db.url).await?;
+                let mut conn = sqlx::PgConnection::connect(db.url()).await?;
                 sqlx::query(sql)
                     .bind(at)
                     .bind(id)

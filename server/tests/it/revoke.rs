@@ -2,30 +2,20 @@
 //! 410), admins revoke any share of their tenant, senders only their own, and nobody reaches
 //! another tenant's.
 
-mod common;
-
 use anyhow::{Context, Result, ensure};
-use common::{TestServer, random_bytes};
 use reqwest::StatusCode;
 
+use crate::harness::{ShareOptions, TestServer, on_every_backend, random_bytes};
+
+/// Shares `file` with `key` (expecting 201): the share's id and link.
 async fn create_share(
     server: &TestServer,
     key: &str,
     file: uuid::Uuid,
 ) -> Result<(String, String)> {
-    let response = server
-        .client
-        .post(format!("{}/api/v1/shares", server.base))
-        .bearer_auth(key)
-        .json(&serde_json::json!({"files": [file], "recipients": ["a@x.eu"]}))
-        .send()
+    let body = server
+        .share_as(key, &[file], &["a@x.eu"], ShareOptions::default())
         .await?;
-    ensure!(
-        response.status() == StatusCode::CREATED,
-        "share answered {}",
-        response.status()
-    );
-    let body: serde_json::Value = response.json().await?;
     Ok((
         body["id"].as_str().context("id")?.to_owned(),
         body["url"].as_str().context("url")?.to_owned(),
@@ -116,4 +106,4 @@ async fn a_revoked_link_is_gone_at_once(server: TestServer) -> Result<()> {
     Ok(())
 }
 
-common::on_every_backend!(a_revoked_link_is_gone_at_once);
+on_every_backend!(a_revoked_link_is_gone_at_once);

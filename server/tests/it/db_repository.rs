@@ -6,9 +6,6 @@
 //! live in `db_repository/`, one module per repository, plus `startup` (URLs, migrations,
 //! the two schemas compared).
 
-#[path = "common/postgres.rs"]
-mod postgres;
-
 use anyhow::{Result, ensure};
 use ferry::audit::{Actor, AuditEntry, EventKind};
 use ferry::crypto::MasterKey;
@@ -16,11 +13,10 @@ use ferry::db::shares::NewShare;
 use ferry::db::tenants::Role;
 use ferry::db::uploads::{NewUpload, Progress};
 use ferry::db::{Backend, Db};
+use ferry_testkit::ScratchDb;
 use time::OffsetDateTime;
 use time::macros::datetime;
 use uuid::Uuid;
-
-use postgres::ScratchDb;
 
 /// A database of one backend and whatever must outlive it.
 struct Fixture {
@@ -40,8 +36,8 @@ impl Fixture {
                 (url, Some(dir), None)
             }
             Backend::Postgres => {
-                let scratch = ScratchDb::create().await?;
-                (scratch.url.clone(), None, Some(scratch))
+                let scratch = ScratchDb::create()?;
+                (scratch.url().to_owned(), None, Some(scratch))
             }
         };
         let db = Db::connect(&url).await?;
@@ -75,24 +71,20 @@ macro_rules! on_both_backends {
 
             #[tokio::test]
             async fn sqlite() -> anyhow::Result<()> {
-                $crate::Fixture::run(Backend::Sqlite, super::$scenario).await
+                $crate::db_repository::Fixture::run(Backend::Sqlite, super::$scenario).await
             }
 
             #[tokio::test]
             async fn postgres() -> anyhow::Result<()> {
-                $crate::Fixture::run(Backend::Postgres, super::$scenario).await
+                $crate::db_repository::Fixture::run(Backend::Postgres, super::$scenario).await
             }
         }
     )+};
 }
 
-#[path = "db_repository/shares.rs"]
 mod shares;
-#[path = "db_repository/startup.rs"]
 mod startup;
-#[path = "db_repository/tenants.rs"]
 mod tenants;
-#[path = "db_repository/uploads.rs"]
 mod uploads;
 
 // ---------------------------------------------------------------------------------------------

@@ -1,0 +1,26 @@
+//! The server's tests, one test binary: each module below was a binary of its own once, and
+//! `harness` is what they share — a real Ferry server on a loopback port in this process
+//! (`TestServer`, on SQLite or PostgreSQL, on the disk store or a bucket of a real Garage),
+//! the scenario macros `on_every_backend!` and `on_both_databases!`, and helpers that speak
+//! tus and the API over real HTTP. The fixtures that are not about Ferry (a scratch
+//! PostgreSQL database, Garage, polling) come from `ferry-testkit`, shared with the
+//! end-to-end tests in `tests/`.
+//!
+//! Run one suite with `cargo test -p ferry --test it -- MODULE::` (e.g. `hardening::`).
+
+mod harness;
+
+mod audit_trail;
+mod db_repository;
+mod downloads;
+mod expiry;
+mod hardening;
+mod isolation;
+mod openapi;
+mod policy;
+mod retention;
+mod revoke;
+mod s3_store;
+mod token_guessing;
+mod tus_protocol;
+mod upload_lease;

@@ -1,0 +1,19 @@
+//! Fixtures shared by the server's tests (`server/tests/it`) and the end-to-end tests
+//! (`tests/`, crate `ferry-e2e`). Nothing here knows Ferry: it starts and cleans up what tests
+//! run against, and waits for things to happen.
+//!
+//! - [`ScratchDb`]: a throw-away PostgreSQL database, dropped with the value;
+//! - [`Garage`]: a real single-node Garage (S3) as a child process, never outliving the test;
+//! - [`ChildGuard`]: a child process that is killed and reaped when it goes out of scope;
+//! - [`eventually`] / [`eventually_async`]: poll until a check passes, instead of hand-written
+//!   polling loops.
+
+mod child;
+mod eventually;
+mod garage;
+mod postgres;
+
+pub use child::ChildGuard;
+pub use eventually::{eventually, eventually_async};
+pub use garage::{GARAGE_REGION, GARAGE_VERSION, Garage, garage_bin};
+pub use postgres::{DEFAULT_POSTGRES_ADMIN_URL, ScratchDb};
