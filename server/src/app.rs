@@ -13,8 +13,8 @@ use crate::crypto::keys::MasterKey;
 use crate::db::{Backend, Db, DbError};
 use crate::state::AppState;
 use crate::store::{self, StoreError};
-use crate::writer_lock::postgres::AdvisoryLockError;
 use crate::writer_lock::UploadLocks;
+use crate::writer_lock::postgres::AdvisoryLockError;
 
 /// Why the service could not start; each names what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -134,7 +134,9 @@ pub async fn open(config: Config, public_url: String) -> Result<AppState, Startu
     let store = store::open(&config).await?;
     // Instances sharing a PostgreSQL database also need one writer per upload between them.
     let locks = match db.backend() {
-        Backend::Postgres => UploadLocks::with_postgres_advisory_locks(&config.database_url).await?,
+        Backend::Postgres => {
+            UploadLocks::with_postgres_advisory_locks(&config.database_url).await?
+        }
         Backend::Sqlite => UploadLocks::in_process(),
     };
     let public_url = config.public_url.clone().unwrap_or(public_url);

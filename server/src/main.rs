@@ -135,8 +135,8 @@ async fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("creating {}", config.data_dir.display()))?;
             let (db, master) = open_db(&config).await?;
             let tenant = db.create_tenant(&name).await?;
-            let key = api_keys::create(&db, &master, tenant.id, Role::Admin, Actor::Operator)
-                .await?;
+            let key =
+                api_keys::create(&db, &master, tenant.id, Role::Admin, Actor::Operator).await?;
             if json {
                 println!(
                     "{}",

@@ -25,7 +25,11 @@ pub enum DestroyError {
 }
 
 /// Deletes upload `id`'s object and records it destroyed. Its key must already be shredded.
-pub async fn destroy_object(state: &AppState, tenant_id: Uuid, id: Uuid) -> Result<(), DestroyError> {
+pub async fn destroy_object(
+    state: &AppState,
+    tenant_id: Uuid,
+    id: Uuid,
+) -> Result<(), DestroyError> {
     let store = state.store.clone();
     tokio::task::spawn_blocking(move || store.delete(id))
         .await?

@@ -69,7 +69,11 @@ pub fn render() -> Option<String> {
 fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     describe_gauge!(UPLOADS_IN_FLIGHT, "PATCH bodies being written now");
-    describe_counter!(UPLOAD_BYTES_RECEIVED, Unit::Bytes, "Upload body bytes received");
+    describe_counter!(
+        UPLOAD_BYTES_RECEIVED,
+        Unit::Bytes,
+        "Upload body bytes received"
+    );
     describe_counter!(
         UPLOAD_BYTES_COMMITTED,
         Unit::Bytes,
@@ -80,15 +84,25 @@ fn describe() {
         Unit::Seconds,
         "Time of one commit: store sync, then the database update"
     );
-    describe_counter!(DOWNLOADS, "Download responses that began sending file bytes");
-    describe_counter!(DOWNLOAD_BYTES_SERVED, Unit::Bytes, "File bytes sent to recipients");
+    describe_counter!(
+        DOWNLOADS,
+        "Download responses that began sending file bytes"
+    );
+    describe_counter!(
+        DOWNLOAD_BYTES_SERVED,
+        Unit::Bytes,
+        "File bytes sent to recipients"
+    );
     describe_counter!(
         TOKEN_GUARD_REFUSALS,
         "Recipient requests refused (429) for too many failed link lookups"
     );
     describe_counter!(EXPIRY_PASSES, "Expiry passes, by result (ok, failed)");
     describe_counter!(EXPIRY_SHARES_EXPIRED, "Shares the expiry job ended");
-    describe_counter!(EXPIRY_KEYS_SHREDDED, "File and upload keys the expiry job shredded");
+    describe_counter!(
+        EXPIRY_KEYS_SHREDDED,
+        "File and upload keys the expiry job shredded"
+    );
     describe_counter!(EXPIRY_OBJECTS_DELETED, "Objects the expiry job deleted");
     describe_counter!(STORE_ERRORS, "Object store failures, by kind");
 }

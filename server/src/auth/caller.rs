@@ -38,7 +38,6 @@ impl Caller {
     }
 }
 
-
 /// Refusal of an admin-only operation to a sender key (403: the key is valid, its role is
 /// not enough).
 #[derive(Debug, thiserror::Error)]

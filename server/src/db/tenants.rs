@@ -6,7 +6,7 @@ use super::BeginWrite as _;
 use super::audit::append_in;
 use super::{Db, DbError, found, now, on_pool, unique_as_conflict};
 use crate::audit::AuditEntry;
-pub use crate::auth::role::Role;
+use crate::auth::role::Role;
 
 /// An API key as stored: enough to verify a presented secret and to know its tenant and role.
 #[derive(Debug, Clone)]

@@ -30,8 +30,7 @@ pub async fn resolve_share(state: &AppState, token: &str) -> Result<ShareRow, Do
         return Err(DownloadError::NotFound);
     }
     let now = OffsetDateTime::now_utc();
-    if ShareState::at(now, share.revoked_at, share.ended_at, share.expires_at)
-        != ShareState::Active
+    if ShareState::at(now, share.revoked_at, share.ended_at, share.expires_at) != ShareState::Active
     {
         return Err(DownloadError::Gone);
     }
@@ -125,10 +124,7 @@ async fn refund_bytes(
 }
 
 /// The files a share offers.
-async fn share_files(
-    state: &AppState,
-    share: &ShareRow,
-) -> Result<Vec<SharedFile>, DownloadError> {
+async fn share_files(state: &AppState, share: &ShareRow) -> Result<Vec<SharedFile>, DownloadError> {
     Ok(state.db.shared_files(share.tenant_id, share.id).await?)
 }
 

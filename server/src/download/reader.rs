@@ -190,4 +190,3 @@ pub async fn stream_range(
     });
     Ok(rx)
 }
-

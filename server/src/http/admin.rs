@@ -87,8 +87,6 @@ async fn put_policy(
     Ok(Json(admin::set_policy(&state, &caller, policy).await?))
 }
 
-/// Files listed per page at most, and by default.
-
 /// A page of the file list.
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]

@@ -238,9 +238,11 @@ impl From<AdminError> for AppError {
             AdminError::Invalid(message) => {
                 AppError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", message)
             }
-            AdminError::InvalidPolicy(invalid) => {
-                AppError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_policy", invalid.0)
-            }
+            AdminError::InvalidPolicy(invalid) => AppError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_policy",
+                invalid.0,
+            ),
             AdminError::Db(db) => db.into(),
             AdminError::Crypto(crypto) => AppError::internal(crypto),
         }
@@ -272,8 +274,8 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::StoreError;
     use crate::ingest::IngestError;
+    use crate::store::StoreError;
 
     /// A store state that cannot be used will not get better by retrying: 500, not the 503
     /// that tus clients retry forever. Passing failures of the store stay 503.

@@ -23,7 +23,7 @@
 //!    `.routes(routes!(handler))`: one `routes!` per path, naming every method of that path
 //!    (`routes!(get_share, revoke_share)`). This both routes and documents the handler; never
 //!    use `.route(…)` outside `tus.rs`, which routes without documenting.
-//! 4. Add the operation to `DOCUMENTED` in `server/tests/openapi.rs`.
+//! 4. Add the operation to `DOCUMENTED` in `server/tests/it/openapi.rs`.
 //! 5. If it takes the id of something a tenant owns (a share, a file), offer a real one to
 //!    the fuzzer: a `[[operations]]` entry in `config()` of `tests/tests/schemathesis.rs`,
 //!    or random ids only ever reach its 404.

@@ -1,15 +1,15 @@
 //! Committing an upload's progress: store sync first, then the database update guarded by
 //! the offset the last commit left. Checkpoints inside a long PATCH sync in the background.
 
-use time::OffsetDateTime;
 use std::time::Instant;
+use time::OffsetDateTime;
 
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use super::error::IngestError;
-use super::sealing::{FreeCheckpoint, Snapshot};
 use super::pipeline::Pipeline;
+use super::sealing::{FreeCheckpoint, Snapshot};
 use crate::db::DbError;
 use crate::db::uploads::Progress;
 use crate::policy::UNFINISHED_TTL;

@@ -180,7 +180,7 @@ impl Pipeline {
         .await
         .map_err(|e| IngestError::Task(e.to_string()))?;
         self.ingest = Some(ingest);
-        Ok(result?)
+        result
     }
 }
 

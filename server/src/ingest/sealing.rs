@@ -11,9 +11,7 @@ use crate::crypto::segment::{
     SEGMENT_OVERHEAD, SEGMENT_PLAINTEXT, STORED_SEGMENT_MAX, SegmentCipher,
 };
 use crate::hash::TreeHasher;
-use crate::store::{
-    ObjectReader, ObjectStore, ObjectSyncer, ObjectWriter, StoreState, WriteFrom,
-};
+use crate::store::{ObjectReader, ObjectStore, ObjectSyncer, ObjectWriter, StoreState, WriteFrom};
 use uuid::Uuid;
 
 /// What a commit writes to the database.

@@ -21,8 +21,8 @@ use crate::db::DbError;
 use crate::db::expiry::{ClaimedUpload, DueShare, UploadWork};
 use crate::objects::{DestroyError, destroy_object};
 use crate::state::AppState;
-use crate::telemetry;
 use crate::store::StoreError;
+use crate::telemetry;
 
 /// How long a pass holds a claimed row before another pass may take it: far longer than one
 /// row's work (a key deletion and an object deletion).

@@ -5,8 +5,8 @@ use crate::crypto::CryptoError;
 use crate::db::DbError;
 use crate::store::StoreError;
 
-use crate::ingest::IngestError;
 use super::metadata::MetadataError;
+use crate::ingest::IngestError;
 
 /// Why a tus request failed; the HTTP layer maps each to its tus status code.
 #[derive(Debug, thiserror::Error)]

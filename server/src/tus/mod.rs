@@ -7,8 +7,8 @@ pub mod metadata;
 mod upload;
 
 pub use upload::{
-    CreateRequest, PatchOutcome, PatchRequest, TusError, create, max_upload_len,
-    resumable_upload, terminate, upload_expiry, upload_status, write,
+    CreateRequest, PatchOutcome, PatchRequest, TusError, create, max_upload_len, resumable_upload,
+    terminate, upload_expiry, upload_status, write,
 };
 
 /// The protocol version spoken.

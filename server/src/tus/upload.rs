@@ -18,14 +18,14 @@ use uuid::Uuid;
 use super::checksum::ExpectedChecksum;
 pub use super::error::TusError;
 use super::metadata::Metadata;
-use crate::ingest::{Committer, Ingest, Pipeline, Resume};
-use crate::policy::UNFINISHED_TTL;
 use crate::audit::{Actor, EventKind};
 use crate::auth::{Caller, Intent};
 use crate::crypto::segment::{Dek, SegmentCipher};
 use crate::db::uploads::{NewUpload, UploadRow, UploadState};
 use crate::hash::TreeHasher;
+use crate::ingest::{Committer, Ingest, Pipeline, Resume};
 use crate::objects::destroy_object;
+use crate::policy::UNFINISHED_TTL;
 use crate::state::AppState;
 use crate::telemetry::{self, UploadInFlight};
 
@@ -476,8 +476,7 @@ where
 /// The one rule for "this upload is gone" (410): terminated, or unfinished past its
 /// abandonment time (the expiry job may not have removed it yet).
 fn ensure_not_gone(row: &UploadRow, now: OffsetDateTime) -> Result<(), TusError> {
-    let abandoned =
-        row.state == UploadState::Uploading && row.expires_at.is_some_and(|t| t < now);
+    let abandoned = row.state == UploadState::Uploading && row.expires_at.is_some_and(|t| t < now);
     if row.state == UploadState::Terminated || abandoned {
         return Err(TusError::Gone);
     }

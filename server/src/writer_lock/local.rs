@@ -63,7 +63,9 @@ impl UploadLocks {
 
     /// Locks within this process plus the cross-instance lease, for instances sharing the
     /// PostgreSQL database at `database_url`. Opens the lease's own two connections.
-    pub async fn with_postgres_advisory_locks(database_url: &str) -> Result<Self, AdvisoryLockError> {
+    pub async fn with_postgres_advisory_locks(
+        database_url: &str,
+    ) -> Result<Self, AdvisoryLockError> {
         Ok(UploadLocks {
             slots: Arc::default(),
             lease: Some(PgAdvisoryLocks::start(database_url).await?),

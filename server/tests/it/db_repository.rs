@@ -8,9 +8,9 @@
 
 use anyhow::{Result, ensure};
 use ferry::audit::{Actor, AuditEntry, EventKind};
+use ferry::auth::Role;
 use ferry::crypto::MasterKey;
 use ferry::db::shares::NewShare;
-use ferry::db::tenants::Role;
 use ferry::db::uploads::{NewUpload, Progress};
 use ferry::db::{Backend, Db};
 use ferry_testkit::ScratchDb;

@@ -1004,7 +1004,7 @@ async fn a_writer_that_lost_its_lease_commits_nothing_more() -> Result<()> {
     let session = server
         .state
         .locks
-        .lease_session_name()
+        .advisory_session_name()
         .context("a PostgreSQL server has a lease session")?
         .to_owned();
     server

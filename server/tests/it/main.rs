@@ -16,6 +16,7 @@ mod downloads;
 mod expiry;
 mod hardening;
 mod isolation;
+mod metrics;
 mod openapi;
 mod policy;
 mod retention;

@@ -28,15 +28,18 @@ const DOCUMENTED: &[(&str, &str)] = &[
     ("GET", "/d/{token}"),
     ("GET", "/d/{token}/f/{file}"),
     ("GET", "/healthz"),
+    ("GET", "/metrics"),
     ("GET", "/readyz"),
 ];
 
-/// Operations that need no API key: probes, the document, and the recipients' link routes.
+/// Operations that need no API key: probes, the document, the recipients' link routes, and
+/// `/metrics` (loopback, or its own token).
 const PUBLIC: &[&str] = &[
     "/api/openapi.json",
     "/d/{token}",
     "/d/{token}/f/{file}",
     "/healthz",
+    "/metrics",
     "/readyz",
 ];
 

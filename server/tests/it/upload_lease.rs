@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
-use ferry::tus::lease::RETRY_EVERY;
-use ferry::tus::locks::{TAKEOVER_WAIT, UploadLocks};
+use ferry::writer_lock::postgres::RETRY_EVERY;
+use ferry::writer_lock::{TAKEOVER_WAIT, UploadLocks};
 use ferry_testkit::ScratchDb;
 use sqlx::{Connection, PgConnection};
 use tokio::time::Instant;
@@ -19,14 +19,14 @@ const SOON: Duration = Duration::from_secs(15);
 
 async fn two_instances(db: &ScratchDb) -> Result<(UploadLocks, UploadLocks)> {
     Ok((
-        UploadLocks::with_postgres_lease(db.url()).await?,
-        UploadLocks::with_postgres_lease(db.url()).await?,
+        UploadLocks::with_postgres_advisory_locks(db.url()).await?,
+        UploadLocks::with_postgres_advisory_locks(db.url()).await?,
     ))
 }
 
 fn session_name(locks: &UploadLocks) -> Result<String> {
     Ok(locks
-        .lease_session_name()
+        .advisory_session_name()
         .context("a PostgreSQL lease has a session")?
         .to_owned())
 }
@@ -102,7 +102,7 @@ async fn a_holder_on_another_instance_that_never_lets_go_leaves_the_newcomer_loc
     drop(stubborn);
     let taken = b.acquire(id).await?;
     ensure!(!taken.stop.is_cancelled());
-    ensure!(!taken.lease_lost());
+    ensure!(!taken.session_lost());
     Ok(())
 }
 
@@ -131,12 +131,12 @@ async fn when_an_instance_loses_its_lease_session_its_writers_stop_and_others_ge
     tokio::time::timeout(SOON, held.stop.cancelled())
         .await
         .context("A's writer was not asked to stop after A's lease session ended")?;
-    ensure!(held.lease_lost(), "A's writer knows its lease is gone");
+    ensure!(held.session_lost(), "A's writer knows its lease is gone");
 
     // B gets the upload without A letting go.
     let taken = b.acquire(id).await?;
     ensure!(!taken.stop.is_cancelled());
-    ensure!(!taken.lease_lost());
+    ensure!(!taken.session_lost());
 
     // A's writer finishes late; that must not touch B's lease. A opens a new session for its
     // next upload, and its requests run in order, so the stale release has been handled then.
@@ -195,5 +195,5 @@ async fn different_uploads_do_not_wait_for_each_other_and_released_leases_are_fr
 
 #[tokio::test]
 async fn an_in_process_lock_set_has_no_lease_session() {
-    assert!(UploadLocks::in_process().lease_session_name().is_none());
+    assert!(UploadLocks::in_process().advisory_session_name().is_none());
 }

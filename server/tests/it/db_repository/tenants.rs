@@ -1,8 +1,8 @@
 //! Tenants, API keys, and isolation: another tenant's ids are never found.
 
 use anyhow::Result;
+use ferry::auth::Role;
 use ferry::db::shares::ShareFilesError;
-use ferry::db::tenants::Role;
 use ferry::db::uploads::UploadState;
 use ferry::db::{Db, DbError};
 use uuid::Uuid;

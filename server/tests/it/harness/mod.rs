@@ -10,11 +10,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
-use ferry::auth::mint_api_key;
+use ferry::auth::Role;
 use ferry::config::Config;
 use ferry::crypto::keys::MasterKey;
 pub use ferry::db::Backend;
-use ferry::db::tenants::Role;
 use ferry::state::AppState;
 use ferry::store::ObjectStore;
 use ferry_testkit::{ScratchDb, eventually_async};
@@ -633,20 +632,15 @@ pub async fn new_tenant(state: &AppState, name: &str) -> Result<(Uuid, String)> 
 /// A new API key of `tenant` with `role` (recorded in its audit chain as the CLI does):
 /// its id and text.
 pub async fn new_key(state: &AppState, tenant: Uuid, role: Role) -> Result<(Uuid, String)> {
-    let key = mint_api_key()?;
-    let id = Uuid::new_v4();
-    let audit = state.audit(
+    let key = ferry::auth::api_keys::create(
+        &state.db,
+        &state.master_key,
         tenant,
-        ferry::audit::EventKind::KeyCreated,
+        role,
         ferry::audit::Actor::Operator,
-        Some(id),
-        serde_json::json!({ "role": role.as_str() }),
-    )?;
-    state
-        .db
-        .insert_api_key(id, tenant, role, &key.selector, &key.secret_hash, &audit)
-        .await?;
-    Ok((id, key.text))
+    )
+    .await?;
+    Ok((key.id, key.text))
 }
 
 pub fn b64(bytes: &[u8]) -> String {
