@@ -345,6 +345,7 @@ async fn finish_write(
         });
     }
     if length == Some(offset) {
+        let began = std::time::Instant::now();
         let hash = pipeline.run(|ingest| ingest.finish()).await?;
         let hex = hash.to_hex().to_string();
         let audit = state.audit(
@@ -365,6 +366,8 @@ async fn finish_write(
                 &audit,
             )
             .await?;
+        // The completion is the last commit: its bytes count as committed too.
+        telemetry::upload_committed(offset - committer.committed(), began.elapsed());
         state.store.forget_upload_state(id);
         return Ok(PatchOutcome {
             offset,
