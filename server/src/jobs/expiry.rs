@@ -100,15 +100,14 @@ impl ExpiryPass {
     /// Runs the pass to the end of the due work.
     pub async fn run(&self, state: &AppState) -> Result<ExpiryReport, ExpiryError> {
         let outcome = self.run_pass(state).await;
-        if !self.dry_run {
-            telemetry::expiry_pass(match &outcome {
-                Ok(report) => Ok((
-                    report.shares_expired.len(),
-                    report.files_expired.len() + report.uploads_expired.len(),
-                    report.objects_deleted.len(),
-                )),
-                Err(_) => Err(()),
-            });
+        match &outcome {
+            _ if self.dry_run => {}
+            Ok(report) => telemetry::expiry_pass_done(
+                report.shares_expired.len(),
+                report.files_expired.len() + report.uploads_expired.len(),
+                report.objects_deleted.len(),
+            ),
+            Err(_) => telemetry::expiry_pass_failed(),
         }
         outcome
     }

@@ -414,6 +414,7 @@ where
 {
     let start = committer.committed();
     let mut received = 0u64;
+    let received_counter = telemetry::upload_bytes_received();
     let mut last_frame = Instant::now();
     let idle = tokio::time::sleep(IDLE_COMMIT);
     tokio::pin!(idle);
@@ -456,7 +457,7 @@ where
             return Ok((End::TooLong, received));
         }
         received += bytes.len() as u64;
-        telemetry::upload_bytes_received(bytes.len() as u64);
+        received_counter.increment(bytes.len() as u64);
         if let Some(checksum) = request.checksum.as_mut() {
             checksum.update(&bytes);
         }
