@@ -247,7 +247,7 @@ async fn store_command(config: &Config, command: StoreCommand) -> anyhow::Result
         println!("ok  file store {dir} is usable (lifecycle rules apply to S3 stores only)");
         return Ok(());
     }
-    let store = ferry::store::connect_s3(config).await?;
+    let store = ferry::store::s3::connect(config).await?;
     match command {
         StoreCommand::Lifecycle => {
             store.check_location().await?;

@@ -78,44 +78,60 @@ pub struct UploadRow {
     pub completed_at: Option<OffsetDateTime>,
 }
 
-type RawUpload = (
-    Uuid,
-    Uuid,
-    Uuid,
-    Option<i64>,
-    i64,
-    String,
-    String,
-    String,
-    Option<Vec<u8>>,
-    Option<Vec<u8>>,
-    Option<Vec<u8>>,
-    Option<String>,
-    Option<OffsetDateTime>,
-    Option<OffsetDateTime>,
-);
+impl UploadRow {
+    /// The committed state a write resumes from (an upload that never committed resumes
+    /// from its initial, empty state).
+    pub fn checkpoint(&self) -> Checkpoint {
+        Checkpoint {
+            offset: self.offset,
+            hash_state: self.hash_state.clone().unwrap_or_default(),
+            sealed_tail: self.sealed_tail.clone(),
+            store_state: self.store_state.clone(),
+        }
+    }
+}
+
+/// An `uploads` row as the database returns it, before lengths become `u64` and the state
+/// an enum.
+#[derive(sqlx::FromRow)]
+struct UploadRecord {
+    id: Uuid,
+    tenant_id: Uuid,
+    owner_key_id: Uuid,
+    length: Option<i64>,
+    upload_offset: i64,
+    metadata: String,
+    filename: String,
+    state: String,
+    hash_state: Option<Vec<u8>>,
+    sealed_tail: Option<Vec<u8>>,
+    store_state: Option<Vec<u8>>,
+    blake3: Option<String>,
+    expires_at: Option<OffsetDateTime>,
+    completed_at: Option<OffsetDateTime>,
+}
 
 const UPLOAD_COLUMNS: &str = "id, tenant_id, owner_key_id, length, upload_offset, metadata, \
      filename, state, hash_state, sealed_tail, store_state, blake3, expires_at, completed_at";
 
-fn from_raw(raw: RawUpload) -> UploadRow {
-    let (id, tenant_id, owner_key_id, length, offset, metadata, filename, state) =
-        (raw.0, raw.1, raw.2, raw.3, raw.4, raw.5, raw.6, raw.7);
-    UploadRow {
-        id,
-        tenant_id,
-        owner_key_id,
-        length: length.map(to_u64),
-        offset: to_u64(offset),
-        metadata,
-        filename,
-        state: UploadState::parse(&state),
-        hash_state: raw.8,
-        sealed_tail: raw.9,
-        store_state: raw.10,
-        blake3: raw.11,
-        expires_at: raw.12,
-        completed_at: raw.13,
+impl From<UploadRecord> for UploadRow {
+    fn from(record: UploadRecord) -> UploadRow {
+        UploadRow {
+            id: record.id,
+            tenant_id: record.tenant_id,
+            owner_key_id: record.owner_key_id,
+            length: record.length.map(to_u64),
+            offset: to_u64(record.upload_offset),
+            metadata: record.metadata,
+            filename: record.filename,
+            state: UploadState::parse(&record.state),
+            hash_state: record.hash_state,
+            sealed_tail: record.sealed_tail,
+            store_state: record.store_state,
+            blake3: record.blake3,
+            expires_at: record.expires_at,
+            completed_at: record.completed_at,
+        }
     }
 }
 
@@ -151,20 +167,18 @@ pub struct NewUpload<'a> {
     pub expires_at: OffsetDateTime,
 }
 
-/// The state a PATCH leaves behind.
-pub struct Progress<'a> {
-    /// New durable offset.
+/// An upload's committed state: everything a write needs to go on from `offset` after a
+/// crash. The one shape of it, from the pipeline that makes it to the row that keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// Plaintext bytes covered.
     pub offset: u64,
-    /// Length, possibly just learnt from a deferred-length PATCH.
-    pub length: Option<u64>,
-    /// Hash state covering the full segments stored.
-    pub hash_state: &'a [u8],
-    /// The sealed partial segment, if any.
-    pub sealed_tail: Option<&'a [u8]>,
-    /// The store's state for the stored bytes (see [`UploadRow::store_state`]).
-    pub store_state: Option<&'a [u8]>,
-    /// New abandonment time.
-    pub expires_at: OffsetDateTime,
+    /// Encoded BLAKE3 tree state covering the full segments stored.
+    pub hash_state: Vec<u8>,
+    /// The sealed partial segment (< 64 KiB of plaintext), if there is one.
+    pub sealed_tail: Option<Vec<u8>>,
+    /// The store's state for the stored segments (see [`UploadRow::store_state`]).
+    pub store_state: Option<Vec<u8>>,
 }
 
 impl Db {
@@ -218,13 +232,13 @@ impl Db {
             "SELECT {UPLOAD_COLUMNS} FROM uploads
              WHERE id = $1 AND tenant_id = $2 AND ($3 IS NULL OR owner_key_id = $3)"
         );
-        let row: Option<RawUpload> = on_pool!(self, pool => sqlx::query_as(&sql)
+        let row: Option<UploadRecord> = on_pool!(self, pool => sqlx::query_as(&sql)
             .bind(id)
             .bind(tenant_id)
             .bind(created_by)
             .fetch_optional(pool)
             .await?);
-        found(row).map(from_raw)
+        found(row).map(UploadRow::from)
     }
 
     /// The wrapped DEK of a file; `NotFound` once shredded.
@@ -238,13 +252,17 @@ impl Db {
         found(row).map(|(w,)| w)
     }
 
-    /// Saves a PATCH's progress if the upload is still at `from_offset`; `Conflict` otherwise.
-    pub async fn save_progress(
+    /// Saves a write's checkpoint, with the upload's `length` (possibly just declared) and
+    /// its new abandonment time, if the upload is still at `from_offset`; `Conflict`
+    /// otherwise.
+    pub async fn save_checkpoint(
         &self,
         tenant_id: Uuid,
         id: Uuid,
         from_offset: u64,
-        progress: &Progress<'_>,
+        checkpoint: &Checkpoint,
+        length: Option<u64>,
+        expires_at: OffsetDateTime,
     ) -> Result<(), DbError> {
         // The guard on the old offset is the last line against two writers: under SQLite's
         // single writer and PostgreSQL's row lock alike, the second UPDATE re-reads the row
@@ -254,12 +272,12 @@ impl Db {
                    WHERE id = $8 AND tenant_id = $9 AND upload_offset = $10
                        AND state = 'uploading'";
         let done = on_pool!(self, pool => sqlx::query(sql)
-            .bind(to_i64(progress.offset))
-            .bind(progress.length.map(to_i64))
-            .bind(progress.hash_state)
-            .bind(progress.sealed_tail)
-            .bind(progress.store_state)
-            .bind(stored_time(progress.expires_at))
+            .bind(to_i64(checkpoint.offset))
+            .bind(length.map(to_i64))
+            .bind(&checkpoint.hash_state)
+            .bind(checkpoint.sealed_tail.as_deref())
+            .bind(checkpoint.store_state.as_deref())
+            .bind(stored_time(expires_at))
             .bind(now())
             .bind(id)
             .bind(tenant_id)

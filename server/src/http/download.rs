@@ -29,8 +29,8 @@ pub fn router(guard: TokenGuard) -> OpenApiRouter<AppState> {
         .route_layer(middleware::from_fn_with_state(guard, guard_tokens))
 }
 
-/// Admits a recipient request against its client's budget of failed lookups, and settles
-/// the budget with the answer (headers only: a download's body streams on unguarded).
+/// Admits a recipient request against its client's budget of failed lookups, and records
+/// the answer against the budget (headers only: a download's body streams on unguarded).
 async fn guard_tokens(
     State(guard): State<TokenGuard>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -43,7 +43,7 @@ async fn guard_tokens(
     };
     request.extensions_mut().insert(ClientIp(client));
     let response = next.run(request).await;
-    guard.settle(client, response.status());
+    guard.record_outcome(client, response.status());
     response
 }
 

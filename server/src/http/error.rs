@@ -149,7 +149,11 @@ impl From<TusError> for AppError {
             TusError::Integrity(cause) => {
                 AppError::internal(format!("upload state failed authentication: {cause}"))
             }
-            TusError::Storage(cause) => AppError::unavailable(cause),
+            TusError::Db(_)
+            | TusError::Ingest(_)
+            | TusError::Keys(_)
+            | TusError::Task(_)
+            | TusError::HoldLost => AppError::unavailable(error_chain(&e)),
             TusError::Broken(cause) => AppError::internal(cause),
             TusError::Destroy(cause) => AppError::unavailable(error_chain(&cause)),
         }

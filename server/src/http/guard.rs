@@ -35,7 +35,7 @@ impl TokenGuard {
     }
 
     /// Admits a request from `peer` before its token is looked up, reserving one failure;
-    /// returns the client address to settle with.
+    /// returns the client address to record the outcome against.
     ///
     /// # Errors
     /// 429 with `Retry-After` when the client has no failures left.
@@ -48,8 +48,8 @@ impl TokenGuard {
         Ok(client)
     }
 
-    /// Settles an admitted request: only a 404 keeps the failure it reserved.
-    pub fn settle(&self, client: IpAddr, status: StatusCode) {
+    /// Records an admitted request's outcome: only a 404 keeps the failure it reserved.
+    pub fn record_outcome(&self, client: IpAddr, status: StatusCode) {
         if status != StatusCode::NOT_FOUND {
             self.budget.refund(client);
         }

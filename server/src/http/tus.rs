@@ -156,7 +156,7 @@ async fn write_detached(
         async move { tus::write(&state, &caller, id, request, body.into_data_stream()).await },
     )
     .await
-    .map_err(|e| tus::TusError::Storage(e.to_string()))?
+    .map_err(tus::TusError::Task)?
 }
 
 async fn create_upload(

@@ -9,16 +9,16 @@ use uuid::Uuid;
 
 use super::error::IngestError;
 use super::pipeline::Pipeline;
-use super::sealing::{FreeCheckpoint, Snapshot};
+use super::sealing::PendingCheckpoint;
 use crate::db::DbError;
-use crate::db::uploads::Progress;
+use crate::db::uploads::Checkpoint;
 use crate::policy::UNFINISHED_TTL;
 use crate::state::AppState;
 use crate::telemetry;
 
 /// Records progress: store sync first, then the database update guarded by the offset the
 /// last commit left. A background checkpoint syncs while the body keeps flowing; at most one
-/// is in flight, and every path settles it before the request ends.
+/// is in flight, and every path waits for it before the request ends.
 pub struct Committer {
     state: AppState,
     tenant_id: Uuid,
@@ -60,31 +60,12 @@ impl Committer {
         self.length
     }
 
-    /// The offset the next checkpoint counts from (the one in flight, or the last committed).
-    pub fn checkpointed(&self) -> u64 {
-        self.background
-            .as_ref()
-            .map_or(self.committed, |(offset, _)| *offset)
-    }
-
     /// Waits for the background checkpoint, if any.
-    pub async fn settle(&mut self) -> Result<(), IngestError> {
+    pub async fn join_background(&mut self) -> Result<(), IngestError> {
         if let Some((offset, task)) = self.background.take() {
             task.await.map_err(|e| IngestError::Task(e.to_string()))??;
             self.committed = offset;
         }
-        Ok(())
-    }
-
-    /// Starts a checkpoint of everything absorbed so far whose sync overlaps with further
-    /// appends.
-    pub async fn commit_in_background(
-        &mut self,
-        pipeline: &mut Pipeline,
-    ) -> Result<(), IngestError> {
-        self.settle().await?;
-        let checkpoint = pipeline.run(|ingest| ingest.snapshot_for_sync()).await?;
-        self.start_background(checkpoint);
         Ok(())
     }
 
@@ -95,17 +76,22 @@ impl Committer {
         self.length != Some(offset)
     }
 
-    /// Commits a free checkpoint (an S3 part boundary) in the background, unless a later
-    /// commit already covers it.
-    pub async fn commit_free(&mut self, checkpoint: FreeCheckpoint) -> Result<(), IngestError> {
-        self.settle().await?;
-        if checkpoint.0.offset > self.committed && self.may_checkpoint_at(checkpoint.0.offset) {
-            self.start_background(checkpoint);
+    /// Commits a checkpoint the pipeline reached, in the background (its sync overlaps with
+    /// further appends), unless a later commit already covers it.
+    pub async fn commit_pending(&mut self, pending: PendingCheckpoint) -> Result<(), IngestError> {
+        self.join_background().await?;
+        let offset = pending.checkpoint.offset;
+        if offset > self.committed && self.may_checkpoint_at(offset) {
+            self.start_background(pending);
         }
         Ok(())
     }
 
-    fn start_background(&mut self, (mut snapshot, syncer): FreeCheckpoint) {
+    fn start_background(&mut self, pending: PendingCheckpoint) {
+        let PendingCheckpoint {
+            mut checkpoint,
+            syncer,
+        } = pending;
         let (state, tenant_id, id, length, from) = (
             self.state.clone(),
             self.tenant_id,
@@ -113,14 +99,13 @@ impl Committer {
             self.length,
             self.committed,
         );
-        let offset = snapshot.offset;
+        let offset = checkpoint.offset;
         let task = tokio::spawn(async move {
             let began = Instant::now();
-            snapshot.store_state = tokio::task::spawn_blocking(move || syncer.sync())
+            checkpoint.store_state = tokio::task::spawn_blocking(move || syncer.sync())
                 .await
-                .map_err(|e| IngestError::Task(e.to_string()))?
-                .map_err(|e| IngestError::Task(e.to_string()))?;
-            save(&state, tenant_id, id, from, length, &snapshot).await?;
+                .map_err(|e| IngestError::Task(e.to_string()))??;
+            save(&state, tenant_id, id, from, length, &checkpoint).await?;
             telemetry::upload_committed(offset - from, began.elapsed());
             Ok(())
         });
@@ -132,53 +117,41 @@ impl Committer {
         &mut self,
         pipeline: &mut Pipeline,
     ) -> Result<OffsetDateTime, IngestError> {
-        self.settle().await?;
+        self.join_background().await?;
         let began = Instant::now();
-        let snapshot = pipeline.run(|ingest| ingest.checkpoint()).await?;
+        let checkpoint = pipeline.run(|ingest| ingest.checkpoint()).await?;
         let expires_at = save(
             &self.state,
             self.tenant_id,
             self.id,
             self.committed,
             self.length,
-            &snapshot,
+            &checkpoint,
         )
         .await?;
-        telemetry::upload_committed(snapshot.offset - self.committed, began.elapsed());
-        self.committed = snapshot.offset;
+        telemetry::upload_committed(checkpoint.offset - self.committed, began.elapsed());
+        self.committed = checkpoint.offset;
         Ok(expires_at)
     }
 }
 
-/// Writes a durable snapshot's state if the upload is still at `from`.
+/// Writes a durable checkpoint if the upload is still at `from`.
 async fn save(
     state: &AppState,
     tenant_id: Uuid,
     id: Uuid,
     from: u64,
     length: Option<u64>,
-    snapshot: &Snapshot,
+    checkpoint: &Checkpoint,
 ) -> Result<OffsetDateTime, IngestError> {
     let expires_at = OffsetDateTime::now_utc() + UNFINISHED_TTL;
     state
         .db
-        .save_progress(
-            tenant_id,
-            id,
-            from,
-            &Progress {
-                offset: snapshot.offset,
-                length,
-                hash_state: &snapshot.hash_state,
-                sealed_tail: snapshot.sealed_tail.as_deref(),
-                store_state: snapshot.store_state.as_deref(),
-                expires_at,
-            },
-        )
+        .save_checkpoint(tenant_id, id, from, checkpoint, length, expires_at)
         .await
         .map_err(|e| match e {
             DbError::Conflict(_) => IngestError::Moved {
-                expected: snapshot.offset,
+                expected: checkpoint.offset,
                 got: from,
             },
             other => IngestError::Db(other),

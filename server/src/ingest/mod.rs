@@ -11,4 +11,4 @@ pub mod sealing;
 pub use commit::Committer;
 pub use error::IngestError;
 pub use pipeline::Pipeline;
-pub use sealing::{FreeCheckpoint, Ingest, Resume, Snapshot};
+pub use sealing::{Ingest, PendingCheckpoint};

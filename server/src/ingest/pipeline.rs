@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::task::JoinHandle;
 
 use super::error::IngestError;
-use super::sealing::{FreeCheckpoint, Ingest};
+use super::sealing::{Ingest, PendingCheckpoint};
 
 /// Plaintext handed to the blocking side per step while few uploads run: big batches halve
 /// the thread hand-offs of a fast stream (about a tenth of one stream's upload speed).
@@ -38,10 +38,8 @@ pub struct Pipeline {
     in_flight: Option<InFlight>,
     filling: Vec<u8>,
     spare: Vec<u8>,
-    /// Whether the store offers free checkpoints.
-    has_free_checkpoints: bool,
-    /// The latest free checkpoint the absorbed batches reached.
-    free: Option<FreeCheckpoint>,
+    /// The latest checkpoint the absorbed batches reached.
+    pending: Option<PendingCheckpoint>,
 }
 
 impl Pipeline {
@@ -49,8 +47,7 @@ impl Pipeline {
     pub fn new(ingest: Ingest) -> Self {
         ACTIVE.fetch_add(1, Ordering::Relaxed);
         Pipeline {
-            has_free_checkpoints: ingest.has_free_checkpoints(),
-            free: None,
+            pending: None,
             ingest: Some(ingest),
             in_flight: None,
             filling: Vec::new(),
@@ -59,12 +56,12 @@ impl Pipeline {
     }
 
     /// Waits for the batch being absorbed, if any.
-    async fn settle(&mut self) -> Result<(), IngestError> {
+    async fn join_in_flight(&mut self) -> Result<(), IngestError> {
         if let Some(handle) = self.in_flight.take() {
             let (mut ingest, mut buffer, result) =
                 handle.await.map_err(|e| IngestError::Task(e.to_string()))?;
-            if let Some(free) = ingest.take_free_checkpoint() {
-                self.free = Some(free);
+            if let Some(pending) = ingest.take_checkpoint() {
+                self.pending = Some(pending);
             }
             self.ingest = Some(ingest);
             // Only a full batch's buffer is worth keeping: the body is keeping up.
@@ -79,7 +76,7 @@ impl Pipeline {
 
     /// Hands the filled batch to a blocking thread.
     async fn dispatch(&mut self) -> Result<(), IngestError> {
-        self.settle().await?;
+        self.join_in_flight().await?;
         if self.filling.is_empty() {
             return Ok(());
         }
@@ -106,18 +103,12 @@ impl Pipeline {
         if self.in_flight.as_ref().is_some_and(|h| !h.is_finished()) {
             return Ok(());
         }
-        self.settle().await?;
+        self.join_in_flight().await?;
         self.spare = Vec::new();
         if !self.filling.is_empty() {
             self.dispatch().await?;
         }
         Ok(())
-    }
-
-    /// Whether the store offers free checkpoints (S3 part boundaries); byte-count
-    /// checkpoints are used otherwise.
-    pub fn has_free_checkpoints(&self) -> bool {
-        self.has_free_checkpoints
     }
 
     /// Waits for the batch being absorbed and for the store writer's background work,
@@ -135,9 +126,9 @@ impl Pipeline {
         }
     }
 
-    /// Takes the latest free checkpoint reached by the batches absorbed so far.
-    pub fn take_free_checkpoint(&mut self) -> Option<FreeCheckpoint> {
-        self.free.take()
+    /// Takes the latest checkpoint reached by the batches absorbed so far.
+    pub fn take_checkpoint(&mut self) -> Option<PendingCheckpoint> {
+        self.pending.take()
     }
 
     /// Adds body bytes; full batches go to the blocking side.
@@ -157,7 +148,7 @@ impl Pipeline {
     /// Absorbs everything pushed so far and returns the idle pipeline state.
     async fn drain(&mut self) -> Result<&mut Ingest, IngestError> {
         self.dispatch().await?;
-        self.settle().await?;
+        self.join_in_flight().await?;
         self.ingest
             .as_mut()
             .ok_or_else(|| IngestError::Task("pipeline lost".into()))

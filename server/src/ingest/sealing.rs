@@ -10,36 +10,19 @@ use crate::crypto::CryptoError;
 use crate::crypto::segment::{
     SEGMENT_OVERHEAD, SEGMENT_PLAINTEXT, STORED_SEGMENT_MAX, SegmentCipher,
 };
+use crate::db::uploads::Checkpoint;
 use crate::hash::TreeHasher;
-use crate::store::{ObjectReader, ObjectStore, ObjectSyncer, ObjectWriter, StoreState, WriteFrom};
+use crate::store::{ObjectReader, ObjectStore, ObjectSyncer, ObjectWriter, WriteFrom};
 use uuid::Uuid;
 
-/// What a commit writes to the database.
-pub struct Snapshot {
-    /// Plaintext bytes covered.
-    pub offset: u64,
-    /// Encoded hash state.
-    pub hash_state: Vec<u8>,
-    /// The sealed partial segment, if there is one.
-    pub sealed_tail: Option<Vec<u8>>,
-    /// The store's state for the stored segments (filled in once they are durable).
-    pub store_state: StoreState,
-}
-
-/// A checkpoint that became available for free (an S3 part boundary): its snapshot, and the
-/// syncer that makes it durable.
-pub type FreeCheckpoint = (Snapshot, Box<dyn ObjectSyncer>);
-
-/// Where an upload resumes: its committed state.
-pub struct Resume<'a> {
-    /// Encoded hash state.
-    pub hash_state: &'a [u8],
-    /// The sealed partial segment, if any.
-    pub sealed_tail: Option<&'a [u8]>,
-    /// The store's state, if any.
-    pub store_state: Option<&'a [u8]>,
-    /// The largest plaintext length the upload may reach.
-    pub max_plaintext_len: u64,
+/// A checkpoint reached at one of the store's boundaries (see
+/// [`ObjectWriter::checkpoint_every`]): what to commit, and the syncer that makes its bytes
+/// durable first. The pipeline goes on appending while it syncs.
+pub struct PendingCheckpoint {
+    /// What the commit records; its `store_state` is filled in by the sync.
+    pub checkpoint: Checkpoint,
+    /// Makes every byte the checkpoint covers durable.
+    pub syncer: Box<dyn ObjectSyncer>,
 }
 
 /// One upload's pipeline state between batches.
@@ -49,10 +32,10 @@ pub struct Ingest {
     tail: Vec<u8>,
     sealed: Vec<u8>,
     writer: Box<dyn ObjectWriter>,
-    /// Segments between free checkpoints, if the store has them.
-    free_every: Option<u64>,
-    /// The latest free checkpoint not yet taken by the committer.
-    free: Option<FreeCheckpoint>,
+    /// Segments between checkpoints, as the store wants them.
+    checkpoint_every: u64,
+    /// The latest checkpoint reached and not yet taken by the committer.
+    pending: Option<PendingCheckpoint>,
     /// Set when the store already holds the whole object: the bytes sent again are checked
     /// against it instead of being stored a second time.
     stored: Option<StoredObject>,
@@ -99,16 +82,17 @@ impl StoredObject {
 }
 
 impl Ingest {
-    /// Resumes an upload from its committed state: hash state, and the sealed tail if any.
+    /// Resumes an upload from its committed state, to grow up to `max_plaintext_len`.
     pub fn resume(
         store: &dyn ObjectStore,
         file_id: Uuid,
         cipher: SegmentCipher,
-        from: &Resume<'_>,
+        from: &Checkpoint,
+        max_plaintext_len: u64,
     ) -> Result<Self, IngestError> {
-        let hasher = TreeHasher::from_bytes(from.hash_state)?;
+        let hasher = TreeHasher::from_bytes(&from.hash_state)?;
         let mut tail = Vec::with_capacity(SEGMENT_PLAINTEXT);
-        if let Some(sealed) = from.sealed_tail {
+        if let Some(sealed) = &from.sealed_tail {
             tail.extend_from_slice(&cipher.open_tail(hasher.segments(), sealed)?);
         }
         let stored_offset = hasher.segments() * STORED_SEGMENT_MAX as u64;
@@ -116,8 +100,8 @@ impl Ingest {
             file_id,
             WriteFrom {
                 stored_offset,
-                max_plaintext_len: from.max_plaintext_len,
-                state: from.store_state,
+                max_plaintext_len,
+                state: from.store_state.as_deref(),
             },
         )?;
         let stored = match writer.completed_len() {
@@ -133,21 +117,16 @@ impl Ingest {
             hasher,
             tail,
             sealed: Vec::new(),
-            free_every: writer.free_checkpoint_every(),
+            checkpoint_every: writer.checkpoint_every().max(1),
             writer,
-            free: None,
+            pending: None,
             stored,
         })
     }
 
-    /// Takes the latest free checkpoint reached, if any.
-    pub fn take_free_checkpoint(&mut self) -> Option<FreeCheckpoint> {
-        self.free.take()
-    }
-
-    /// Whether the store offers free checkpoints (then byte-count checkpoints are not used).
-    pub fn has_free_checkpoints(&self) -> bool {
-        self.free_every.is_some()
+    /// Takes the latest checkpoint reached, if any.
+    pub fn take_checkpoint(&mut self) -> Option<PendingCheckpoint> {
+        self.pending.take()
     }
 
     /// Plaintext bytes absorbed so far (committed or not).
@@ -192,65 +171,51 @@ impl Ingest {
         self.sealed = Vec::new();
     }
 
-    /// Seals a full segment; at a free checkpoint (the tail is empty there: the segment
-    /// came from the data or from a completed tail) hands the sealed bytes to the store and
-    /// notes the checkpoint.
+    /// Seals a full segment (or, for an object already stored, checks it); at a
+    /// checkpoint boundary (the tail is empty there: the segment came from the data or from
+    /// a completed tail) hands the sealed bytes to the store and notes the checkpoint.
     fn seal_full(&mut self, segment: &[u8]) -> Result<(), IngestError> {
         let index = self.hasher.segments();
         if let Some(stored) = self.stored.as_mut() {
             stored.check(&self.cipher, index, false, segment)?;
-            self.hasher.push_segment(segment)?;
-            return Ok(());
+        } else {
+            self.cipher
+                .seal_into(index, false, segment, &mut self.sealed)?;
         }
         self.hasher.push_segment(segment)?;
-        self.cipher
-            .seal_into(index, false, segment, &mut self.sealed)?;
-        if self
-            .free_every
-            .is_some_and(|k| self.hasher.segments().is_multiple_of(k))
-        {
-            self.writer.append(&self.sealed)?;
-            self.sealed.clear();
-            let syncer = self.writer.syncer()?;
-            self.free = Some((self.snapshot_of_segments()?, syncer));
+        if self.hasher.segments().is_multiple_of(self.checkpoint_every) {
+            if !self.sealed.is_empty() {
+                self.writer.append(&self.sealed)?;
+                self.sealed.clear();
+            }
+            self.pending = Some(PendingCheckpoint {
+                checkpoint: self.state()?,
+                syncer: self.writer.syncer()?,
+            });
         }
         Ok(())
     }
 
-    /// Makes the appended segments durable and describes the state to commit.
-    pub fn checkpoint(&mut self) -> Result<Snapshot, IngestError> {
+    /// Makes the appended segments durable and returns the state to commit.
+    pub fn checkpoint(&mut self) -> Result<Checkpoint, IngestError> {
         let store_state = self.writer.sync()?;
         // Anything noted before is older than this.
-        self.free = None;
-        Ok(Snapshot {
+        self.pending = None;
+        Ok(Checkpoint {
             store_state,
-            ..self.snapshot()?
+            ..self.state()?
         })
     }
 
-    /// Describes the state to commit once `syncer` (taken now) has made it durable; appends
-    /// may go on meanwhile.
-    pub fn snapshot_for_sync(&mut self) -> Result<FreeCheckpoint, IngestError> {
-        Ok((self.snapshot()?, self.writer.syncer()?))
-    }
-
-    /// The state covering exactly the full segments sealed so far (no tail).
-    fn snapshot_of_segments(&self) -> Result<Snapshot, IngestError> {
-        Ok(Snapshot {
-            offset: self.hasher.segments() * SEGMENT_PLAINTEXT as u64,
-            hash_state: self.hasher.to_bytes(),
-            sealed_tail: None,
-            store_state: None,
-        })
-    }
-
-    fn snapshot(&self) -> Result<Snapshot, IngestError> {
+    /// The state covering everything absorbed so far (the tail sealed on its own); the
+    /// store's state is left for the sync to fill in.
+    fn state(&self) -> Result<Checkpoint, IngestError> {
         let sealed_tail = if self.tail.is_empty() {
             None
         } else {
             Some(self.cipher.seal_tail(self.hasher.segments(), &self.tail)?)
         };
-        Ok(Snapshot {
+        Ok(Checkpoint {
             offset: self.offset(),
             hash_state: self.hasher.to_bytes(),
             sealed_tail,
@@ -272,5 +237,62 @@ impl Ingest {
         }
         self.writer.finish()?;
         Ok(self.hasher.finalize(&self.tail)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::segment::Dek;
+    use crate::store::CHECKPOINT_SEGMENTS;
+    use crate::store::disk::DiskStore;
+
+    /// Absorbs `data` from `from` in uneven pieces; returns the offsets of the checkpoints
+    /// reached and the first of them.
+    fn absorb_all(ingest: &mut Ingest, data: &[u8]) -> (Vec<u64>, Option<PendingCheckpoint>) {
+        let (mut offsets, mut first) = (Vec::new(), None);
+        for piece in data.chunks((3 << 20) + 7) {
+            ingest.absorb(piece).expect("absorb");
+            if let Some(pending) = ingest.take_checkpoint() {
+                offsets.push(pending.checkpoint.offset);
+                first.get_or_insert(pending);
+            }
+        }
+        (offsets, first)
+    }
+
+    #[test]
+    fn the_store_sets_the_checkpoints_and_each_one_resumes_exactly() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = DiskStore::open(dir.path()).expect("store");
+        let (id, dek) = (Uuid::new_v4(), Dek::generate().expect("dek"));
+        let cipher = || SegmentCipher::new(&dek, id).expect("cipher");
+        let every = CHECKPOINT_SEGMENTS * SEGMENT_PLAINTEXT as u64;
+        let len = 2 * every + 12_345;
+        let data: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
+        let start = Checkpoint {
+            offset: 0,
+            hash_state: TreeHasher::new().to_bytes(),
+            sealed_tail: None,
+            store_state: None,
+        };
+
+        let mut first_try = Ingest::resume(&store, id, cipher(), &start, len).expect("resume");
+        let (offsets, first) = absorb_all(&mut first_try, &data);
+        assert_eq!(offsets, vec![every, 2 * every]);
+        drop(first_try);
+
+        // A crash after the first checkpoint's commit: the next write resumes from it alone.
+        let PendingCheckpoint {
+            mut checkpoint,
+            syncer,
+        } = first.expect("a checkpoint");
+        checkpoint.store_state = syncer.sync().expect("sync");
+        assert_eq!(checkpoint.sealed_tail, None);
+        let mut resumed = Ingest::resume(&store, id, cipher(), &checkpoint, len).expect("resume");
+        let (offsets, _) = absorb_all(&mut resumed, &data[every as usize..]);
+        assert_eq!(offsets, vec![2 * every]);
+        let hash = resumed.finish().expect("finish");
+        assert_eq!(hash, blake3::hash(&data));
     }
 }

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use uuid::Uuid;
 
 use super::{
-    ObjectReader, ObjectStore, ObjectSyncer, ObjectWriter, StoreError, StoreState, WriteFrom,
+    CHECKPOINT_SEGMENTS, ObjectReader, ObjectStore, ObjectSyncer, ObjectWriter, StoreError,
+    StoreState, WriteFrom,
 };
 
 /// Objects under a directory, fanned out by the first two hex digits of the file id.
@@ -112,6 +113,10 @@ impl ObjectWriter for DiskWriter {
         self.file.set_len(self.position)?;
         self.file.sync_all()?;
         Ok(())
+    }
+
+    fn checkpoint_every(&self) -> u64 {
+        CHECKPOINT_SEGMENTS
     }
 }
 

@@ -35,12 +35,10 @@ pub enum StoreError {
     /// The store URL is not one this build understands (not retryable).
     #[error("unsupported store {0:?} (this build supports file://DIR and s3://BUCKET?region=…)")]
     Unsupported(String),
-    /// An `s3://` URL is malformed (not retryable).
+    /// The configured S3 store cannot be used: a malformed URL, or a region outside the
+    /// EEA (not retryable).
     #[error(transparent)]
-    S3Url(#[from] s3::S3UrlError),
-    /// The store would keep data outside the EEA (not retryable).
-    #[error(transparent)]
-    Residency(#[from] s3::residency::ResidencyError),
+    S3Config(#[from] s3::S3ConfigError),
 }
 
 impl StoreError {
@@ -54,8 +52,7 @@ impl StoreError {
             StoreError::Remote(_) => "remote",
             StoreError::State(_) => "state",
             StoreError::Unsupported(_) => "unsupported",
-            StoreError::S3Url(_) => "s3_url",
-            StoreError::Residency(_) => "residency",
+            StoreError::S3Config(_) => "s3_config",
         }
     }
 }
@@ -171,12 +168,16 @@ pub trait ObjectWriter: Send {
         None
     }
 
-    /// Every how many stored segments a checkpoint costs nothing extra (S3: at each part
-    /// boundary, when the part upload is the sync); `None` when any moment is as good.
-    fn free_checkpoint_every(&self) -> Option<u64> {
-        None
-    }
+    /// Every how many segments a long write commits a checkpoint: the store's own rhythm
+    /// (S3: each part boundary, where the part upload is the sync and costs nothing extra),
+    /// or [`CHECKPOINT_SEGMENTS`] where any moment costs the same.
+    fn checkpoint_every(&self) -> u64;
 }
+
+/// Segments (32 MiB of plaintext) between a long write's checkpoints where the store has no
+/// rhythm of its own: often enough that a crash loses little, rarely enough that the syncs
+/// cost nothing measurable.
+pub const CHECKPOINT_SEGMENTS: u64 = 512;
 
 /// Makes an object's appended bytes durable (see [`ObjectWriter::syncer`]).
 pub trait ObjectSyncer: Send {
@@ -197,21 +198,6 @@ pub trait ObjectReader: Send {
     fn read_exact_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), StoreError>;
 }
 
-/// Connects to the S3 store of `config.store` after checking its URL and that its region is on
-/// the EEA allowlist; the bucket itself is not checked yet (see [`s3::S3Store::check_location`]).
-pub async fn connect_s3(config: &Config) -> Result<s3::S3Store, StoreError> {
-    let location = s3::S3Location::parse(&config.store)?;
-    let allowlist = s3::residency::EeaAllowlist::new(&config.eea_regions);
-    if !allowlist.extra().is_empty() {
-        tracing::warn!(
-            regions = ?allowlist.extra(),
-            "FERRY_EEA_REGIONS: the operator declares these store regions to be inside the EEA"
-        );
-    }
-    allowlist.check_region(&location.region)?;
-    s3::S3Store::connect(location, config).await
-}
-
 /// Opens the store named by `config.store`: `file://DIR`, or `s3://BUCKET?region=…` after
 /// checking that the region is on the EEA allowlist and that the bucket really is there.
 pub async fn open(config: &Config) -> Result<Arc<dyn ObjectStore>, StoreError> {
@@ -220,7 +206,7 @@ pub async fn open(config: &Config) -> Result<Arc<dyn ObjectStore>, StoreError> {
         return Ok(Arc::new(disk::DiskStore::open(dir)?));
     }
     if url.starts_with("s3://") {
-        let store = connect_s3(config).await?;
+        let store = s3::connect(config).await?;
         store.check_location().await?;
         match store.is_versioned().await {
             Ok(false) => {}

@@ -43,9 +43,26 @@ pub enum TusError {
     /// A stored key or tail failed to decrypt: data was tampered with.
     #[error("stored upload state failed authentication")]
     Integrity(#[source] CryptoError),
-    /// Database or store failure; the last committed state is intact (503: retry).
-    #[error("storage failure: {0}")]
-    Storage(String),
+    /// The database failed; the last committed state is intact (503: retry).
+    #[error("the database failed")]
+    Db(#[source] DbError),
+    /// Writing the upload failed (the store, or the pipeline's work); the last committed
+    /// state is intact (503: retry).
+    #[error("writing the upload failed")]
+    Ingest(#[source] IngestError),
+    /// The upload's key could not be used for a reason other than tampering (503: retry).
+    #[error("the upload's key could not be used")]
+    Keys(#[source] CryptoError),
+    /// The task running the request died (503: retry).
+    #[error("the request's task failed")]
+    Task(#[source] tokio::task::JoinError),
+    /// PostgreSQL ended the session that held the upload's writer lock, so another instance
+    /// may hold it now: nothing more is written or committed (503: resume from HEAD).
+    #[error(
+        "this server lost its hold on the upload (its database session ended); resume from \
+         the offset HEAD reports"
+    )]
+    HoldLost,
     /// The upload's saved state cannot be used, and retrying will not change that (500).
     #[error("the upload's stored state is unusable: {0}")]
     Broken(String),
@@ -58,7 +75,7 @@ impl From<DbError> for TusError {
     fn from(e: DbError) -> Self {
         match e {
             DbError::NotFound => TusError::NotFound,
-            other => TusError::Storage(other.to_string()),
+            other => TusError::Db(other),
         }
     }
 }
@@ -75,7 +92,7 @@ impl From<IngestError> for TusError {
             resent @ IngestError::Resent { .. } => TusError::BadRequest(resent.to_string()),
             IngestError::Moved { expected, got } => TusError::OffsetMismatch { expected, got },
             IngestError::Db(db) => db.into(),
-            other => TusError::Storage(other.to_string()),
+            other => TusError::Ingest(other),
         }
     }
 }
@@ -84,7 +101,7 @@ impl From<CryptoError> for TusError {
     fn from(e: CryptoError) -> Self {
         match e {
             CryptoError::Authentication => TusError::Integrity(e),
-            other => TusError::Storage(other.to_string()),
+            other => TusError::Keys(other),
         }
     }
 }

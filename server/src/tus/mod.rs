@@ -5,11 +5,14 @@ pub mod checksum;
 mod error;
 pub mod metadata;
 mod upload;
+mod write;
 
+pub use error::TusError;
 pub use upload::{
-    CreateRequest, PatchOutcome, PatchRequest, TusError, create, max_upload_len, resumable_upload,
-    terminate, upload_expiry, upload_status, write,
+    CreateRequest, create, max_upload_len, resumable_upload, terminate, upload_expiry,
+    upload_status,
 };
+pub use write::{PatchOutcome, PatchRequest, write};
 
 /// The protocol version spoken.
 pub const TUS_VERSION: &str = "1.0.0";

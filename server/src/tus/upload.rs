@@ -1,39 +1,19 @@
-//! Create, write and terminate uploads.
-//!
-//! A PATCH body is read on the async side into batches; each batch goes through [`Ingest`] on
-//! a blocking thread while the next one is read (a two-deep pipeline, so memory per upload is
-//! a few batches whatever the file size). Progress is committed every [`COMMIT_EVERY`] bytes,
-//! after [`IDLE_COMMIT`] without body bytes, and when the body ends or breaks, always in the
-//! order: store sync, then database.
+//! Create and terminate uploads, and the rules every request on one obeys: the size limits
+//! and "this upload is gone". Writing a body is in `write.rs`.
 
-use std::fmt::Display;
-
-use bytes::Bytes;
-use futures_util::{FutureExt, Stream, StreamExt};
 use time::OffsetDateTime;
-use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::checksum::ExpectedChecksum;
-pub use super::error::TusError;
+use super::error::TusError;
 use super::metadata::Metadata;
 use crate::audit::{Actor, EventKind};
 use crate::auth::{Caller, Intent};
-use crate::crypto::segment::{Dek, SegmentCipher};
+use crate::crypto::segment::Dek;
 use crate::db::uploads::{NewUpload, UploadRow, UploadState};
 use crate::hash::TreeHasher;
-use crate::ingest::{Committer, Ingest, Pipeline, Resume};
 use crate::objects::destroy_object;
 use crate::policy::UNFINISHED_TTL;
 use crate::state::AppState;
-use crate::telemetry::{self, UploadInFlight};
-
-/// A long PATCH commits its progress at least this often, so a crash loses little.
-const COMMIT_EVERY: u64 = 32 << 20;
-/// A body that stalls this long commits what it has, so a slow client that then loses its
-/// connection to a crashing server keeps everything the server had received.
-const IDLE_COMMIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A creation request, parsed.
 pub struct CreateRequest {
@@ -41,29 +21,6 @@ pub struct CreateRequest {
     pub length: Option<u64>,
     /// Raw `Upload-Metadata`.
     pub metadata: String,
-}
-
-/// A PATCH (or creation-with-upload) request, parsed.
-pub struct PatchRequest {
-    /// `Upload-Offset`.
-    pub offset: u64,
-    /// `Upload-Length`, when a deferred length is being declared.
-    pub length: Option<u64>,
-    /// `Upload-Checksum`, if sent.
-    pub checksum: Option<ExpectedChecksum>,
-    /// `Content-Length`, if sent.
-    pub content_length: Option<u64>,
-}
-
-/// The state after a PATCH.
-#[derive(Debug, Clone)]
-pub struct PatchOutcome {
-    /// New durable offset.
-    pub offset: u64,
-    /// When the upload will be abandoned, while unfinished.
-    pub expires_at: Option<OffsetDateTime>,
-    /// Hex BLAKE3, if the upload completed.
-    pub blake3: Option<String>,
 }
 
 /// When an upload that is still uploading will be abandoned.
@@ -85,12 +42,16 @@ pub fn max_upload_len(state: &AppState) -> u64 {
 
 /// The largest length this upload may reach: the store's and configuration's maximum, or the
 /// tenant's (`policy_max`) if smaller. Bounds a deferred-length upload's bytes too.
-fn ceiling(state: &AppState, policy_max: Option<u64>) -> u64 {
+pub(super) fn ceiling(state: &AppState, policy_max: Option<u64>) -> u64 {
     policy_max.map_or(max_upload_len(state), |max| max.min(max_upload_len(state)))
 }
 
 /// Refuses a length beyond the store's limit or the tenant's policy (`policy_max`).
-fn check_length(state: &AppState, policy_max: Option<u64>, length: u64) -> Result<(), TusError> {
+pub(super) fn check_length(
+    state: &AppState,
+    policy_max: Option<u64>,
+    length: u64,
+) -> Result<(), TusError> {
     let store_max = max_upload_len(state);
     if length > store_max {
         return Err(TusError::TooLarge(format!(
@@ -184,302 +145,9 @@ pub async fn terminate(state: &AppState, caller: &Caller, id: Uuid) -> Result<()
     Ok(())
 }
 
-/// Writes a PATCH body (or a creation-with-upload body) to upload `id`.
-///
-/// Runs to completion even if the client goes away (callers spawn it), so what arrived is
-/// committed and no database write outlives the upload's lock.
-pub async fn write<S, E>(
-    state: &AppState,
-    caller: &Caller,
-    id: Uuid,
-    mut request: PatchRequest,
-    mut body: S,
-) -> Result<PatchOutcome, TusError>
-where
-    S: Stream<Item = Result<Bytes, E>> + Unpin,
-    E: Display,
-{
-    let created_by = caller.must_have_created(Intent::Write);
-    // Authorize before locking: a key that may not write this upload must not be able to
-    // stop its writer (taking the lock cancels the current one).
-    state.db.upload(caller.tenant_id, id, created_by).await?;
-    let writer = state
-        .locks
-        .acquire(id)
-        .await
-        .map_err(|_| TusError::Locked)?;
-    let _in_flight = UploadInFlight::start();
-    let row = state.db.upload(caller.tenant_id, id, created_by).await?;
-    let policy_max = match row.length {
-        None => state.db.policy(caller.tenant_id).await?.max_upload_bytes,
-        Some(_) => None,
-    };
-    let length = decide_length(state, policy_max, &row, &request)?;
-    if row.state == UploadState::Complete {
-        return if request.offset == row.offset && request.content_length.unwrap_or(0) == 0 {
-            Ok(PatchOutcome {
-                offset: row.offset,
-                expires_at: None,
-                blake3: row.blake3,
-            })
-        } else {
-            Err(TusError::TooLarge("the upload is already complete".into()))
-        };
-    }
-    // While the length is deferred, the body may run up to the largest upload allowed.
-    let limit = length.unwrap_or_else(|| ceiling(state, policy_max));
-    let declared_end = request
-        .offset
-        .checked_add(request.content_length.unwrap_or(0))
-        .filter(|end| *end <= limit);
-    let Some(_) = declared_end else {
-        return Err(TusError::TooLarge(match length {
-            Some(length) => format!("the body would end past Upload-Length {length}"),
-            None => format!("the body would end past the maximum upload of {limit} bytes"),
-        }));
-    };
-
-    let wrapped = state.db.wrapped_dek(caller.tenant_id, id).await?;
-    let dek = state.tenant_kek(caller.tenant_id)?.unwrap(&wrapped, id)?;
-    let cipher = SegmentCipher::new(&dek, id)?;
-    let store = state.store.clone();
-    let hash_state = row.hash_state.clone().unwrap_or_default();
-    let sealed_tail = row.sealed_tail.clone();
-    let store_state = row.store_state.clone();
-    let max_plaintext_len = length.unwrap_or_else(|| max_upload_len(state));
-    let ingest = tokio::task::spawn_blocking(move || {
-        Ingest::resume(
-            store.as_ref(),
-            id,
-            cipher,
-            &Resume {
-                hash_state: &hash_state,
-                sealed_tail: sealed_tail.as_deref(),
-                store_state: store_state.as_deref(),
-                max_plaintext_len,
-            },
-        )
-    })
-    .await
-    .map_err(|e| TusError::Storage(e.to_string()))??;
-
-    let mut pipeline = Pipeline::new(ingest);
-    let written = async {
-        let mut committer = Committer::new(state.clone(), caller.tenant_id, id, length, row.offset);
-        let room = limit.saturating_sub(row.offset);
-        let read = read_body(
-            &mut body,
-            &writer.stop,
-            &mut request,
-            room,
-            &mut pipeline,
-            &mut committer,
-        )
-        .await;
-        // Never return (and release the lock) while a checkpoint is still being written.
-        let background = committer.settle().await;
-        let (end, received) = read?;
-        background?;
-        if writer.session_lost() {
-            // PostgreSQL released the lease with its session: another instance may hold the
-            // upload now. Write and commit nothing more; the client resumes from HEAD.
-            return Err(TusError::Storage(
-                "this server lost its hold on the upload (its database session ended); \
-                 resume from the offset HEAD reports"
-                    .into(),
-            ));
-        }
-        finish_write(
-            state,
-            caller,
-            id,
-            &request,
-            (end, row.offset + received),
-            limit,
-            &mut pipeline,
-            &mut committer,
-        )
-        .await
-    }
-    .await;
-    // On every way out, success or not: nothing of this request may still be writing once
-    // the lock is released (the writer guard drops after this).
-    pipeline.quiesce().await;
-    drop(writer);
-    written
-}
-
-/// Completes, commits or refuses what the body brought, by how it ended; `offset` is where
-/// the body's last byte left the upload.
-#[allow(clippy::too_many_arguments)] // the pieces of one write, borrowed from `write`
-async fn finish_write(
-    state: &AppState,
-    caller: &Caller,
-    id: Uuid,
-    request: &PatchRequest,
-    (end, offset): (End, u64),
-    limit: u64,
-    pipeline: &mut Pipeline,
-    committer: &mut Committer,
-) -> Result<PatchOutcome, TusError> {
-    let length = committer.length();
-    // A body that overran the length or failed its checksum is refused whole (beyond any
-    // checkpoint already committed); a broken or taken-over body keeps what arrived, unless
-    // a checksum was promised and so cannot be verified.
-    let keep = match (&end, &request.checksum) {
-        (End::TooLong, _) => false,
-        (End::Done, Some(checksum)) => checksum.matches(),
-        (_, Some(_)) => false,
-        (_, None) => true,
-    };
-    if !keep {
-        // Bytes already appended past the committed offset are overwritten by the next write.
-        return Err(match end {
-            End::Done => TusError::ChecksumMismatch,
-            End::Broken(e) => TusError::Interrupted(e),
-            End::TakenOver => TusError::Locked,
-            End::TooLong => TusError::TooLarge(match length {
-                Some(_) => "the body is longer than Upload-Length".into(),
-                None => format!("the body runs past the maximum upload of {limit} bytes"),
-            }),
-        });
-    }
-    if length == Some(offset) {
-        let began = std::time::Instant::now();
-        let hash = pipeline.run(|ingest| ingest.finish()).await?;
-        let hex = hash.to_hex().to_string();
-        let audit = state.audit(
-            caller.tenant_id,
-            EventKind::UploadCompleted,
-            Actor::Key(caller.key_id),
-            Some(id),
-            serde_json::json!({ "size": offset, "blake3": hex }),
-        )?;
-        state
-            .db
-            .complete_upload(
-                caller.tenant_id,
-                id,
-                committer.committed(),
-                offset,
-                &hex,
-                &audit,
-            )
-            .await?;
-        // The completion is the last commit: its bytes count as committed too.
-        telemetry::upload_committed(offset - committer.committed(), began.elapsed());
-        state.store.forget_upload_state(id);
-        return Ok(PatchOutcome {
-            offset,
-            expires_at: None,
-            blake3: Some(hex),
-        });
-    }
-    let expires_at = committer.commit_now(pipeline).await?;
-    match end {
-        End::Broken(e) => Err(TusError::Interrupted(e)),
-        _ => Ok(PatchOutcome {
-            offset: committer.committed(),
-            expires_at: Some(expires_at),
-            blake3: None,
-        }),
-    }
-}
-
-/// How the body loop ended.
-enum End {
-    /// The body ended normally.
-    Done,
-    /// The client's connection broke.
-    Broken(String),
-    /// A newer request asked for the upload.
-    TakenOver,
-    /// The body carried more than the upload's length.
-    TooLong,
-}
-
-/// Reads the body into the pipeline, checkpointing as it goes; returns how it ended and the
-/// bytes received.
-async fn read_body<S, E>(
-    body: &mut S,
-    stop: &CancellationToken,
-    request: &mut PatchRequest,
-    room: u64,
-    pipeline: &mut Pipeline,
-    committer: &mut Committer,
-) -> Result<(End, u64), TusError>
-where
-    S: Stream<Item = Result<Bytes, E>> + Unpin,
-    E: Display,
-{
-    let start = committer.committed();
-    let mut received = 0u64;
-    let received_counter = telemetry::upload_bytes_received();
-    let mut last_frame = Instant::now();
-    let idle = tokio::time::sleep(IDLE_COMMIT);
-    tokio::pin!(idle);
-    loop {
-        if stop.is_cancelled() {
-            return Ok((End::TakenOver, received));
-        }
-        let frame = match body.next().now_or_never() {
-            Some(frame) => frame,
-            None => {
-                // Waiting on the client: absorb what it sent rather than hold it.
-                pipeline.idle().await?;
-                let uncommitted = request.checksum.is_none()
-                    && start + received > committer.committed()
-                    && committer.may_checkpoint_at(start + received);
-                tokio::select! {
-                    biased;
-                    () = stop.cancelled() => return Ok((End::TakenOver, received)),
-                    () = &mut idle, if uncommitted => {
-                        let deadline = if last_frame.elapsed() >= IDLE_COMMIT {
-                            committer.commit_now(pipeline).await?;
-                            Instant::now() + IDLE_COMMIT
-                        } else {
-                            last_frame + IDLE_COMMIT
-                        };
-                        idle.as_mut().reset(deadline);
-                        continue;
-                    }
-                    frame = body.next() => frame,
-                }
-            }
-        };
-        last_frame = Instant::now();
-        let bytes = match frame {
-            None => return Ok((End::Done, received)),
-            Some(Err(e)) => return Ok((End::Broken(e.to_string()), received)),
-            Some(Ok(bytes)) => bytes,
-        };
-        if received + bytes.len() as u64 > room {
-            return Ok((End::TooLong, received));
-        }
-        received += bytes.len() as u64;
-        received_counter.increment(bytes.len() as u64);
-        if let Some(checksum) = request.checksum.as_mut() {
-            checksum.update(&bytes);
-        }
-        pipeline.push(&bytes).await?;
-        if request.checksum.is_some() {
-            continue;
-        }
-        if pipeline.has_free_checkpoints() {
-            if let Some(checkpoint) = pipeline.take_free_checkpoint() {
-                committer.commit_free(checkpoint).await?;
-            }
-        } else if start + received - committer.checkpointed() >= COMMIT_EVERY
-            && committer.may_checkpoint_at(start + received)
-        {
-            committer.commit_in_background(pipeline).await?;
-        }
-    }
-}
-
 /// The one rule for "this upload is gone" (410): terminated, or unfinished past its
 /// abandonment time (the expiry job may not have removed it yet).
-fn ensure_not_gone(row: &UploadRow, now: OffsetDateTime) -> Result<(), TusError> {
+pub(super) fn ensure_not_gone(row: &UploadRow, now: OffsetDateTime) -> Result<(), TusError> {
     let abandoned = row.state == UploadState::Uploading && row.expires_at.is_some_and(|t| t < now);
     if row.state == UploadState::Terminated || abandoned {
         return Err(TusError::Gone);
@@ -508,36 +176,4 @@ pub async fn resumable_upload(
     let row = upload_status(state, caller, id).await?;
     ensure_not_gone(&row, OffsetDateTime::now_utc())?;
     Ok(row)
-}
-
-/// Decides the upload's length for this request (deferred lengths are declared on PATCH).
-fn decide_length(
-    state: &AppState,
-    policy_max: Option<u64>,
-    row: &UploadRow,
-    request: &PatchRequest,
-) -> Result<Option<u64>, TusError> {
-    ensure_not_gone(row, OffsetDateTime::now_utc())?;
-    if request.offset != row.offset {
-        return Err(TusError::OffsetMismatch {
-            expected: row.offset,
-            got: request.offset,
-        });
-    }
-    match (row.length, request.length) {
-        (Some(stored), Some(sent)) if stored != sent => Err(TusError::BadRequest(format!(
-            "Upload-Length is already {stored}; it cannot change to {sent}"
-        ))),
-        (None, Some(sent)) => {
-            check_length(state, policy_max, sent)?;
-            if sent < row.offset {
-                return Err(TusError::BadRequest(format!(
-                    "Upload-Length {sent} is below the bytes already stored ({})",
-                    row.offset
-                )));
-            }
-            Ok(Some(sent))
-        }
-        (stored, _) => Ok(stored),
-    }
 }

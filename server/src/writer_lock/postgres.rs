@@ -304,7 +304,7 @@ impl Session {
         };
         let conn = self.connection().await?;
         let taken = tokio::time::timeout(QUERY_TIMEOUT, try_advisory_lock(conn, id)).await;
-        if self.settle(taken)? {
+        if self.keep_or_lose(taken)? {
             self.next_serial += 1;
             let serial = self.next_serial;
             let lost = Arc::new(AtomicBool::new(false));
@@ -329,7 +329,7 @@ impl Session {
         if ask {
             let conn = self.connection().await?;
             let sent = tokio::time::timeout(QUERY_TIMEOUT, ask_holder(conn, id)).await;
-            self.settle(sent)?;
+            self.keep_or_lose(sent)?;
         }
         Ok(None)
     }
@@ -347,7 +347,7 @@ impl Session {
             return;
         };
         let released = tokio::time::timeout(QUERY_TIMEOUT, advisory_unlock(conn, id)).await;
-        if let Ok(false) = self.settle(released) {
+        if let Ok(false) = self.keep_or_lose(released) {
             tracing::warn!(upload = %id, "upload lease was not held by this session at unlock");
         }
     }
@@ -361,7 +361,7 @@ impl Session {
             return;
         };
         let answered = tokio::time::timeout(QUERY_TIMEOUT, conn.ping()).await;
-        let _ = self.settle(answered);
+        let _ = self.keep_or_lose(answered);
     }
 
     /// The open session, opening a new one if needed.
@@ -377,7 +377,7 @@ impl Session {
     }
 
     /// A statement's result; on any failure the session is closed and its holders stopped.
-    fn settle<T>(
+    fn keep_or_lose<T>(
         &mut self,
         outcome: Result<Result<T, sqlx::Error>, Elapsed>,
     ) -> Result<T, AdvisoryLockError> {

@@ -11,8 +11,8 @@ use ferry::audit::{Actor, AuditEntry, EventKind};
 use ferry::auth::Role;
 use ferry::crypto::MasterKey;
 use ferry::db::shares::NewShare;
-use ferry::db::uploads::{NewUpload, Progress};
-use ferry::db::{Backend, Db};
+use ferry::db::uploads::{Checkpoint, NewUpload};
+use ferry::db::{Backend, Db, DbError};
 use ferry_testkit::ScratchDb;
 use time::OffsetDateTime;
 use time::macros::datetime;
@@ -164,15 +164,25 @@ async fn complete_file(db: &Db, tenant: (Uuid, Uuid), name: &str, length: u64) -
     Ok(id)
 }
 
-fn progress(offset: u64, tail: Option<&[u8]>) -> Progress<'_> {
-    Progress {
+fn checkpoint(offset: u64, tail: Option<&[u8]>) -> Checkpoint {
+    Checkpoint {
         offset,
-        length: Some(1000),
-        hash_state: b"state",
-        sealed_tail: tail,
+        hash_state: b"state".to_vec(),
+        sealed_tail: tail.map(<[u8]>::to_vec),
         store_state: None,
-        expires_at: expiry(),
     }
+}
+
+/// Saves `checkpoint` of an upload of 1000 bytes, if it is still at `from`.
+async fn save(
+    db: &Db,
+    tenant_id: Uuid,
+    id: Uuid,
+    from: u64,
+    checkpoint: &Checkpoint,
+) -> Result<(), DbError> {
+    db.save_checkpoint(tenant_id, id, from, checkpoint, Some(1000), expiry())
+        .await
 }
 
 fn share<'a>(

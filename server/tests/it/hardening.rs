@@ -891,8 +891,8 @@ impl ObjectWriter for GatedWriter {
     fn finish(&mut self) -> Result<(), StoreError> {
         self.inner.finish()
     }
-    fn free_checkpoint_every(&self) -> Option<u64> {
-        self.inner.free_checkpoint_every()
+    fn checkpoint_every(&self) -> u64 {
+        self.inner.checkpoint_every()
     }
     fn quiesce(&mut self) {
         self.inner.quiesce();

@@ -22,6 +22,7 @@ mod policy;
 mod retention;
 mod revoke;
 mod s3_store;
+mod store_contract;
 mod token_guessing;
 mod tus_protocol;
 mod upload_lease;

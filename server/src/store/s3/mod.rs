@@ -48,6 +48,45 @@ pub struct S3UrlError {
     pub message: String,
 }
 
+/// Why the configured S3 store cannot be used at all (not retryable): the operator must
+/// change the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum S3ConfigError {
+    /// The `s3://` URL is malformed.
+    #[error(transparent)]
+    Url(#[from] S3UrlError),
+    /// The store would keep data outside the EEA.
+    #[error(transparent)]
+    Residency(#[from] residency::ResidencyError),
+}
+
+impl From<S3UrlError> for StoreError {
+    fn from(e: S3UrlError) -> Self {
+        StoreError::S3Config(e.into())
+    }
+}
+
+impl From<residency::ResidencyError> for StoreError {
+    fn from(e: residency::ResidencyError) -> Self {
+        StoreError::S3Config(e.into())
+    }
+}
+
+/// Connects to the S3 store of `config.store` after checking its URL and that its region is on
+/// the EEA allowlist; the bucket itself is not checked yet (see [`S3Store::check_location`]).
+pub async fn connect(config: &Config) -> Result<S3Store, StoreError> {
+    let location = S3Location::parse(&config.store)?;
+    let allowlist = residency::EeaAllowlist::new(&config.eea_regions);
+    if !allowlist.extra().is_empty() {
+        tracing::warn!(
+            regions = ?allowlist.extra(),
+            "FERRY_EEA_REGIONS: the operator declares these store regions to be inside the EEA"
+        );
+    }
+    allowlist.check_region(&location.region)?;
+    S3Store::connect(location, config).await
+}
+
 fn valid_bucket(name: &str) -> bool {
     (3..=63).contains(&name.len())
         && name
@@ -338,11 +377,12 @@ impl S3Store {
                     code @ ("AuthorizationHeaderMalformed"
                     | "PermanentRedirect"
                     | "IllegalLocationConstraintException"),
-                ) => StoreError::Residency(residency::ResidencyError::BucketElsewhere {
+                ) => residency::ResidencyError::BucketElsewhere {
                     bucket: bucket.clone(),
                     actual: format!("another region (the store answered {code})"),
                     configured: region.clone(),
-                }),
+                }
+                .into(),
                 _ => client::remote(
                     format_args!("checking where bucket {bucket:?} is (GetBucketLocation)"),
                     e,

@@ -23,7 +23,9 @@ use super::client::{error_code, remote};
 use super::plan::PartPlan;
 use super::state::{MultipartState, PendingPiece};
 use super::{Bucket, SPOOL_READ_BUFFER, pending_prefix};
-use crate::store::{ObjectSyncer, ObjectWriter, StoreError, StoreState, WriteFrom};
+use crate::store::{
+    CHECKPOINT_SEGMENTS, ObjectSyncer, ObjectWriter, StoreError, StoreState, WriteFrom,
+};
 
 /// A part upload that both the writer and checkpoint syncers can wait for; yields the ETag.
 type PartUpload = Shared<BoxFuture<'static, Result<String, String>>>;
@@ -471,11 +473,11 @@ impl ObjectWriter for S3Writer {
         let _ = self.bucket.block_on(join_all(self.parts.clone()));
     }
 
-    fn free_checkpoint_every(&self) -> Option<u64> {
+    fn checkpoint_every(&self) -> u64 {
         // A completed object writes nothing: any moment is as good for a checkpoint.
         match self.completed {
-            None => Some(self.plan.segments_per_part()),
-            Some(_) => None,
+            None => self.plan.segments_per_part(),
+            Some(_) => CHECKPOINT_SEGMENTS,
         }
     }
 }

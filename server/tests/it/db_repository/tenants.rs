@@ -7,7 +7,7 @@ use ferry::db::uploads::UploadState;
 use ferry::db::{Db, DbError};
 use uuid::Uuid;
 
-use super::{audit, complete_file, new_upload, progress, share, tenant};
+use super::{audit, checkpoint, complete_file, new_upload, save, share, tenant};
 
 on_both_backends!(tenants_and_api_keys, other_tenants_rows_are_not_found,);
 
@@ -95,7 +95,7 @@ async fn other_tenants_rows_are_not_found(db: &Db) -> Result<()> {
         Err(DbError::NotFound)
     ));
     assert!(matches!(
-        db.save_progress(evil.0, open, 0, &progress(5, None)).await,
+        save(db, evil.0, open, 0, &checkpoint(5, None)).await,
         Err(DbError::Conflict(_))
     ));
     assert!(matches!(

@@ -3,13 +3,13 @@
 
 use anyhow::{Context, Result, bail};
 use ferry::db::uploads::UNSHARED_TTL;
-use ferry::db::uploads::{NewUpload, Progress, UploadState};
+use ferry::db::uploads::{Checkpoint, NewUpload, UploadState};
 use ferry::db::{Db, DbError};
 use time::OffsetDateTime;
 use time::macros::datetime;
 use uuid::Uuid;
 
-use super::{audit, expiry, new_upload, progress, tenant};
+use super::{audit, checkpoint, expiry, new_upload, save, tenant};
 
 on_both_backends!(
     uploads_move_forward_only_from_the_offset_they_started_at,
@@ -37,8 +37,7 @@ async fn uploads_move_forward_only_from_the_offset_they_started_at(db: &Db) -> R
     assert_eq!(row.expires_at, Some(expiry()));
     assert_eq!(db.wrapped_dek(t.0, id).await?, vec![7; 60]);
 
-    db.save_progress(t.0, id, 0, &progress(100, Some(b"tail")))
-        .await?;
+    save(db, t.0, id, 0, &checkpoint(100, Some(b"tail"))).await?;
     let row = db.upload(t.0, id, None).await?;
     assert_eq!((row.offset, row.length), (100, Some(1000)));
     assert_eq!(row.hash_state.as_deref(), Some(&b"state"[..]));
@@ -46,7 +45,7 @@ async fn uploads_move_forward_only_from_the_offset_they_started_at(db: &Db) -> R
 
     // A writer that started from a stale offset commits nothing.
     assert!(matches!(
-        db.save_progress(t.0, id, 0, &progress(200, None)).await,
+        save(db, t.0, id, 0, &checkpoint(200, None)).await,
         Err(DbError::Conflict(_))
     ));
     assert!(matches!(
@@ -55,8 +54,7 @@ async fn uploads_move_forward_only_from_the_offset_they_started_at(db: &Db) -> R
     ));
     assert_eq!(db.upload(t.0, id, None).await?.offset, 100);
 
-    db.save_progress(t.0, id, 100, &progress(1000, None))
-        .await?;
+    save(db, t.0, id, 100, &checkpoint(1000, None)).await?;
     assert_eq!(db.upload(t.0, id, None).await?.sealed_tail, None);
     db.complete_upload(t.0, id, 1000, 1000, "abc", &audit(t.0))
         .await?;
@@ -72,7 +70,7 @@ async fn uploads_move_forward_only_from_the_offset_they_started_at(db: &Db) -> R
 
     // A complete upload takes no more progress, not even from its own offset.
     assert!(matches!(
-        db.save_progress(t.0, id, 1000, &progress(1000, None)).await,
+        save(db, t.0, id, 1000, &checkpoint(1000, None)).await,
         Err(DbError::Conflict(_))
     ));
     assert!(matches!(
@@ -105,11 +103,8 @@ async fn racing_writers_never_both_commit(db: &Db) -> Result<()> {
     let t = tenant(db, "acme").await?;
     for round in 0..20u64 {
         let id = new_upload(db, t, Some(1000)).await?;
-        let (ten, twenty) = (progress(10, None), progress(20, None));
-        let (a, b) = tokio::join!(
-            db.save_progress(t.0, id, 0, &ten),
-            db.save_progress(t.0, id, 0, &twenty),
-        );
+        let (ten, twenty) = (checkpoint(10, None), checkpoint(20, None));
+        let (a, b) = tokio::join!(save(db, t.0, id, 0, &ten), save(db, t.0, id, 0, &twenty),);
         let offset = match (a, b) {
             (Ok(()), Err(DbError::Conflict(_))) => 10,
             (Err(DbError::Conflict(_)), Ok(())) => 20,
@@ -123,8 +118,7 @@ async fn racing_writers_never_both_commit(db: &Db) -> Result<()> {
 async fn termination_shreds_the_key_and_keeps_a_tombstone(db: &Db) -> Result<()> {
     let t = tenant(db, "acme").await?;
     let id = new_upload(db, t, Some(10)).await?;
-    db.save_progress(t.0, id, 0, &progress(5, Some(b"tail")))
-        .await?;
+    save(db, t.0, id, 0, &checkpoint(5, Some(b"tail"))).await?;
     db.terminate_upload(t.0, id, &audit(t.0)).await?;
     let row = db.upload(t.0, id, None).await?;
     assert_eq!(row.state, UploadState::Terminated);
@@ -137,7 +131,7 @@ async fn termination_shreds_the_key_and_keeps_a_tombstone(db: &Db) -> Result<()>
     // Idempotent; and a terminated upload takes no progress.
     db.terminate_upload(t.0, id, &audit(t.0)).await?;
     assert!(matches!(
-        db.save_progress(t.0, id, 5, &progress(10, None)).await,
+        save(db, t.0, id, 5, &checkpoint(10, None)).await,
         Err(DbError::Conflict(_))
     ));
     assert!(matches!(
@@ -151,15 +145,16 @@ async fn times_and_large_numbers_round_trip_alike(db: &Db) -> Result<()> {
     let t = tenant(db, "acme").await?;
     let id = new_upload(db, t, Some(u64::from(u32::MAX) * 3)).await?;
     // Times are kept to the microsecond on both backends (PostgreSQL's resolution).
-    let precise = Progress {
+    let precise = Checkpoint {
         offset: 5 << 40,
-        length: Some(u64::from(u32::MAX) * 3),
-        hash_state: &[0; 1024],
-        sealed_tail: Some(&[0xff; 65_536 + 28]),
-        store_state: Some(br#"{"upload_id":"x"}"#),
-        expires_at: datetime!(2031-12-31 23:59:59.123456789 UTC),
+        hash_state: vec![0; 1024],
+        sealed_tail: Some(vec![0xff; 65_536 + 28]),
+        store_state: Some(br#"{"upload_id":"x"}"#.to_vec()),
     };
-    db.save_progress(t.0, id, 0, &precise).await?;
+    let length = Some(u64::from(u32::MAX) * 3);
+    let expires_at = datetime!(2031-12-31 23:59:59.123456789 UTC);
+    db.save_checkpoint(t.0, id, 0, &precise, length, expires_at)
+        .await?;
     let row = db.upload(t.0, id, None).await?;
     assert_eq!(row.offset, 5 << 40);
     assert_eq!(row.length, Some(u64::from(u32::MAX) * 3));
@@ -175,16 +170,8 @@ async fn times_and_large_numbers_round_trip_alike(db: &Db) -> Result<()> {
     );
     // A time in another offset is the same instant.
     let paris = datetime!(2032-06-01 12:00:00 +2);
-    db.save_progress(
-        t.0,
-        id,
-        5 << 40,
-        &Progress {
-            expires_at: paris,
-            ..precise
-        },
-    )
-    .await?;
+    db.save_checkpoint(t.0, id, 5 << 40, &precise, length, paris)
+        .await?;
     assert_eq!(db.upload(t.0, id, None).await?.expires_at, Some(paris));
     // Text survives byte for byte.
     let name = "naïve 🚀 'quoted' \"file\" \\ %_.bin";
