@@ -13,7 +13,7 @@
 //!   serve bytes; owns the counting rule), [`admin`] (policy, live files, audit export),
 //!   [`auth`] (callers, roles, the ownership rule; API keys: create, revoke, authenticate),
 //!   [`objects`] (destroying a file's object, for terminate and the expiry job), [`jobs`]
-//!   (the expiry pass).
+//!   (the expiry pass), [`addin`] (the Outlook add-in's manifest and assets).
 //! - **Mechanisms the domain drives** — [`ingest`] (the upload pipeline: seal, hash, append,
 //!   commit), [`writer_lock`] (one writer per upload: in process, and a PostgreSQL advisory
 //!   lock across instances), [`audit`] (the tamper-evident chain), [`telemetry`] (metrics for
@@ -24,6 +24,7 @@
 //! - **Wiring** — [`config`] (defaults, `ferry.toml`, `FERRY_*`), [`state`], [`app`]
 //!   (start-up).
 
+pub mod addin;
 pub mod admin;
 pub mod app;
 pub mod audit;

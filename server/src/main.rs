@@ -54,6 +54,14 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Print the Outlook add-in's manifest (XML) for the deployment at a public URL, to upload
+    /// in the Microsoft 365 admin centre (Integrated apps) or to sideload. Also served by
+    /// `ferry serve` at /addin/manifest.xml when FERRY_PUBLIC_URL is set.
+    Manifest {
+        /// Where users reach this deployment (https://…; FERRY_PUBLIC_URL when not given).
+        #[arg(long)]
+        public_url: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -127,6 +135,12 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = Config::load()?;
     match cli.command {
+        Command::Manifest { public_url } => {
+            let url = public_url
+                .or(config.public_url)
+                .context("give --public-url https://… (or set FERRY_PUBLIC_URL)")?;
+            print!("{}", ferry::addin::Manifest::new(&url)?.xml());
+        }
         Command::Serve => ferry::app::serve(config).await?,
         Command::Tenant {
             command: TenantCommand::Create { name, json },

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::addin::ManifestError;
 use crate::admin::AdminError;
 use crate::auth::Forbidden;
 use crate::auth::api_keys::ApiKeyError;
@@ -115,6 +116,13 @@ impl IntoResponse for AppError {
         }
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         response
+    }
+}
+
+/// A deployment that cannot have a manifest has none (404), with the reason for its operator.
+impl From<ManifestError> for AppError {
+    fn from(e: ManifestError) -> Self {
+        AppError::new(StatusCode::NOT_FOUND, "manifest_unavailable", e.to_string())
     }
 }
 

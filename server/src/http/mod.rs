@@ -15,6 +15,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::state::AppState;
 
+mod addin;
 mod admin;
 mod auth;
 mod connection;
@@ -76,6 +77,7 @@ pub fn router(state: AppState) -> Router {
     let (api, document) = api(token_guard).split_for_parts();
     Router::new()
         .merge(tus::router())
+        .merge(addin::router())
         .merge(api)
         .fallback(|| async { error::AppError::not_found() })
         .layer(Extension(openapi::ServedDocument(Arc::new(document))))

@@ -10,6 +10,7 @@
 
 mod harness;
 
+mod addin_manifest;
 mod audit_trail;
 mod db_repository;
 mod downloads;
