@@ -38,6 +38,7 @@ mod tus;
 /// sit behind `token_guard`.
 fn api(token_guard: guard::TokenGuard) -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .merge(addin::router())
         .merge(admin::router())
         .merge(files::router())
         .merge(shares::router())
@@ -77,7 +78,6 @@ pub fn router(state: AppState) -> Router {
     let (api, document) = api(token_guard).split_for_parts();
     Router::new()
         .merge(tus::router())
-        .merge(addin::router())
         .merge(api)
         .fallback(|| async { error::AppError::not_found() })
         .layer(Extension(openapi::ServedDocument(Arc::new(document))))

@@ -75,6 +75,7 @@ pub const METRICS_TOKEN: &str = "metrics_token";
         (name = "recipients", description = "What a link's holder sees: no key, the token is \
                                             the credential"),
         (name = "probes", description = "Liveness, readiness and metrics"),
+        (name = "addin", description = "The Outlook add-in's manifest and files (no key)"),
         (name = "meta", description = "This document"),
     )
 )]

@@ -16,6 +16,8 @@ use crate::harness::TestServer;
 /// Every operation of the HTTP API but tus (`/files`, `/files/{id}`), as `(METHOD, path)`.
 /// A new endpoint is added here and registered with `routes!` in its group's `router()`.
 const DOCUMENTED: &[(&str, &str)] = &[
+    ("GET", "/addin/assets/{name}"),
+    ("GET", "/addin/manifest.xml"),
     ("GET", "/api/openapi.json"),
     ("GET", "/api/v1/admin/audit"),
     ("GET", "/api/v1/admin/files"),
@@ -32,9 +34,11 @@ const DOCUMENTED: &[(&str, &str)] = &[
     ("GET", "/readyz"),
 ];
 
-/// Operations that need no API key: probes, the document, the recipients' link routes, and
-/// `/metrics` (loopback, or its own token).
+/// Operations that need no API key: probes, the document, the add-in's files, the recipients'
+/// link routes, and `/metrics` (loopback, or its own token).
 const PUBLIC: &[&str] = &[
+    "/addin/assets/{name}",
+    "/addin/manifest.xml",
     "/api/openapi.json",
     "/d/{token}",
     "/d/{token}/f/{file}",
