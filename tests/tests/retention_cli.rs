@@ -23,12 +23,24 @@ enum Rows {
     Postgres(sqlx::PgPool),
 }
 
+/// The one runtime every `Rows` call runs on: a pool's connections belong to the runtime
+/// that opened them, so a runtime per call (dropped after it) left the next call using
+/// connections of a runtime being shut down.
+static RUNTIME: std::sync::OnceLock<std::io::Result<tokio::runtime::Runtime>> =
+    std::sync::OnceLock::new();
+
 impl Rows {
     fn run<T>(future: impl Future<Output = T>) -> Result<T> {
-        Ok(tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?
-            .block_on(future))
+        let runtime = RUNTIME.get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+        });
+        match runtime {
+            Ok(runtime) => Ok(runtime.block_on(future)),
+            Err(e) => anyhow::bail!("no runtime for the database checks: {e}"),
+        }
     }
 
     fn open(url: &str) -> Result<Rows> {
