@@ -121,8 +121,10 @@ impl Manifest {
         let _ = writeln!(xml, "  <Version>{VERSION}</Version>");
         xml.push_str("  <ProviderName>Ferry</ProviderName>\n");
         let _ = writeln!(xml, "  <DefaultLocale>{}</DefaultLocale>", en.locale);
-        localized(&mut xml, "  ", "DisplayName", |s| s.display_name);
-        localized(&mut xml, "  ", "Description", |s| s.description);
+        localized(&mut xml, "  ", ("", "DisplayName", None), |s| {
+            s.display_name
+        });
+        localized(&mut xml, "  ", ("", "Description", None), |s| s.description);
         let _ = writeln!(
             xml,
             "  <IconUrl DefaultValue=\"{}\"/>\n  <HighResolutionIconUrl DefaultValue=\"{}\"/>",
@@ -256,50 +258,43 @@ impl Manifest {
             );
         }
         let _ = writeln!(xml, "{r}</bt:Urls>\n{r}<bt:ShortStrings>");
-        resource_string(xml, &r, "Ferry.Group.Label", |s| s.group_label);
-        resource_string(xml, &r, "Ferry.Button.Label", |s| s.button_label);
+        let string = |id| ("bt:", "String", Some(id));
+        let item = format!("{r}  ");
+        localized(xml, &item, string("Ferry.Group.Label"), |s| s.group_label);
+        localized(xml, &item, string("Ferry.Button.Label"), |s| s.button_label);
         let _ = writeln!(xml, "{r}</bt:ShortStrings>\n{r}<bt:LongStrings>");
-        resource_string(xml, &r, "Ferry.Button.Tooltip", |s| s.button_tooltip);
+        localized(xml, &item, string("Ferry.Button.Tooltip"), |s| {
+            s.button_tooltip
+        });
         let _ = writeln!(xml, "{r}</bt:LongStrings>\n{indent}</Resources>");
     }
 }
 
-/// `<name DefaultValue="…">` with one `<Override>` per other locale.
-fn localized(xml: &mut String, indent: &str, name: &str, pick: fn(&Strings) -> &'static str) {
+/// A string in every locale: `<{tag}{id} DefaultValue="…">` with one `<{prefix}Override>`
+/// per other locale. `prefix` is `bt:` inside `Resources` (where `id` names the string) and
+/// empty for the top-level `DisplayName` and `Description`.
+fn localized(
+    xml: &mut String,
+    indent: &str,
+    (prefix, tag, id): (&str, &str, Option<&str>),
+    pick: fn(&Strings) -> &'static str,
+) {
     let en = Strings::default_locale();
+    let id = id.map(|id| format!(" id=\"{id}\"")).unwrap_or_default();
     let _ = writeln!(
         xml,
-        "{indent}<{name} DefaultValue=\"{}\">",
+        "{indent}<{prefix}{tag}{id} DefaultValue=\"{}\">",
         escape(pick(en))
     );
     for strings in LOCALES.iter().filter(|s| s.locale != en.locale) {
         let _ = writeln!(
             xml,
-            "{indent}  <Override Locale=\"{}\" Value=\"{}\"/>",
+            "{indent}  <{prefix}Override Locale=\"{}\" Value=\"{}\"/>",
             strings.locale,
             escape(pick(strings))
         );
     }
-    let _ = writeln!(xml, "{indent}</{name}>");
-}
-
-/// `<bt:String id="…" DefaultValue="…">` with one `<bt:Override>` per other locale.
-fn resource_string(xml: &mut String, indent: &str, id: &str, pick: fn(&Strings) -> &'static str) {
-    let en = Strings::default_locale();
-    let _ = writeln!(
-        xml,
-        "{indent}  <bt:String id=\"{id}\" DefaultValue=\"{}\">",
-        escape(pick(en))
-    );
-    for strings in LOCALES.iter().filter(|s| s.locale != en.locale) {
-        let _ = writeln!(
-            xml,
-            "{indent}    <bt:Override Locale=\"{}\" Value=\"{}\"/>",
-            strings.locale,
-            escape(pick(strings))
-        );
-    }
-    let _ = writeln!(xml, "{indent}  </bt:String>");
+    let _ = writeln!(xml, "{indent}</{prefix}{tag}>");
 }
 
 /// Escapes text for an XML attribute value.
