@@ -247,8 +247,8 @@ mod tests {
     use crate::store::CHECKPOINT_SEGMENTS;
     use crate::store::disk::DiskStore;
 
-    /// Absorbs `data` from `from` in uneven pieces; returns the offsets of the checkpoints
-    /// reached and the first of them.
+    /// Absorbs `data` in uneven pieces; returns the offsets of the checkpoints reached and
+    /// the first of them.
     fn absorb_all(ingest: &mut Ingest, data: &[u8]) -> (Vec<u64>, Option<PendingCheckpoint>) {
         let (mut offsets, mut first) = (Vec::new(), None);
         for piece in data.chunks((3 << 20) + 7) {

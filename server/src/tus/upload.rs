@@ -14,6 +14,7 @@ use crate::hash::TreeHasher;
 use crate::objects::destroy_object;
 use crate::policy::UNFINISHED_TTL;
 use crate::state::AppState;
+use crate::writer_lock::WriterGuard;
 
 /// A creation request, parsed.
 pub struct CreateRequest {
@@ -113,18 +114,29 @@ pub async fn create(
         .await?)
 }
 
-/// Terminates an upload: its key is shredded at once, then its object deleted.
-pub async fn terminate(state: &AppState, caller: &Caller, id: Uuid) -> Result<(), TusError> {
-    let created_by = caller.must_have_created(Intent::Delete);
-    // Authorize before locking: a key that may not delete this upload must not be able to
-    // stop its writer.
+/// Upload `id` held by this request for `intent`, and its row as read under the hold.
+/// Authorized first: a key that may not touch the upload must not be able to stop its
+/// writer, which taking the hold does.
+pub(super) async fn hold(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+    intent: Intent,
+) -> Result<(WriterGuard, UploadRow), TusError> {
+    let created_by = caller.must_have_created(intent);
     state.db.upload(caller.tenant_id, id, created_by).await?;
-    let _writer = state
+    let writer = state
         .locks
         .acquire(id)
         .await
         .map_err(|_| TusError::Locked)?;
     let row = state.db.upload(caller.tenant_id, id, created_by).await?;
+    Ok((writer, row))
+}
+
+/// Terminates an upload: its key is shredded at once, then its object deleted.
+pub async fn terminate(state: &AppState, caller: &Caller, id: Uuid) -> Result<(), TusError> {
+    let (_writer, row) = hold(state, caller, id, Intent::Delete).await?;
     if row.state == UploadState::Terminated {
         return Err(TusError::Gone);
     }

@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use super::checksum::ExpectedChecksum;
 use super::error::TusError;
-use super::upload::{ceiling, check_length, ensure_not_gone, max_upload_len};
+use super::upload::{ceiling, check_length, ensure_not_gone, hold, max_upload_len};
 use crate::audit::{Actor, EventKind};
 use crate::auth::{Caller, Intent};
 use crate::crypto::segment::SegmentCipher;
@@ -69,17 +69,8 @@ where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: Display,
 {
-    let created_by = caller.must_have_created(Intent::Write);
-    // Authorize before locking: a key that may not write this upload must not be able to
-    // stop its writer (taking the lock cancels the current one).
-    state.db.upload(caller.tenant_id, id, created_by).await?;
-    let writer = state
-        .locks
-        .acquire(id)
-        .await
-        .map_err(|_| TusError::Locked)?;
+    let (writer, row) = hold(state, caller, id, Intent::Write).await?;
     let _in_flight = UploadInFlight::start();
-    let row = state.db.upload(caller.tenant_id, id, created_by).await?;
     let policy_max = match row.length {
         None => state.db.policy(caller.tenant_id).await?.max_upload_bytes,
         Some(_) => None,

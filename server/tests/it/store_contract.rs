@@ -93,6 +93,48 @@ impl Subject {
         Ok(tokio::task::spawn_blocking(move || step(store.as_ref())).await??)
     }
 
+    /// A write of the pattern from `(start, state)` (a commit's offset and state) to `end`, committed
+    /// (`sync`), then `lost` more bytes a crash loses; returns the committed state.
+    async fn commit_then_crash(
+        &self,
+        file: Uuid,
+        (start, state): (u64, StoreState),
+        end: u64,
+        lost: u64,
+    ) -> Result<StoreState> {
+        self.run(move |store| {
+            let mut writer = store.open_writer(file, from(start, &state))?;
+            append(writer.as_mut(), start, end - start)?;
+            let state = writer.sync()?;
+            append_lost(writer.as_mut(), lost)?;
+            writer.quiesce();
+            Ok(state)
+        })
+        .await
+    }
+
+    /// A write of the rest of the pattern from `(start, state)` (a commit's offset and state) that ends
+    /// the object at `total` and forgets the upload state, as a recorded completion does.
+    async fn finish(
+        &self,
+        file: Uuid,
+        (start, state): (u64, StoreState),
+        total: u64,
+    ) -> Result<()> {
+        self.run(move |store| {
+            let mut writer = store.open_writer(file, from(start, &state))?;
+            ensure_store(
+                writer.completed_len().is_none(),
+                "unfinished object seen complete",
+            )?;
+            append(writer.as_mut(), start, total - start)?;
+            writer.finish()?;
+            store.forget_upload_state(file);
+            Ok(())
+        })
+        .await
+    }
+
     /// Whether anything of `file` is left: a file under the disk store's root, or an
     /// object, piece or multipart upload in the bucket.
     async fn holds_anything_of(&self, file: Uuid) -> Result<bool> {
@@ -191,28 +233,9 @@ async fn a_resumed_writer_continues_exactly_at_the_commit(subject: Subject) -> R
     let file = Uuid::new_v4();
     let (first, total) = (3 * SEGMENT, 7 * SEGMENT + 1234);
     let state = subject
-        .run(move |store| {
-            let mut writer = store.open_writer(file, from(0, &None))?;
-            append(writer.as_mut(), 0, first)?;
-            let state = writer.sync()?;
-            append_lost(writer.as_mut(), 2 * SEGMENT)?;
-            writer.quiesce();
-            Ok(state)
-        })
+        .commit_then_crash(file, (0, None), first, 2 * SEGMENT)
         .await?;
-    subject
-        .run(move |store| {
-            let mut writer = store.open_writer(file, from(first, &state))?;
-            ensure_store(
-                writer.completed_len().is_none(),
-                "unfinished object seen complete",
-            )?;
-            append(writer.as_mut(), first, total - first)?;
-            writer.finish()?;
-            store.forget_upload_state(file);
-            Ok(())
-        })
-        .await?;
+    subject.finish(file, (first, state), total).await?;
     reads_back(&subject, file, total, &[first, first + 2 * SEGMENT]).await
 }
 
@@ -236,24 +259,9 @@ async fn a_checkpoint_at_the_stores_rhythm_resumes_exactly(subject: Subject) -> 
         .await?;
     let (idle_commit, total) = (boundary + 2 * SEGMENT, boundary + 5 * SEGMENT + 77);
     let state = subject
-        .run(move |store| {
-            let mut writer = store.open_writer(file, from(boundary, &state))?;
-            append(writer.as_mut(), boundary, idle_commit - boundary)?;
-            let state = writer.sync()?;
-            append_lost(writer.as_mut(), SEGMENT)?;
-            writer.quiesce();
-            Ok(state)
-        })
+        .commit_then_crash(file, (boundary, state), idle_commit, SEGMENT)
         .await?;
-    subject
-        .run(move |store| {
-            let mut writer = store.open_writer(file, from(idle_commit, &state))?;
-            append(writer.as_mut(), idle_commit, total - idle_commit)?;
-            writer.finish()?;
-            store.forget_upload_state(file);
-            Ok(())
-        })
-        .await?;
+    subject.finish(file, (idle_commit, state), total).await?;
     reads_back(&subject, file, total, &[boundary, idle_commit]).await
 }
 
@@ -298,18 +306,9 @@ async fn a_retried_completion_keeps_the_object(subject: Subject) -> Result<()> {
 /// succeeds.
 async fn deleting_leaves_nothing_behind(subject: Subject) -> Result<()> {
     let (finished, unfinished) = (Uuid::new_v4(), Uuid::new_v4());
+    subject.finish(finished, (0, None), SEGMENT + 5).await?;
     subject
-        .run(move |store| {
-            let mut writer = store.open_writer(finished, from(0, &None))?;
-            append(writer.as_mut(), 0, SEGMENT + 5)?;
-            writer.finish()?;
-            let mut writer = store.open_writer(unfinished, from(0, &None))?;
-            append(writer.as_mut(), 0, 2 * SEGMENT)?;
-            writer.sync()?;
-            append_lost(writer.as_mut(), 100)?;
-            writer.quiesce();
-            Ok(())
-        })
+        .commit_then_crash(unfinished, (0, None), 2 * SEGMENT, 100)
         .await?;
     ensure!(subject.holds_anything_of(finished).await?);
     ensure!(subject.holds_anything_of(unfinished).await?);

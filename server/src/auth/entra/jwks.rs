@@ -48,7 +48,6 @@ pub struct KeyCache {
     fetched: RwLock<Fetched>,
     /// One fetch at a time; the others wait for it and use its keys.
     fetching: Mutex<()>,
-    fetches: std::sync::atomic::AtomicU64,
 }
 
 impl KeyCache {
@@ -75,13 +74,7 @@ impl KeyCache {
                 at: None,
             }),
             fetching: Mutex::new(()),
-            fetches: std::sync::atomic::AtomicU64::new(0),
         })
-    }
-
-    /// How many times the keys were fetched (for the operator's curiosity and the tests).
-    pub fn fetches(&self) -> u64 {
-        self.fetches.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The user `token` speaks for (see [`validate`]), at `now` (Unix seconds).
@@ -137,8 +130,6 @@ impl KeyCache {
     }
 
     async fn fetch(&self) -> Result<SigningKeys, EntraError> {
-        self.fetches
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let failed = |reason: String| EntraError::Keys {
             url: self.url.clone(),
             reason,

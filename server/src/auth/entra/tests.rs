@@ -321,11 +321,7 @@ async fn keys_are_fetched_once_and_again_only_for_a_new_kid() {
         let user = cache.validate(&old.token(&claims()), &expect(), NOW).await;
         assert!(user.is_ok(), "{user:?}");
     }
-    assert_eq!(
-        (server.hits(), cache.fetches()),
-        (1, 1),
-        "one fetch for 20 tokens"
-    );
+    assert_eq!(server.hits(), 1, "one fetch for 20 tokens");
 
     // Entra rolls its keys over: a token with the new kid makes the cache fetch again.
     server.rotate_to(&[&old, &new]);
