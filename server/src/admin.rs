@@ -5,7 +5,7 @@
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::audit::{self, Actor, EventKind, ExportedEvent};
+use crate::audit::{self, EventKind, ExportedEvent};
 use crate::auth::{Caller, Forbidden};
 use crate::crypto::CryptoError;
 use crate::db::uploads::LiveFile;
@@ -57,7 +57,7 @@ pub async fn set_policy(
     let audit = state.audit(
         caller.tenant_id,
         EventKind::PolicyChanged,
-        Actor::Key(caller.key_id),
+        caller.actor(),
         None,
         serde_json::json!({ "before": before, "after": policy }),
     )?;

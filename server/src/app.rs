@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
+use crate::auth::entra::verifier::Verifier;
 use crate::config::Config;
 use crate::crypto::CryptoError;
 use crate::crypto::keys::MasterKey;
@@ -46,6 +47,9 @@ pub enum StartupError {
          instance; use PostgreSQL for several)"
     )]
     AlreadyServing(String),
+    /// Entra sign-in could not be set up (no HTTP client for its signing keys).
+    #[error("Entra sign-in: {0}")]
+    Entra(String),
     /// A file or socket could not be used.
     #[error("{context}: {source}")]
     Io {
@@ -140,7 +144,14 @@ pub async fn open(config: Config, public_url: String) -> Result<AppState, Startu
         Backend::Sqlite => UploadLocks::in_process(),
     };
     let public_url = config.public_url.clone().unwrap_or(public_url);
+    let entra = match &config.entra {
+        Some(entra) => Some(Arc::new(
+            Verifier::new(entra).map_err(|e| StartupError::Entra(e.to_string()))?,
+        )),
+        None => None,
+    };
     Ok(AppState {
+        entra,
         db,
         store,
         master_key: Arc::new(master_key),

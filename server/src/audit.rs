@@ -90,6 +90,13 @@ pub enum EventKind {
     KeyCreated,
     /// An API key was revoked: refused from then on.
     KeyRevoked,
+    /// A person signed in through Entra ID for the first time (their tenant, object id and
+    /// address are in the details, so the chain itself says who `person:<id>` is).
+    PersonAdded,
+    /// A Microsoft 365 tenant was linked: its people may sign in to this tenant.
+    EntraLinked,
+    /// A Microsoft 365 tenant was unlinked: its people are refused from then on.
+    EntraUnlinked,
 }
 
 impl EventKind {
@@ -109,6 +116,9 @@ impl EventKind {
             EventKind::PolicyChanged => "policy.changed",
             EventKind::KeyCreated => "key.created",
             EventKind::KeyRevoked => "key.revoked",
+            EventKind::PersonAdded => "person.added",
+            EventKind::EntraLinked => "entra.linked",
+            EventKind::EntraUnlinked => "entra.unlinked",
         }
     }
 }
@@ -118,6 +128,9 @@ impl EventKind {
 pub enum Actor {
     /// A sender or admin, by API key id.
     Key(Uuid),
+    /// A person signed in through Entra ID, by principal id (`principals` holds their
+    /// Microsoft 365 tenant, object id and address; a `person.added` event records them).
+    Person(Uuid),
     /// Someone holding a link (a recipient, or whoever they forwarded it to).
     Recipient,
     /// Ferry itself (the expiry job).
@@ -127,10 +140,11 @@ pub enum Actor {
 }
 
 impl Actor {
-    /// The stored form: `key:<uuid>`, `recipient`, `system`, `operator`.
+    /// The stored form: `key:<uuid>`, `person:<uuid>`, `recipient`, `system`, `operator`.
     pub fn label(self) -> String {
         match self {
             Actor::Key(id) => format!("key:{id}"),
+            Actor::Person(id) => format!("person:{id}"),
             Actor::Recipient => "recipient".into(),
             Actor::System => "system".into(),
             Actor::Operator => "operator".into(),

@@ -10,6 +10,10 @@ use serde::Deserialize;
 
 use crate::ratelimit;
 
+mod entra;
+
+pub use entra::{DEFAULT_SCOPE as DEFAULT_ENTRA_SCOPE, ENTRA_JWKS_URL, EntraConfig};
+
 /// Largest upload accepted unless configured otherwise: 5 TiB.
 pub const DEFAULT_TUS_MAX_SIZE: u64 = 5 << 40;
 
@@ -61,6 +65,8 @@ pub struct Config {
     /// (`FERRY_METRICS_TOKEN`). Without it, only clients on this host's loopback that are not
     /// a trusted proxy may read it.
     pub metrics_token: Option<String>,
+    /// Sign-in with Entra ID for the Outlook add-in (`FERRY_ENTRA_*`); `None`: off.
+    pub entra: Option<EntraConfig>,
 }
 
 /// Longest time a client may take to send a request's headers.
@@ -119,6 +125,7 @@ impl fmt::Debug for Config {
                 "metrics_token",
                 &self.metrics_token.as_ref().map(|_| "[redacted]"),
             )
+            .field("entra", &self.entra)
             .finish()
     }
 }
@@ -163,6 +170,10 @@ struct FileConfig {
     stall_timeout: Option<u32>,
     max_connections: Option<u32>,
     metrics_token: Option<String>,
+    entra_client_id: Option<String>,
+    entra_app_id_uri: Option<String>,
+    entra_scope: Option<String>,
+    entra_jwks_url: Option<String>,
 }
 
 impl Config {
@@ -289,6 +300,15 @@ impl Config {
         let metrics_token = env("FERRY_METRICS_TOKEN")
             .or(file.metrics_token)
             .filter(|token| !token.trim().is_empty());
+        let entra = entra::resolve(
+            &env,
+            entra::FileEntra {
+                entra_client_id: file.entra_client_id,
+                entra_app_id_uri: file.entra_app_id_uri,
+                entra_scope: file.entra_scope,
+                entra_jwks_url: file.entra_jwks_url,
+            },
+        )?;
         let s3_credentials = match (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
             (Some(access_key_id), Some(secret_access_key)) => Some(S3Credentials {
                 access_key_id,
@@ -298,6 +318,7 @@ impl Config {
             _ => None,
         };
         Ok(Config {
+            entra,
             metrics_token,
             eea_regions,
             s3_credentials,
@@ -443,6 +464,42 @@ mod tests {
         assert!(
             shown.contains("postgres://ferry:[redacted]@db:5432/ferry"),
             "{shown}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn entra_sign_in_is_off_until_a_client_id_is_set_and_checks_its_values()
+    -> Result<(), ConfigError> {
+        assert_eq!(load(&[])?.entra, None);
+        let config = load(&[(
+            "FERRY_ENTRA_CLIENT_ID",
+            "6E74172B-BE56-4843-9FF4-E66A39BB12E3",
+        )])?;
+        let entra = config.entra.ok_or(ConfigError::Invalid {
+            key: "FERRY_ENTRA_CLIENT_ID",
+            message: "ignored".into(),
+        })?;
+        assert_eq!(entra.client_id, "6e74172b-be56-4843-9ff4-e66a39bb12e3");
+        assert_eq!(entra.scope, DEFAULT_ENTRA_SCOPE);
+        assert_eq!(entra.jwks_url, ENTRA_JWKS_URL);
+        let client = (
+            "FERRY_ENTRA_CLIENT_ID",
+            "6e74172b-be56-4843-9ff4-e66a39bb12e3",
+        );
+        for (key, value) in [
+            ("FERRY_ENTRA_CLIENT_ID", "ferry-app"),
+            ("FERRY_ENTRA_SCOPE", "a b"),
+            ("FERRY_ENTRA_JWKS_URL", "http://login.example/keys"),
+        ] {
+            let err = load(&[client, (key, value)]).err().map(|e| e.to_string());
+            assert!(err.unwrap_or_default().contains(key), "{key}={value}");
+        }
+        let local = load(&[client, ("FERRY_ENTRA_JWKS_URL", "http://127.0.0.1:9/keys")])?;
+        assert!(
+            local
+                .entra
+                .is_some_and(|e| e.jwks_url == "http://127.0.0.1:9/keys")
         );
         Ok(())
     }

@@ -3,7 +3,7 @@
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use ferry::audit::Actor;
-use ferry::auth::{Role, api_keys};
+use ferry::auth::{Role, api_keys, people};
 use ferry::config::Config;
 use ferry::crypto::MasterKey;
 use ferry::db::Db;
@@ -122,6 +122,26 @@ enum TenantCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Let the people of a Microsoft 365 organisation sign in to a tenant through the Outlook
+    /// add-in (verify first that the organisation is this tenant's customer).
+    LinkEntra {
+        /// The Ferry tenant's id.
+        #[arg(long)]
+        tenant: uuid::Uuid,
+        /// The Microsoft 365 organisation's tenant id (a GUID, `tid` in its tokens).
+        #[arg(long)]
+        entra_tenant: uuid::Uuid,
+    },
+    /// Stop a Microsoft 365 organisation's people signing in to a tenant (refused from their
+    /// next request; what they sent stays until it expires).
+    UnlinkEntra {
+        /// The Ferry tenant's id.
+        #[arg(long)]
+        tenant: uuid::Uuid,
+        /// The Microsoft 365 organisation's tenant id.
+        #[arg(long)]
+        entra_tenant: uuid::Uuid,
+    },
 }
 
 #[tokio::main]
@@ -163,6 +183,38 @@ async fn main() -> anyhow::Result<()> {
                     key.text
                 );
             }
+        }
+        Command::Tenant {
+            command:
+                TenantCommand::LinkEntra {
+                    tenant,
+                    entra_tenant,
+                },
+        } => {
+            let (db, master) = open_db(&config).await?;
+            let proof = serde_json::json!("operator");
+            let now = people::link(&db, &master, tenant, entra_tenant, Actor::Operator, proof)
+                .await
+                .with_context(|| format!("linking {entra_tenant} to tenant {tenant}"))?;
+            let state = if now { "linked" } else { "already linked" };
+            println!("{state}: Microsoft 365 tenant {entra_tenant} → tenant {tenant}");
+        }
+        Command::Tenant {
+            command:
+                TenantCommand::UnlinkEntra {
+                    tenant,
+                    entra_tenant,
+                },
+        } => {
+            let (db, master) = open_db(&config).await?;
+            let now = people::unlink(&db, &master, tenant, entra_tenant, Actor::Operator)
+                .await
+                .with_context(|| format!("unlinking {entra_tenant} from tenant {tenant}"))?;
+            anyhow::ensure!(
+                now,
+                "Microsoft 365 tenant {entra_tenant} is not linked to tenant {tenant}"
+            );
+            println!("unlinked: Microsoft 365 tenant {entra_tenant} from tenant {tenant}");
         }
         Command::Store { command } => store_command(&config, command).await?,
         Command::Apikey {

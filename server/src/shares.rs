@@ -7,11 +7,11 @@ use uuid::Uuid;
 
 use time::format_description::well_known::Rfc3339;
 
-use crate::audit::{Actor, EventKind};
+use crate::audit::EventKind;
 use crate::auth::{Caller, Intent, mint_link_token};
 use crate::db::share_status::ShareDetails;
 use crate::db::shares::{NewShare, ShareFilesError, SharedFile};
-use crate::policy::MAX_RETENTION_DAYS;
+use crate::policy::{MAX_RETENTION_DAYS, Policy};
 use crate::state::AppState;
 
 /// Files per share and recipients per share.
@@ -62,6 +62,13 @@ pub enum ShareError {
     /// The audit event could not be keyed.
     #[error("the audit event could not be keyed")]
     Crypto(#[from] crate::crypto::CryptoError),
+}
+
+/// The rules of the caller's tenant a sender works within (retention default and maximum,
+/// upload size, recipient domains, download limit): the add-in offers the retention choices
+/// they allow. Every role may read them; only admins change them.
+pub async fn sending_policy(state: &AppState, caller: &Caller) -> Result<Policy, ShareError> {
+    Ok(state.db.policy(caller.tenant_id).await?)
 }
 
 /// Where a share is in its life. One rule for the recipients' side (only `Active` serves)
@@ -139,7 +146,7 @@ pub async fn revoke_share(state: &AppState, caller: &Caller, id: Uuid) -> Result
     let audit = state.audit(
         caller.tenant_id,
         EventKind::ShareRevoked,
-        Actor::Key(caller.key_id),
+        caller.actor(),
         Some(id),
         serde_json::json!({}),
     )?;
@@ -237,7 +244,7 @@ pub async fn create_share(
     let audit = state.audit(
         caller.tenant_id,
         EventKind::ShareCreated,
-        Actor::Key(caller.key_id),
+        caller.actor(),
         Some(id),
         serde_json::json!({
             "files": files,
@@ -253,7 +260,7 @@ pub async fn create_share(
             &NewShare {
                 id,
                 tenant_id: caller.tenant_id,
-                created_by: caller.key_id,
+                created_by: caller.principal_id,
                 token_selector: &token.selector,
                 token_hash: &token.secret_hash,
                 note: request.note.as_deref(),

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::audit::{Actor, AuditEntry, EventKind};
+use crate::auth::entra::verifier::Verifier;
 use crate::config::Config;
 use crate::crypto::CryptoError;
 use crate::crypto::keys::{MasterKey, TenantKek};
@@ -27,6 +28,8 @@ pub struct AppState {
     pub locks: UploadLocks,
     /// Base of public links (configured, or the bound address).
     pub public_url: Arc<str>,
+    /// Sign-in with Entra ID for the Outlook add-in, when configured.
+    pub entra: Option<Arc<Verifier>>,
 }
 
 impl AppState {

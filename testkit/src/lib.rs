@@ -6,9 +6,11 @@
 //! - [`Garage`]: a real single-node Garage (S3) as a child process, never outliving the test;
 //! - [`ChildGuard`]: a child process that is killed and reaped when it goes out of scope;
 //! - [`eventually`] / [`eventually_async`]: poll until a check passes, instead of hand-written
-//!   polling loops.
+//!   polling loops;
+//! - [`entra`]: Entra ID's token signing and JWKS endpoint, played on 127.0.0.1.
 
 mod child;
+pub mod entra;
 mod eventually;
 mod garage;
 mod postgres;

@@ -4,7 +4,7 @@
 
 use uuid::Uuid;
 
-use super::caller::Caller;
+use super::caller::{Caller, PrincipalKind};
 use super::role::Role;
 use super::secret::{RandomError, mint_api_key, parse_api_key};
 use crate::audit::{Actor, AuditEntry, EventKind};
@@ -105,7 +105,8 @@ pub async fn authenticate(state: &AppState, presented: &str) -> Result<Caller, A
     }
     Ok(Caller {
         tenant_id: key.tenant_id,
-        key_id: key.id,
+        principal_id: key.id,
+        kind: PrincipalKind::ApiKey,
         role: key.role,
     })
 }

@@ -10,8 +10,8 @@
 //! the required scope; `tid` and `oid` are GUIDs. Which Ferry tenant a `tid` belongs to is
 //! decided elsewhere (an admin links them); this module only says who the token is for.
 //!
-//! [`jwks::KeyCache`] keeps Entra's signing keys. Not wired to requests yet: the link from
-//! `tid` to a Ferry tenant and the owner model for people come with the add-in's sign-in.
+//! [`jwks::KeyCache`] keeps Entra's signing keys, [`verifier::Verifier`] checks tokens as
+//! configured, and `auth::people` turns a person's valid token into a caller.
 
 use std::collections::HashMap;
 
@@ -79,6 +79,29 @@ pub struct EntraUser {
     pub object_id: Uuid,
     /// The sign-in address (`preferred_username`), for display and the audit log.
     pub address: Option<String>,
+    /// The directory roles the person holds in their tenant (`wids`; present when the app
+    /// registration's `groupMembershipClaims` includes `DirectoryRole`).
+    pub directory_roles: Vec<Uuid>,
+}
+
+/// Directory roles whose holders may link their Microsoft 365 tenant to a Ferry tenant
+/// through the admin API (role template ids: Global Administrator, Application
+/// Administrator, Cloud Application Administrator — the roles that may consent to an app
+/// for the whole tenant).
+pub const TENANT_LINKING_ROLES: [Uuid; 3] = [
+    uuid::uuid!("62e90394-69f5-4237-9190-012177145e10"),
+    uuid::uuid!("9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3"),
+    uuid::uuid!("158c047a-c907-4556-b7ef-446551a6b5f7"),
+];
+
+impl EntraUser {
+    /// Whether this person administers their tenant's applications (see
+    /// [`TENANT_LINKING_ROLES`]).
+    pub fn may_link_tenant(&self) -> bool {
+        self.directory_roles
+            .iter()
+            .any(|role| TENANT_LINKING_ROLES.contains(role))
+    }
 }
 
 /// Entra's signing keys (a JWKS document), by `kid`.
@@ -146,6 +169,7 @@ struct Claims {
     tid: Option<String>,
     oid: Option<String>,
     preferred_username: Option<String>,
+    wids: Option<Vec<String>>,
 }
 
 /// The `kid` a token's header names, to pick (or refetch) the signing keys before
@@ -231,6 +255,12 @@ pub fn validate(
         tenant,
         object_id,
         address: claims.preferred_username,
+        directory_roles: claims
+            .wids
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|role| Uuid::parse_str(role).ok())
+            .collect(),
     })
 }
 
@@ -254,6 +284,7 @@ fn decode_json<T: for<'de> Deserialize<'de>>(part: &str) -> Result<T, TokenError
 }
 
 pub mod jwks;
+pub mod verifier;
 
 #[cfg(test)]
 mod tests;

@@ -18,10 +18,12 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
+use sqlx::{ConnectOptions as _, Connection as _};
 use time::OffsetDateTime;
 
 pub mod audit;
 pub mod expiry;
+pub mod people;
 pub mod policy;
 pub mod share_status;
 pub mod shares;
@@ -205,12 +207,34 @@ async fn connect_sqlite(url: &str) -> Result<SqlitePool, DbError> {
         // deletes wrapped keys, which must not linger in the file (see `flush_shredded`).
         .pragma("secure_delete", "ON")
         .busy_timeout(Duration::from_secs(10));
+    migrate_sqlite(&options).await?;
     let pool = SqlitePoolOptions::new()
         .max_connections(8)
         .connect_with(options)
         .await?;
-    sqlx::migrate!("../migrations/sqlite").run(&pool).await?;
     Ok(pool)
+}
+
+/// Applies the SQLite migrations on a connection of its own with foreign keys off, as SQLite
+/// prescribes for rebuilding a table (0007 rebuilds `uploads` and `shares`: SQLite cannot
+/// change a foreign key in place, and dropping a referenced table with keys on fails), then
+/// checks every foreign key before any request can run.
+async fn migrate_sqlite(options: &SqliteConnectOptions) -> Result<(), DbError> {
+    let mut conn = options.clone().foreign_keys(false).connect().await?;
+    sqlx::migrate!("../migrations/sqlite")
+        .run(&mut conn)
+        .await?;
+    let broken: Vec<(String,)> = sqlx::query_as("PRAGMA foreign_key_check")
+        .fetch_all(&mut conn)
+        .await?;
+    conn.close().await?;
+    if broken.is_empty() {
+        Ok(())
+    } else {
+        Err(DbError::Corrupt(
+            "foreign keys (rows that reference nothing)",
+        ))
+    }
 }
 
 async fn connect_postgres(url: &str) -> Result<PgPool, DbError> {

@@ -11,7 +11,7 @@ use super::{Db, DbError, found, on_pool};
 pub struct ShareDetails {
     /// Share id.
     pub id: Uuid,
-    /// The key that created it.
+    /// The principal (API key or signed-in person) that created it.
     pub created_by: Uuid,
     /// Optional note.
     pub note: Option<String>,
@@ -72,7 +72,7 @@ type RawDetails = (
 
 impl Db {
     /// Share `id` of `tenant_id` with its recipients and per-file download counts. `only_by`:
-    /// the key that must have created it (senders see their own). `NotFound` otherwise.
+    /// the principal that must have created it (senders see their own). `NotFound` otherwise.
     pub async fn share_details(
         &self,
         tenant_id: Uuid,

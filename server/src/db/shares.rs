@@ -15,7 +15,7 @@ pub struct NewShare<'a> {
     pub id: Uuid,
     /// Owning tenant; every file must belong to it.
     pub tenant_id: Uuid,
-    /// Creating key.
+    /// The creating principal (API key or signed-in person).
     pub created_by: Uuid,
     /// Link token selector.
     pub token_selector: &'a str,
@@ -153,7 +153,7 @@ impl Db {
     ) -> Result<Vec<(OffsetDateTime, OffsetDateTime)>, DbError> {
         let sql = "SELECT created_at, completed_at FROM uploads
                    WHERE id = $1 AND tenant_id = $2 AND state = 'complete'
-                       AND completed_at IS NOT NULL AND ($3 IS NULL OR owner_key_id = $3)";
+                       AND completed_at IS NOT NULL AND ($3 IS NULL OR owner_id = $3)";
         let mut ages = Vec::with_capacity(files.len());
         on_pool!(self, pool => {
             for file in files {
@@ -178,7 +178,7 @@ impl Db {
     ) -> Result<Vec<SharedFile>, ShareFilesError> {
         let file_sql = "SELECT id, filename, length, blake3, state FROM uploads
                         WHERE id = $1 AND tenant_id = $2
-                            AND ($3 IS NULL OR owner_key_id = $3)";
+                            AND ($3 IS NULL OR owner_id = $3)";
         let share_sql = "INSERT INTO shares (id, tenant_id, created_by, token_selector,
                              token_hash, note, created_at, expires_at)
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";

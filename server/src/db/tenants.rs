@@ -60,8 +60,8 @@ impl Db {
         Ok(TenantRow { id, name })
     }
 
-    /// Stores new API key `id` for `tenant_id` with its audit event; `Conflict` if the id or
-    /// selector is taken.
+    /// Stores new API key `id` for `tenant_id` (and the principal of the same id that owns
+    /// what it creates) with its audit event; `Conflict` if the id or selector is taken.
     pub async fn insert_api_key(
         &self,
         id: Uuid,
@@ -73,8 +73,17 @@ impl Db {
     ) -> Result<(), DbError> {
         let sql = "INSERT INTO api_keys (id, tenant_id, role, selector, secret_hash, created_at)
                    VALUES ($1, $2, $3, $4, $5, $6)";
+        let principal = "INSERT INTO principals (id, tenant_id, kind, created_at)
+                         VALUES ($1, $2, 'api_key', $3)";
         on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
+            sqlx::query(principal)
+                .bind(id)
+                .bind(tenant_id)
+                .bind(now())
+                .execute(&mut *tx)
+                .await
+                .map_err(unique_as_conflict("API key id or selector taken"))?;
             sqlx::query(sql)
                 .bind(id)
                 .bind(tenant_id)

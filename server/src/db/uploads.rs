@@ -52,8 +52,8 @@ pub struct UploadRow {
     pub id: Uuid,
     /// Owning tenant.
     pub tenant_id: Uuid,
-    /// API key that created it.
-    pub owner_key_id: Uuid,
+    /// The principal (API key or signed-in person) that created it.
+    pub owner_id: Uuid,
     /// Total plaintext length, `None` while deferred.
     pub length: Option<u64>,
     /// Plaintext bytes durably stored.
@@ -97,7 +97,7 @@ impl UploadRow {
 struct UploadRecord {
     id: Uuid,
     tenant_id: Uuid,
-    owner_key_id: Uuid,
+    owner_id: Uuid,
     length: Option<i64>,
     upload_offset: i64,
     metadata: String,
@@ -111,7 +111,7 @@ struct UploadRecord {
     completed_at: Option<OffsetDateTime>,
 }
 
-const UPLOAD_COLUMNS: &str = "id, tenant_id, owner_key_id, length, upload_offset, metadata, \
+const UPLOAD_COLUMNS: &str = "id, tenant_id, owner_id, length, upload_offset, metadata, \
      filename, state, hash_state, sealed_tail, store_state, blake3, expires_at, completed_at";
 
 impl From<UploadRecord> for UploadRow {
@@ -119,7 +119,7 @@ impl From<UploadRecord> for UploadRow {
         UploadRow {
             id: record.id,
             tenant_id: record.tenant_id,
-            owner_key_id: record.owner_key_id,
+            owner_id: record.owner_id,
             length: record.length.map(to_u64),
             offset: to_u64(record.upload_offset),
             metadata: record.metadata,
@@ -151,8 +151,8 @@ pub struct NewUpload<'a> {
     pub id: Uuid,
     /// Owning tenant.
     pub tenant_id: Uuid,
-    /// Creating key.
-    pub owner_key_id: Uuid,
+    /// The creating principal (API key or signed-in person).
+    pub owner_id: Uuid,
     /// Declared length, or `None` when deferred.
     pub length: Option<u64>,
     /// Raw `Upload-Metadata`.
@@ -188,7 +188,7 @@ impl Db {
         new: &NewUpload<'_>,
         audit: &AuditEntry,
     ) -> Result<(), DbError> {
-        let upload = "INSERT INTO uploads (id, tenant_id, owner_key_id, length, upload_offset,
+        let upload = "INSERT INTO uploads (id, tenant_id, owner_id, length, upload_offset,
                           metadata, filename, state, hash_state, created_at, updated_at,
                           expires_at)
                       VALUES ($1, $2, $3, $4, 0, $5, $6, 'uploading', $7, $8, $8, $9)";
@@ -198,7 +198,7 @@ impl Db {
             sqlx::query(upload)
                 .bind(new.id)
                 .bind(new.tenant_id)
-                .bind(new.owner_key_id)
+                .bind(new.owner_id)
                 .bind(new.length.map(to_i64))
                 .bind(new.metadata)
                 .bind(new.filename)
@@ -230,7 +230,7 @@ impl Db {
     ) -> Result<UploadRow, DbError> {
         let sql = format!(
             "SELECT {UPLOAD_COLUMNS} FROM uploads
-             WHERE id = $1 AND tenant_id = $2 AND ($3 IS NULL OR owner_key_id = $3)"
+             WHERE id = $1 AND tenant_id = $2 AND ($3 IS NULL OR owner_id = $3)"
         );
         let row: Option<UploadRecord> = on_pool!(self, pool => sqlx::query_as(&sql)
             .bind(id)
@@ -370,8 +370,8 @@ pub struct LiveFile {
     pub id: Uuid,
     /// Display name.
     pub name: String,
-    /// The API key that uploaded it.
-    pub owner_key_id: Uuid,
+    /// The principal (API key or signed-in person) that uploaded it.
+    pub owner_id: Uuid,
     /// Plaintext size.
     pub size: u64,
     /// Hex BLAKE3.
@@ -400,7 +400,7 @@ impl Db {
         after: Option<Uuid>,
         limit: u32,
     ) -> Result<Vec<LiveFile>, DbError> {
-        let sql = "SELECT id, filename, owner_key_id, length, blake3, completed_at, expires_at
+        let sql = "SELECT id, filename, owner_id, length, blake3, completed_at, expires_at
                    FROM uploads
                    WHERE tenant_id = $1 AND state = 'complete' AND ($2 IS NULL OR id > $2)
                    ORDER BY id LIMIT $3";
@@ -413,10 +413,10 @@ impl Db {
         Ok(rows
             .into_iter()
             .map(
-                |(id, name, owner_key_id, size, blake3, completed_at, expires_at)| LiveFile {
+                |(id, name, owner_id, size, blake3, completed_at, expires_at)| LiveFile {
                     id,
                     name,
-                    owner_key_id,
+                    owner_id,
                     size: size.and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
                     blake3: blake3.unwrap_or_default(),
                     completed_at,

@@ -104,7 +104,7 @@ struct FilesQuery {
 struct LiveFileView {
     id: Uuid,
     name: String,
-    owner_key_id: Uuid,
+    owner_id: Uuid,
     size: u64,
     blake3: String,
     #[serde(with = "time::serde::rfc3339::option")]
@@ -151,7 +151,7 @@ async fn list_files(
             .map(|f| LiveFileView {
                 id: f.id,
                 name: f.name,
-                owner_key_id: f.owner_key_id,
+                owner_id: f.owner_id,
                 size: f.size,
                 blake3: f.blake3,
                 completed_at: f.completed_at,

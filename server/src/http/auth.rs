@@ -1,4 +1,5 @@
-//! The `Caller` extractor: turns `Authorization: Bearer <api key>` into a tenant and role.
+//! The `Caller` extractor: turns `Authorization: Bearer <API key or Entra token>` into a
+//! tenant, a principal and a role.
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
@@ -6,7 +7,7 @@ use axum::http::request::Parts;
 
 use super::error::AppError;
 use crate::auth::Caller;
-use crate::auth::api_keys;
+use crate::auth::bearer;
 use crate::state::AppState;
 
 impl FromRequestParts<AppState> for Caller {
@@ -25,6 +26,6 @@ impl FromRequestParts<AppState> for Caller {
             .strip_prefix("Bearer ")
             .or_else(|| value.strip_prefix("bearer "))
             .ok_or_else(AppError::unauthorized)?;
-        Ok(api_keys::authenticate(state, token).await?)
+        Ok(bearer::authenticate(state, token).await?)
     }
 }

@@ -14,6 +14,8 @@ use crate::addin::ManifestError;
 use crate::admin::AdminError;
 use crate::auth::Forbidden;
 use crate::auth::api_keys::ApiKeyError;
+use crate::auth::bearer::AuthError;
+use crate::auth::people::SignInError;
 use crate::db::DbError;
 use crate::db::shares::ShareFilesError;
 use crate::download::DownloadError;
@@ -69,7 +71,7 @@ impl AppError {
         Self::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
-            "a valid API key is required (Authorization: Bearer …)",
+            "a valid API key or Microsoft 365 sign-in is required (Authorization: Bearer …)",
         )
         .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))
     }
@@ -267,6 +269,42 @@ impl From<ApiKeyError> for AppError {
             ApiKeyError::Unauthorized => AppError::unauthorized(),
             ApiKeyError::Db(db) => db.into(),
             other => AppError::internal(error_chain(&other)),
+        }
+    }
+}
+
+impl From<AuthError> for AppError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::ApiKey(e) => e.into(),
+            AuthError::SignIn(e) => e.into(),
+        }
+    }
+}
+
+impl From<SignInError> for AppError {
+    fn from(e: SignInError) -> Self {
+        let message = e.to_string();
+        match e {
+            SignInError::NotConfigured | SignInError::Refused(_) => {
+                AppError::new(StatusCode::UNAUTHORIZED, "unauthorized", message).with_header(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer error=\"invalid_token\""),
+                )
+            }
+            SignInError::NotLinked => {
+                AppError::new(StatusCode::UNAUTHORIZED, "entra_tenant_not_linked", message)
+            }
+            SignInError::NotDirectoryAdmin => {
+                AppError::new(StatusCode::FORBIDDEN, "not_directory_admin", message)
+            }
+            SignInError::Keys(reason) => {
+                tracing::warn!(%reason, "Entra sign-in unavailable");
+                AppError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+            }
+            SignInError::Forbidden(forbidden) => forbidden.into(),
+            SignInError::Db(db) => db.into(),
+            SignInError::Crypto(_) => AppError::internal(error_chain(&e)),
         }
     }
 }

@@ -20,6 +20,7 @@ mod admin;
 mod auth;
 mod connection;
 mod download;
+mod entra_links;
 pub mod error;
 mod files;
 mod guard;
@@ -40,6 +41,7 @@ fn api(token_guard: guard::TokenGuard) -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(addin::router())
         .merge(admin::router())
+        .merge(entra_links::router())
         .merge(files::router())
         .merge(shares::router())
         .merge(download::router(token_guard))

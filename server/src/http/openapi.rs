@@ -95,7 +95,10 @@ impl Modify for BearerApiKey {
                     .bearer_format("fk_<selector>_<secret>")
                     .description(Some(
                         "A tenant API key from `ferry tenant create` or `ferry apikey create` \
-                         (admin or sender role), sent as `Authorization: Bearer fk_…`.",
+                         (admin or sender role), sent as `Authorization: Bearer fk_…`; or, \
+                         from the Outlook add-in, an Entra ID access token for Ferry's app \
+                         registration (a person of a linked Microsoft 365 organisation, \
+                         acting as a sender).",
                     ))
                     .build(),
             ),

@@ -15,6 +15,7 @@ use super::error::{AppError, ErrorBody};
 use super::json::ApiJson;
 use super::path::path_id;
 use crate::auth::Caller;
+use crate::policy::Policy;
 use crate::shares::{self, CreateShare};
 use crate::state::AppState;
 
@@ -23,6 +24,27 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_share))
         .routes(routes!(get_share, revoke_share))
+        .routes(routes!(sending_policy))
+}
+
+/// The tenant's policy as it applies to the caller's shares and uploads (any role; the
+/// Outlook add-in offers the retention choices it allows).
+#[utoipa::path(
+    get,
+    path = "/api/v1/policy",
+    tag = "shares",
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The tenant's policy", body = Policy),
+        (status = 401, description = "No or wrong API key", body = ErrorBody),
+        (status = 503, description = "The database is unavailable; retry", body = ErrorBody),
+    )
+)]
+async fn sending_policy(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Policy>, AppError> {
+    Ok(Json(shares::sending_policy(&state, &caller).await?))
 }
 
 /// A new share: which complete files, for whom, for how long. Unknown fields are refused.

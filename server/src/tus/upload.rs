@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::error::TusError;
 use super::metadata::Metadata;
-use crate::audit::{Actor, EventKind};
+use crate::audit::EventKind;
 use crate::auth::{Caller, Intent};
 use crate::crypto::segment::Dek;
 use crate::db::uploads::{NewUpload, UploadRow, UploadState};
@@ -87,7 +87,7 @@ pub async fn create(
     let audit = state.audit(
         caller.tenant_id,
         EventKind::UploadCreated,
-        Actor::Key(caller.key_id),
+        caller.actor(),
         Some(id),
         serde_json::json!({ "name": filename, "length": request.length }),
     )?;
@@ -97,7 +97,7 @@ pub async fn create(
             &NewUpload {
                 id,
                 tenant_id: caller.tenant_id,
-                owner_key_id: caller.key_id,
+                owner_id: caller.principal_id,
                 length: request.length,
                 metadata: &request.metadata,
                 filename: &filename,
@@ -110,7 +110,7 @@ pub async fn create(
         .await?;
     Ok(state
         .db
-        .upload(caller.tenant_id, id, Some(caller.key_id))
+        .upload(caller.tenant_id, id, Some(caller.principal_id))
         .await?)
 }
 
@@ -143,7 +143,7 @@ pub async fn terminate(state: &AppState, caller: &Caller, id: Uuid) -> Result<()
     let audit = state.audit(
         caller.tenant_id,
         EventKind::UploadTerminated,
-        Actor::Key(caller.key_id),
+        caller.actor(),
         Some(id),
         serde_json::json!({ "state": row.state.as_str(), "offset": row.offset }),
     )?;

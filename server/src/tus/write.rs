@@ -19,7 +19,7 @@ use uuid::Uuid;
 use super::checksum::ExpectedChecksum;
 use super::error::TusError;
 use super::upload::{ceiling, check_length, ensure_not_gone, hold, max_upload_len};
-use crate::audit::{Actor, EventKind};
+use crate::audit::EventKind;
 use crate::auth::{Caller, Intent};
 use crate::crypto::segment::SegmentCipher;
 use crate::db::uploads::{UploadRow, UploadState};
@@ -196,7 +196,7 @@ async fn finish_write(
         let audit = state.audit(
             caller.tenant_id,
             EventKind::UploadCompleted,
-            Actor::Key(caller.key_id),
+            caller.actor(),
             Some(id),
             serde_json::json!({ "size": offset, "blake3": hex }),
         )?;

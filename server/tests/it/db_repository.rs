@@ -135,7 +135,7 @@ async fn new_upload(db: &Db, tenant: (Uuid, Uuid), length: Option<u64>) -> Resul
         &NewUpload {
             id,
             tenant_id: tenant.0,
-            owner_key_id: tenant.1,
+            owner_id: tenant.1,
             length,
             metadata: "filename ZC5iaW4=",
             filename: "d.bin",

@@ -14,6 +14,7 @@ mod addin_manifest;
 mod audit_trail;
 mod db_repository;
 mod downloads;
+mod entra_sign_in;
 mod expiry;
 mod hardening;
 mod isolation;

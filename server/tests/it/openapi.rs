@@ -17,13 +17,19 @@ use crate::harness::TestServer;
 /// A new endpoint is added here and registered with `routes!` in its group's `router()`.
 const DOCUMENTED: &[(&str, &str)] = &[
     ("GET", "/addin/assets/{name}"),
+    ("GET", "/addin/config.json"),
     ("GET", "/addin/manifest.xml"),
+    ("GET", "/addin/{name}"),
     ("GET", "/api/openapi.json"),
     ("GET", "/api/v1/admin/audit"),
+    ("GET", "/api/v1/admin/entra-links"),
+    ("POST", "/api/v1/admin/entra-links"),
+    ("DELETE", "/api/v1/admin/entra-links/{entra_tenant_id}"),
     ("GET", "/api/v1/admin/files"),
     ("GET", "/api/v1/admin/policy"),
     ("PUT", "/api/v1/admin/policy"),
     ("GET", "/api/v1/files/{id}"),
+    ("GET", "/api/v1/policy"),
     ("POST", "/api/v1/shares"),
     ("GET", "/api/v1/shares/{id}"),
     ("DELETE", "/api/v1/shares/{id}"),
@@ -38,7 +44,9 @@ const DOCUMENTED: &[(&str, &str)] = &[
 /// link routes, and `/metrics` (loopback, or its own token).
 const PUBLIC: &[&str] = &[
     "/addin/assets/{name}",
+    "/addin/config.json",
     "/addin/manifest.xml",
+    "/addin/{name}",
     "/api/openapi.json",
     "/d/{token}",
     "/d/{token}/f/{file}",

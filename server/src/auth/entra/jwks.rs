@@ -10,8 +10,6 @@ use tokio::sync::{Mutex, RwLock};
 
 use super::{EntraUser, Expectations, SigningKeys, TokenError, key_id, validate};
 
-/// Entra ID's keys for every tenant (v2 endpoint).
-pub const ENTRA_JWKS_URL: &str = "https://login.microsoftonline.com/common/discovery/v2.0/keys";
 /// Largest JWKS document read (Entra's is about 10 KB).
 const MAX_JWKS_BYTES: usize = 256 * 1024;
 /// Keys older than this are fetched again on the next token.
@@ -51,7 +49,7 @@ pub struct KeyCache {
 }
 
 impl KeyCache {
-    /// A cache of the keys at `url` (normally [`ENTRA_JWKS_URL`]), fetched again on an
+    /// A cache of the keys at `url` (normally [`crate::config::ENTRA_JWKS_URL`]), fetched again on an
     /// unknown `kid` at most once per `min_refresh`.
     ///
     /// # Errors

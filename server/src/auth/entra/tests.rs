@@ -2,9 +2,7 @@
 //! way a token must be refused.
 
 use aws_lc_rs::hmac;
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::rsa::KeySize;
-use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_SHA256, RsaKeyPair};
+use ferry_testkit::entra::{JwksServer, Signer};
 use serde_json::{Value, json};
 
 use super::*;
@@ -14,47 +12,14 @@ const TID: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 const OID: &str = "00000000-0000-0000-66f3-3332eca7ea81";
 const CLIENT_ID: &str = "6e74172b-be56-4843-9ff4-e66a39bb12e3";
 
-struct Signer {
-    pair: RsaKeyPair,
-    kid: String,
+/// Tokens as strings (a signing failure fails the test).
+trait Sign {
+    fn tok(&self, claims: &Value) -> String;
 }
 
-impl Signer {
-    fn new(kid: &str) -> Signer {
-        Signer {
-            pair: RsaKeyPair::generate(KeySize::Rsa2048).expect("rsa key"),
-            kid: kid.to_owned(),
-        }
-    }
-
-    fn jwk(&self) -> Value {
-        let public = self.pair.public_key();
-        json!({
-            "kty": "RSA", "use": "sig", "kid": self.kid,
-            "n": URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero()),
-            "e": URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero()),
-        })
-    }
-
-    fn sign(&self, header: &Value, claims: &Value) -> String {
-        let signed = format!("{}.{}", encode(header), encode(claims));
-        let mut signature = vec![0; self.pair.public_modulus_len()];
-        self.pair
-            .sign(
-                &RSA_PKCS1_SHA256,
-                &SystemRandom::new(),
-                signed.as_bytes(),
-                &mut signature,
-            )
-            .expect("sign");
-        format!("{signed}.{}", URL_SAFE_NO_PAD.encode(signature))
-    }
-
-    fn token(&self, claims: &Value) -> String {
-        self.sign(
-            &json!({"alg": "RS256", "typ": "JWT", "kid": self.kid}),
-            claims,
-        )
+impl Sign for Signer {
+    fn tok(&self, claims: &Value) -> String {
+        self.token(claims).expect("sign")
     }
 }
 
@@ -103,35 +68,36 @@ fn keys(signers: &[&Signer]) -> SigningKeys {
 
 #[test]
 fn a_valid_token_names_its_tenant_and_user() {
-    let signer = Signer::new("key-1");
-    let user = validate(&signer.token(&claims()), &keys(&[&signer]), &expect(), NOW);
+    let signer = Signer::new("key-1").expect("rsa key");
+    let user = validate(&signer.tok(&claims()), &keys(&[&signer]), &expect(), NOW);
     assert_eq!(
         user,
         Ok(EntraUser {
             tenant: Uuid::parse_str(TID).expect("tid"),
             object_id: Uuid::parse_str(OID).expect("oid"),
             address: Some("an.de.vries@ziekenhuis.example".into()),
+            directory_roles: vec![],
         })
     );
     // The application ID URI is an accepted audience too; clocks may be two minutes apart.
     let uri = with(&[("aud", json!(format!("api://files.example.eu/{CLIENT_ID}")))]);
-    assert!(validate(&signer.token(&uri), &keys(&[&signer]), &expect(), NOW).is_ok());
+    assert!(validate(&signer.tok(&uri), &keys(&[&signer]), &expect(), NOW).is_ok());
     let just_expired = with(&[("exp", json!(NOW - 60))]);
     assert!(
         validate(
-            &signer.token(&just_expired),
+            &signer.tok(&just_expired),
             &keys(&[&signer]),
             &expect(),
             NOW
         )
         .is_ok()
     );
-    assert_eq!(key_id(&signer.token(&claims())).as_deref(), Some("key-1"));
+    assert_eq!(key_id(&signer.tok(&claims())).as_deref(), Some("key-1"));
 }
 
 #[test]
 fn claims_that_do_not_hold_are_refused() {
-    let signer = Signer::new("key-1");
+    let signer = Signer::new("key-1").expect("rsa key");
     let keys = keys(&[&signer]);
     let other_tenant =
         "https://login.microsoftonline.com/11111111-2222-3333-4444-555555555555/v2.0";
@@ -167,7 +133,7 @@ fn claims_that_do_not_hold_are_refused() {
     ];
     for (claims, refused) in cases {
         assert_eq!(
-            validate(&signer.token(&claims), &keys, &expect(), NOW),
+            validate(&signer.tok(&claims), &keys, &expect(), NOW),
             Err(refused),
             "{claims}"
         );
@@ -176,19 +142,19 @@ fn claims_that_do_not_hold_are_refused() {
 
 #[test]
 fn forged_and_malformed_tokens_are_refused() {
-    let signer = Signer::new("key-1");
+    let signer = Signer::new("key-1").expect("rsa key");
     let keys = keys(&[&signer]);
-    let good = signer.token(&claims());
+    let good = signer.tok(&claims());
 
     // A key the JWKS does not hold, and a key that claims the kid of one it does.
-    let stranger = Signer::new("key-2");
+    let stranger = Signer::new("key-2").expect("rsa key");
     assert_eq!(
-        validate(&stranger.token(&claims()), &keys, &expect(), NOW),
+        validate(&stranger.tok(&claims()), &keys, &expect(), NOW),
         Err(TokenError::UnknownKey("key-2".into()))
     );
-    let impostor = Signer::new("key-1");
+    let impostor = Signer::new("key-1").expect("rsa key");
     assert_eq!(
-        validate(&impostor.token(&claims()), &keys, &expect(), NOW),
+        validate(&impostor.tok(&claims()), &keys, &expect(), NOW),
         Err(TokenError::Signature)
     );
 
@@ -252,7 +218,7 @@ fn forged_and_malformed_tokens_are_refused() {
 
 #[test]
 fn only_rsa_signing_keys_are_taken_from_a_jwks() {
-    let signer = Signer::new("key-1");
+    let signer = Signer::new("key-1").expect("rsa key");
     let jwks = json!({"keys": [
         signer.jwk(),
         {"kty": "RSA", "use": "enc", "kid": "enc-key", "n": "AQAB", "e": "AQAB"},
@@ -267,58 +233,19 @@ fn only_rsa_signing_keys_are_taken_from_a_jwks() {
     assert!(SigningKeys::from_jwks(b"{\"not\": \"a jwks\"}").is_err());
 }
 
-/// A JWKS endpoint on 127.0.0.1 whose keys the test can rotate, counting its requests.
-struct JwksServer {
-    url: String,
-    jwks: std::sync::Arc<std::sync::Mutex<Value>>,
-    hits: std::sync::Arc<std::sync::atomic::AtomicU64>,
-}
-
-impl JwksServer {
-    async fn start(signers: &[&Signer]) -> JwksServer {
-        use std::sync::atomic::Ordering;
-        let jwks = std::sync::Arc::new(std::sync::Mutex::new(jwks_of(signers)));
-        let hits = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let (served, counted) = (jwks.clone(), hits.clone());
-        let app = axum::Router::new().route(
-            "/keys",
-            axum::routing::get(move || {
-                counted.fetch_add(1, Ordering::SeqCst);
-                let body = served.lock().map(|v| v.to_string()).unwrap_or_default();
-                async move { body }
-            }),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let url = format!("http://{}/keys", listener.local_addr().expect("addr"));
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        JwksServer { url, jwks, hits }
-    }
-
-    fn rotate_to(&self, signers: &[&Signer]) {
-        *self.jwks.lock().expect("jwks") = jwks_of(signers);
-    }
-
-    fn hits(&self) -> u64 {
-        self.hits.load(std::sync::atomic::Ordering::SeqCst)
-    }
-}
-
-fn jwks_of(signers: &[&Signer]) -> Value {
-    json!({ "keys": signers.iter().map(|s| s.jwk()).collect::<Vec<_>>() })
-}
-
 #[tokio::test]
 async fn keys_are_fetched_once_and_again_only_for_a_new_kid() {
     use super::jwks::KeyCache;
     use std::time::Duration;
 
-    let (old, new) = (Signer::new("key-1"), Signer::new("key-2"));
-    let server = JwksServer::start(&[&old]).await;
+    let (old, new) = (
+        Signer::new("key-1").expect("rsa key"),
+        Signer::new("key-2").expect("rsa key"),
+    );
+    let server = JwksServer::start(&[&old]).await.expect("jwks server");
     let cache = KeyCache::new(&server.url, Duration::ZERO).expect("cache");
     for _ in 0..20 {
-        let user = cache.validate(&old.token(&claims()), &expect(), NOW).await;
+        let user = cache.validate(&old.tok(&claims()), &expect(), NOW).await;
         assert!(user.is_ok(), "{user:?}");
     }
     assert_eq!(server.hits(), 1, "one fetch for 20 tokens");
@@ -327,7 +254,7 @@ async fn keys_are_fetched_once_and_again_only_for_a_new_kid() {
     server.rotate_to(&[&old, &new]);
     assert!(
         cache
-            .validate(&new.token(&claims()), &expect(), NOW)
+            .validate(&new.tok(&claims()), &expect(), NOW)
             .await
             .is_ok()
     );
@@ -336,7 +263,7 @@ async fn keys_are_fetched_once_and_again_only_for_a_new_kid() {
     let wrong_audience = with(&[("aud", json!("another-app"))]);
     assert!(matches!(
         cache
-            .validate(&old.token(&wrong_audience), &expect(), NOW)
+            .validate(&old.tok(&wrong_audience), &expect(), NOW)
             .await,
         Err(super::jwks::EntraError::Token(TokenError::Audience))
     ));
@@ -348,21 +275,21 @@ async fn made_up_kids_cost_one_fetch_per_interval() {
     use super::jwks::{EntraError, KeyCache};
     use std::time::Duration;
 
-    let signer = Signer::new("key-1");
-    let server = JwksServer::start(&[&signer]).await;
+    let signer = Signer::new("key-1").expect("rsa key");
+    let server = JwksServer::start(&[&signer]).await.expect("jwks server");
     let cache = KeyCache::new(&server.url, Duration::from_secs(3600)).expect("cache");
     assert!(
         cache
-            .validate(&signer.token(&claims()), &expect(), NOW)
+            .validate(&signer.tok(&claims()), &expect(), NOW)
             .await
             .is_ok()
     );
     // One stranger's key signs tokens under many made-up kids.
-    let mut stranger = Signer::new("made-up");
+    let mut stranger = Signer::new("made-up").expect("rsa key");
     for n in 0..20 {
         stranger.kid = format!("made-up-{n}");
         let refused = cache
-            .validate(&stranger.token(&claims()), &expect(), NOW)
+            .validate(&stranger.tok(&claims()), &expect(), NOW)
             .await;
         assert!(
             matches!(refused, Err(EntraError::Token(TokenError::UnknownKey(_)))),
@@ -378,8 +305,26 @@ async fn made_up_kids_cost_one_fetch_per_interval() {
     // A JWKS endpoint that is down is an error about the keys, not a verdict on the token.
     let down = KeyCache::new("http://127.0.0.1:9/keys", Duration::ZERO).expect("cache");
     assert!(matches!(
-        down.validate(&signer.token(&claims()), &expect(), NOW)
-            .await,
+        down.validate(&signer.tok(&claims()), &expect(), NOW).await,
         Err(EntraError::Keys { .. })
     ));
+}
+
+#[test]
+fn directory_admins_are_told_apart_by_their_roles() {
+    let signer = Signer::new("key-1").expect("rsa key");
+    let keys = keys(&[&signer]);
+    let user_with = |wids: Value| {
+        validate(&signer.tok(&with(&[("wids", wids)])), &keys, &expect(), NOW).expect("valid")
+    };
+    // Global Administrator, beside the "User" role every member has.
+    let global = json!([
+        "62e90394-69f5-4237-9190-012177145e10",
+        "b79fbf4d-3ef9-4689-8143-76b194e85509"
+    ]);
+    assert!(user_with(global).may_link_tenant());
+    assert!(user_with(json!(["9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3"])).may_link_tenant());
+    let member = json!(["b79fbf4d-3ef9-4689-8143-76b194e85509", "not-a-guid"]);
+    assert!(!user_with(member).may_link_tenant());
+    assert!(!user_with(Value::Null).may_link_tenant());
 }

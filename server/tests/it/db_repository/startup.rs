@@ -89,9 +89,149 @@ async fn both_migrations_give_the_same_schema() -> Result<()> {
     ensure!(!lite_indexes.is_empty());
     assert_eq!(lite_indexes, pg_indexes);
 
+    // Foreign keys: (table, column, referenced table, referenced column).
+    let lite_keys: Vec<(String, String, String, String)> = sqlx::query_as(
+        "SELECT m.name, f.\"from\", f.\"table\", f.\"to\" FROM sqlite_master m
+         JOIN pragma_foreign_key_list(m.name) f
+         WHERE m.type = 'table' AND m.name NOT LIKE '\\_%' ESCAPE '\\'
+         ORDER BY 1, 2",
+    )
+    .fetch_all(&lite)
+    .await?;
+    let pg_keys: Vec<(String, String, String, String)> = sqlx::query_as(
+        "SELECT c.conrelid::regclass::TEXT, a.attname::TEXT, c.confrelid::regclass::TEXT,
+                af.attname::TEXT
+         FROM pg_constraint c
+         JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+         JOIN pg_attribute af ON af.attrelid = c.confrelid AND af.attnum = c.confkey[1]
+         WHERE c.contype = 'f' AND c.connamespace = 'public'::regnamespace
+         ORDER BY 1, 2",
+    )
+    .fetch_all(&post)
+    .await?;
+    ensure!(lite_keys.len() > 10, "too few foreign keys: {lite_keys:?}");
+    assert_eq!(lite_keys, pg_keys);
+
     lite.close().await;
     post.close().await;
     sqlite.db.close().await;
     pg.db.close().await;
     Ok(())
+}
+
+/// A database from before people could sign in (migrations up to 0006, holding an API key's
+/// upload and share) upgrades in place: the rows and their owners stay, the key becomes a
+/// principal, and owners must name a principal from then on.
+async fn upgrade_keeps_owners(backend: Backend) -> Result<()> {
+    let (url, _dir, _scratch) = match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir()?;
+            let url = format!("sqlite://{}?mode=rwc", dir.path().join("old.db").display());
+            (url, Some(dir), None)
+        }
+        Backend::Postgres => {
+            let scratch = ferry_testkit::ScratchDb::create()?;
+            (scratch.url().to_owned(), None, Some(scratch))
+        }
+    };
+    let folder = match backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    };
+    let migrations =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../migrations/{folder}"));
+    let mut old = sqlx::migrate::Migrator::new(migrations.as_path()).await?;
+    old.migrations = std::borrow::Cow::Owned(
+        old.migrations
+            .iter()
+            .filter(|m| m.version <= 6)
+            .cloned()
+            .collect(),
+    );
+    let (tenant, key, upload, share) = (
+        uuid::Uuid::new_v4(),
+        uuid::Uuid::new_v4(),
+        uuid::Uuid::new_v4(),
+        uuid::Uuid::new_v4(),
+    );
+    let rows = [
+        "INSERT INTO tenants (id, name, created_at) VALUES ($1, 'acme', $5)",
+        "INSERT INTO api_keys (id, tenant_id, role, selector, secret_hash, created_at)
+         VALUES ($2, $1, 'sender', 'sel', $6, $5)",
+        "INSERT INTO uploads (id, tenant_id, owner_key_id, length, upload_offset, state,
+                              created_at, updated_at)
+         VALUES ($3, $1, $2, 0, 0, 'complete', $5, $5)",
+        "INSERT INTO shares (id, tenant_id, created_by, token_selector, token_hash, created_at,
+                             expires_at)
+         VALUES ($4, $1, $2, 'tok', $6, $5, $5)",
+        "INSERT INTO share_files (share_id, upload_id, position) VALUES ($4, $3, 0)",
+    ];
+    let now = time::OffsetDateTime::now_utc();
+    macro_rules! seed {
+        ($pool:expr) => {{
+            let pool = $pool;
+            old.run(&pool).await?;
+            for sql in rows {
+                sqlx::query(sql)
+                    .bind(tenant)
+                    .bind(key)
+                    .bind(upload)
+                    .bind(share)
+                    .bind(now)
+                    .bind(b"h".as_slice())
+                    .execute(&pool)
+                    .await?;
+            }
+            pool.close().await;
+        }};
+    }
+    match backend {
+        Backend::Sqlite => seed!(sqlx::SqlitePool::connect(&url).await?),
+        Backend::Postgres => seed!(sqlx::PgPool::connect(&url).await?),
+    }
+
+    let db = Db::connect(&url).await?;
+    let row = db.upload(tenant, upload, Some(key)).await?;
+    assert_eq!(row.owner_id, key, "the upload keeps its owner");
+    let status = db.share_details(tenant, share, Some(key)).await;
+    assert!(status.is_ok(), "the share keeps its creator: {status:?}");
+    // An owner that is no principal is refused by the schema.
+    let stray = match backend {
+        Backend::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&url).await?;
+            sqlx::query("PRAGMA foreign_keys = ON")
+                .execute(&pool)
+                .await?;
+            let result = sqlx::query("UPDATE uploads SET owner_id = $1 WHERE id = $2")
+                .bind(uuid::Uuid::new_v4())
+                .bind(upload)
+                .execute(&pool)
+                .await;
+            pool.close().await;
+            result.map(drop)
+        }
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(&url).await?;
+            let result = sqlx::query("UPDATE uploads SET owner_id = $1 WHERE id = $2")
+                .bind(uuid::Uuid::new_v4())
+                .bind(upload)
+                .execute(&pool)
+                .await;
+            pool.close().await;
+            result.map(drop)
+        }
+    };
+    ensure!(stray.is_err(), "an owner that is no principal was accepted");
+    db.close().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn upgrading_keeps_owners_sqlite() -> Result<()> {
+    upgrade_keeps_owners(Backend::Sqlite).await
+}
+
+#[tokio::test]
+async fn upgrading_keeps_owners_postgres() -> Result<()> {
+    upgrade_keeps_owners(Backend::Postgres).await
 }

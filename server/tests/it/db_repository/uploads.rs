@@ -22,7 +22,7 @@ async fn uploads_move_forward_only_from_the_offset_they_started_at(db: &Db) -> R
     let t = tenant(db, "acme").await?;
     let id = new_upload(db, t, None).await?;
     let row = db.upload(t.0, id, None).await?;
-    assert_eq!((row.id, row.tenant_id, row.owner_key_id), (id, t.0, t.1));
+    assert_eq!((row.id, row.tenant_id, row.owner_id), (id, t.0, t.1));
     assert_eq!((row.length, row.offset), (None, 0));
     assert_eq!(
         (row.metadata.as_str(), row.filename.as_str()),
@@ -82,7 +82,7 @@ async fn uploads_move_forward_only_from_the_offset_they_started_at(db: &Db) -> R
     let again = NewUpload {
         id,
         tenant_id: t.0,
-        owner_key_id: t.1,
+        owner_id: t.1,
         length: None,
         metadata: "",
         filename: "",
