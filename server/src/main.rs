@@ -2,6 +2,7 @@
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use ferry::addin::unified::SignIn;
 use ferry::audit::Actor;
 use ferry::auth::{Role, api_keys, people};
 use ferry::config::Config;
@@ -61,6 +62,10 @@ enum Command {
         /// Where users reach this deployment (https://…; FERRY_PUBLIC_URL when not given).
         #[arg(long)]
         public_url: Option<String>,
+        /// Print the unified JSON manifest (Microsoft 365 app package) instead, with the same
+        /// id and URLs; with FERRY_ENTRA_CLIENT_ID set it names the app registration for SSO.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -155,11 +160,26 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = Config::load()?;
     match cli.command {
-        Command::Manifest { public_url } => {
+        Command::Manifest { public_url, json } => {
             let url = public_url
                 .or(config.public_url)
                 .context("give --public-url https://… (or set FERRY_PUBLIC_URL)")?;
-            print!("{}", ferry::addin::Manifest::new(&url)?.xml());
+            let manifest = ferry::addin::Manifest::new(&url)?;
+            if json {
+                let sign_in = config.entra.as_ref().map(|entra| SignIn {
+                    client_id: entra.client_id.clone(),
+                    resource: entra
+                        .app_id_uri
+                        .clone()
+                        .unwrap_or_else(|| format!("api://{}", entra.client_id)),
+                });
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&manifest.unified(sign_in.as_ref()))?
+                );
+            } else {
+                print!("{}", manifest.xml());
+            }
         }
         Command::Serve => ferry::app::serve(config).await?,
         Command::Tenant {

@@ -14,8 +14,9 @@ pub struct Asset {
     pub bytes: &'static [u8],
 }
 
-/// Every asset.
-pub const ASSETS: [Asset; 5] = [
+/// Every asset: the XML manifest's icons, and the unified manifest's app package icons
+/// (`color-192.png`, `outline-32.png`).
+pub const ASSETS: [Asset; 7] = [
     icon(
         "icon-16.png",
         include_bytes!("../../../addin/assets/icon-16.png"),
@@ -35,6 +36,14 @@ pub const ASSETS: [Asset; 5] = [
     icon(
         "icon-128.png",
         include_bytes!("../../../addin/assets/icon-128.png"),
+    ),
+    icon(
+        "color-192.png",
+        include_bytes!("../../../addin/assets/color-192.png"),
+    ),
+    icon(
+        "outline-32.png",
+        include_bytes!("../../../addin/assets/outline-32.png"),
     ),
 ];
 

@@ -107,6 +107,8 @@ async fn list_links(
          body = ErrorBody),
         (status = 409, description = "The organisation is linked to another tenant",
          body = ErrorBody),
+        (status = 413, description = "The body is larger than 1 MiB", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json`", body = ErrorBody),
         (status = 422, description = "Not a link request", body = ErrorBody),
         (status = 503, description = "The database, or Entra ID's signing keys, are \
                                       unavailable; retry", body = ErrorBody),

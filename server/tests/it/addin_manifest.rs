@@ -320,3 +320,96 @@ async fn without_a_public_https_url_there_is_no_manifest_and_the_reason_is_given
     ensure!(String::from_utf8_lossy(&refused.stderr).contains("https://"));
     Ok(())
 }
+
+/// `ferry manifest --json`: Microsoft's own validator (`@microsoft/app-manifest`, offline, with
+/// the schema it bundles) accepts it and refuses it with a required field missing; it is the
+/// same add-in as the XML one (id, button id, pane and launch-event URLs), every URL is the
+/// deployment's, the Entra app registration is named when configured, and the two app package
+/// icons are served at their sizes.
+#[tokio::test]
+async fn the_unified_manifest_passes_microsofts_validator_and_matches_the_xml_one() -> Result<()> {
+    const CLIENT_ID: &str = "6e74172b-be56-4843-9ff4-e66a39bb12e3";
+    let printed = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["manifest", "--json", "--public-url", PUBLIC_URL])
+        .env("FERRY_DATA_DIR", std::env::temp_dir())
+        .env("FERRY_ENTRA_CLIENT_ID", CLIENT_ID)
+        .output()?;
+    ensure!(printed.status.success(), "{printed:?}");
+    let manifest: serde_json::Value = serde_json::from_slice(&printed.stdout)?;
+    ensure!(manifest["id"] == Manifest::new(PUBLIC_URL)?.id().to_string());
+    ensure!(
+        manifest["webApplicationInfo"]["id"] == CLIENT_ID,
+        "{manifest}"
+    );
+    let text = manifest.to_string();
+    for needle in [
+        "Ferry.Compose.OpenPane",
+        "https://files.example.eu/addin/taskpane.html",
+        "https://files.example.eu/addin/launchevent.js",
+        "\"softBlock\"",
+        "\"messageSending\"",
+    ] {
+        ensure!(text.contains(needle), "the JSON manifest lacks {needle}");
+    }
+    let mut urls = Vec::new();
+    collect_urls(&manifest, &mut urls);
+    ensure!(urls.len() > 5, "{urls:?}");
+    for url in &urls {
+        ensure!(url.starts_with(PUBLIC_URL), "{url} is not the deployment's");
+    }
+
+    let dir = tempfile::tempdir()?;
+    let validate = |value: &serde_json::Value| -> Result<(bool, String)> {
+        let path = dir.path().join("manifest.json");
+        std::fs::write(&path, serde_json::to_vec_pretty(value)?)?;
+        let out = Command::new("node")
+            .arg(repo_root().join("tests/browser/unified-manifest.mjs"))
+            .arg(&path)
+            .output()
+            .context("running node (scripts/install-test-tools installs the validator)")?;
+        Ok((
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        ))
+    };
+    let (valid, said) = validate(&manifest)?;
+    ensure!(valid, "Microsoft's validator refused the manifest:\n{said}");
+    let mut broken = manifest.clone();
+    if let Some(object) = broken.as_object_mut() {
+        object.remove("accentColor");
+    }
+    let (valid, said) = validate(&broken)?;
+    ensure!(
+        !valid && said.contains("accentColor"),
+        "a broken manifest passed: {said}"
+    );
+
+    let server =
+        TestServer::start_with_env(Stack::SqliteDisk, &[("FERRY_PUBLIC_URL", PUBLIC_URL)]).await?;
+    for (name, size) in [("color-192.png", 192), ("outline-32.png", 32)] {
+        let png = reqwest::get(format!("{}/addin/assets/{name}", server.base))
+            .await?
+            .bytes()
+            .await?;
+        ensure!(png.starts_with(b"\x89PNG"), "{name} is not a PNG");
+        let width = u32::from_be_bytes([png[16], png[17], png[18], png[19]]);
+        ensure!(width == size, "{name} is {width} px wide");
+    }
+    Ok(())
+}
+
+/// Every string in `value` that is an http(s) URL.
+fn collect_urls(value: &serde_json::Value, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::String(s) if s.starts_with("http") && !s.contains("json-schemas") => {
+            out.push(s.clone());
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| collect_urls(v, out)),
+        serde_json::Value::Object(map) => map.values().for_each(|v| collect_urls(v, out)),
+        _ => {}
+    }
+}
