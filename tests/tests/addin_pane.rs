@@ -7,12 +7,17 @@
 //!   (200 MiB + 12,345 B and a small one named with non-ASCII letters) upload with
 //!   tus-js-client, the large one is paused (no byte moves) and resumed, and when both are
 //!   done one block is inserted with the link, names, sizes, expiry and BLAKE3s equal to the
-//!   sources' — and the link works. A Bcc recipient gets the warning; the retention choices
+//!   sources' — and a recipient following the link in the browser downloads both, byte for
+//!   byte the sources. A Bcc recipient gets the warning; the retention choices
 //!   are the policy's.
 //! - `an_upload_survives_a_server_kill_and_a_closed_pane`: ferry is SIGKILLed and restarted
 //!   mid-upload (tus-js-client carries on by itself), then the pane is closed mid-upload and
 //!   opened again on the same draft: it lists the file as unfinished, and picking it again
 //!   resumes it past where it stopped; the inserted block's BLAKE3 is the source's.
+//! - `a_person_signed_in_with_office_sso_sends_from_the_pane`: with Entra sign-in configured
+//!   and the organisation linked, the pane signs in through `Office.auth.getAccessToken`
+//!   (the stand-in answers a token signed like Entra's), sends a 64 MiB file in German, and the
+//!   audit names the person.
 //! - `the_served_scripts_are_the_locked_ones`: `/addin/tus.min.js` and `/addin/msal-browser.min.js`
 //!   are byte for byte what `addin/package-lock.json` installs, and the pane's pages carry a
 //!   strict Content-Security-Policy.
@@ -24,7 +29,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{Context as _, Result, bail, ensure};
-use ferry_e2e::{Server, browser_dir, random_file};
+use std::time::Duration;
+
+use ferry_e2e::{Server, blake3_file, browser_dir, open_share_in_browser, random_file};
+use ferry_testkit::entra::{JwksServer, Signer, access_token_claims};
 use serde_json::Value;
 
 /// Where screenshots go: `FERRY_SCREENSHOTS`, else a directory under the system temp dir.
@@ -157,12 +165,31 @@ fn the_pane_sends_two_files_as_one_link() -> Result<()> {
             ],
         )?;
         ensure!(link.starts_with(&format!("{}/d/", server.url())), "{link}");
-        let page = reqwest::blocking::get(&link)?;
+        // A recipient follows the link in the browser and downloads both files: byte for
+        // byte the sources (BLAKE3 of what the browser saved).
+        let out = dir.path().join(format!("downloads-{lang}"));
+        let visit = open_share_in_browser(&link, &out, None, Duration::from_secs(180))?;
         ensure!(
-            page.status().as_u16() == 200,
-            "{lang}: the link answers {}",
-            page.status()
+            visit.files.len() == 2,
+            "{lang}: two downloads: {:?}",
+            visit.files
         );
+        for source in [&big, &small] {
+            let name = source
+                .path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            let saved = visit
+                .files
+                .iter()
+                .find(|f| f.name == name)
+                .with_context(|| format!("{lang}: {name} was not downloaded"))?;
+            ensure!(
+                blake3_file(&saved.path)? == source.blake3,
+                "{lang}: {name} downloaded differs from the source"
+            );
+        }
         let states = result["states"].as_array().context("states")?;
         ensure!(
             states.iter().all(|s| s == "done"),
@@ -263,6 +290,90 @@ fn an_upload_survives_a_server_kill_and_a_closed_pane() -> Result<()> {
         "the link answers {}",
         page.status()
     );
+    Ok(())
+}
+
+/// Signed in with Microsoft 365 (Office SSO: the stand-in's `Office.auth.getAccessToken`
+/// answers a token signed like Entra's, whose keys the test serves on 127.0.0.1), a person of
+/// a linked organisation sends a file from the pane, in German, and is its owner.
+#[test]
+fn a_person_signed_in_with_office_sso_sends_from_the_pane() -> Result<()> {
+    const CLIENT_ID: &str = "0b6c9f5e-2b1d-4a7e-9a49-3c2f0d1e6a11";
+    const ORGANISATION: &str = "5d8e0c4b-7f2a-4e61-b0a3-91c2d4e5f607";
+    let runtime = tokio::runtime::Runtime::new()?;
+    let signer = Signer::new("key-1")?;
+    let jwks = runtime.block_on(JwksServer::start(&[&signer]))?;
+    let dir = tempfile::Builder::new().prefix("ferry-pane-").tempdir()?;
+    let server = Server::start_with_env(
+        dir.path().join("data"),
+        &[
+            ("FERRY_ENTRA_CLIENT_ID", CLIENT_ID),
+            ("FERRY_ENTRA_JWKS_URL", &jwks.url),
+        ],
+    )?;
+    let tenant = server.create_tenant("hospital")?;
+    server
+        .run_cli(&[
+            "tenant",
+            "link-entra",
+            "--tenant",
+            &tenant.tenant_id,
+            "--entra-tenant",
+            ORGANISATION,
+        ])?
+        .expect_success()?;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let token = signer.token(&access_token_claims(
+        ORGANISATION,
+        "1f0e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b",
+        "an@hospital.example",
+        CLIENT_ID,
+        now,
+    ))?;
+    let file = random_file(dir.path(), "Befund.pdf", 64 * 1024 * 1024 + 99)?;
+    let args = vec![
+        "--base".to_owned(),
+        server.url().to_owned(),
+        "--token".to_owned(),
+        token,
+        "--files".to_owned(),
+        file.path.display().to_string(),
+        "--shots".to_owned(),
+        shots_dir().display().to_string(),
+        "--lang".to_owned(),
+        "de-DE".to_owned(),
+        // Slow enough that the pause of the `send` scenario comes before the end.
+        "--throttle".to_owned(),
+        (8 * 1024 * 1024).to_string(),
+    ];
+    let result = run_pane(&args, |_| Ok(None))?;
+    let blocks = result["inserted"].as_array().context("inserted")?;
+    ensure!(blocks.len() == 1, "one block: {blocks:?}");
+    check_block(&blocks[0], &[("Befund.pdf", &file.blake3, file.size)])?;
+    let html = blocks[0]["data"].as_str().unwrap_or_default();
+    ensure!(html.contains("Herunterladen"), "{html}");
+    // The admin's audit export names the person as the uploader.
+    let admin = server.api(&tenant)?;
+    let audit = admin
+        .http()
+        .get(format!("{}/api/v1/admin/audit", server.url()))
+        .header("Authorization", admin.bearer())
+        .send()?
+        .text()?;
+    let added = audit
+        .lines()
+        .find(|line| line.contains("\"person.added\""))
+        .context("a person.added event")?;
+    ensure!(added.contains("an@hospital.example"), "{added}");
+    let uploaded = audit
+        .lines()
+        .find(|line| line.contains("\"upload.completed\""))
+        .context("an upload.completed event")?;
+    ensure!(
+        uploaded.contains("\"person:"),
+        "the upload is the person's: {uploaded}"
+    );
+    drop(runtime);
     Ok(())
 }
 

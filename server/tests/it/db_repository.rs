@@ -28,18 +28,27 @@ struct Fixture {
 }
 
 impl Fixture {
-    async fn open(backend: Backend) -> Result<Self> {
-        let (url, dir, scratch) = match backend {
+    /// An empty database of `backend` (nothing migrated yet): its URL, and the temporary
+    /// directory or scratch database to keep alive with it.
+    fn blank(backend: Backend) -> Result<(String, Option<tempfile::TempDir>, Option<ScratchDb>)> {
+        Ok(match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir()?;
-                let url = format!("sqlite://{}", dir.path().join("ferry.db").display());
+                let url = format!(
+                    "sqlite://{}?mode=rwc",
+                    dir.path().join("ferry.db").display()
+                );
                 (url, Some(dir), None)
             }
             Backend::Postgres => {
                 let scratch = ScratchDb::create()?;
                 (scratch.url().to_owned(), None, Some(scratch))
             }
-        };
+        })
+    }
+
+    async fn open(backend: Backend) -> Result<Self> {
+        let (url, dir, scratch) = Self::blank(backend)?;
         let db = Db::connect(&url).await?;
         ensure!(
             db.backend() == backend,

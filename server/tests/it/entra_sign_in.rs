@@ -224,6 +224,22 @@ async fn every_other_token_is_refused(backend: Backend) -> Result<()> {
                 .token(&with("iss", json!("https://evil.example/v2.0")))?,
         ),
         ("signed by someone else", stranger.token(&good)?),
+        (
+            "not valid yet",
+            bed.signer.token(&with("nbf", json!(now + 3600)))?,
+        ),
+        ("under an unknown kid", Signer::new("key-9")?.token(&good)?),
+        (
+            "unsigned (alg none)",
+            unsigned(&json!({"alg": "none", "kid": "key-1"}), &good),
+        ),
+        (
+            "HS256",
+            format!(
+                "{}AAAA",
+                unsigned(&json!({"alg": "HS256", "kid": "key-1"}), &good)
+            ),
+        ),
         ("not a JWT", "a.b.c".to_owned()),
     ];
     for (what, token) in cases {
@@ -237,6 +253,13 @@ async fn every_other_token_is_refused(backend: Backend) -> Result<()> {
         .await?;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     Ok(())
+}
+
+/// `header.claims.` with no signature (base64url, as a JWS).
+fn unsigned(header: &Value, claims: &Value) -> String {
+    use base64::Engine as _;
+    let encode = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    format!("{}.{}.", encode(header), encode(claims))
 }
 
 /// Only a directory admin of an organisation links it, to one Ferry tenant; an unlinked

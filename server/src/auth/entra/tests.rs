@@ -2,7 +2,7 @@
 //! way a token must be refused.
 
 use aws_lc_rs::hmac;
-use ferry_testkit::entra::{JwksServer, Signer};
+use ferry_testkit::entra::{JwksServer, Signer, access_token_claims};
 use serde_json::{Value, json};
 
 use super::*;
@@ -28,15 +28,10 @@ fn encode(value: &Value) -> String {
 }
 
 fn claims() -> Value {
-    json!({
-        "ver": "2.0",
-        "iss": format!("https://login.microsoftonline.com/{TID}/v2.0"),
-        "aud": CLIENT_ID,
-        "iat": NOW - 60, "nbf": NOW - 60, "exp": NOW + 3600,
-        "scp": "openid access_as_user",
-        "tid": TID, "oid": OID,
-        "preferred_username": "an.de.vries@ziekenhuis.example",
-    })
+    let mut claims =
+        access_token_claims(TID, OID, "an.de.vries@ziekenhuis.example", CLIENT_ID, NOW);
+    claims["scp"] = json!("openid access_as_user");
+    claims
 }
 
 fn with(change: &[(&str, Value)]) -> Value {

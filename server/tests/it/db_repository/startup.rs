@@ -123,17 +123,7 @@ async fn both_migrations_give_the_same_schema() -> Result<()> {
 /// upload and share) upgrades in place: the rows and their owners stay, the key becomes a
 /// principal, and owners must name a principal from then on.
 async fn upgrade_keeps_owners(backend: Backend) -> Result<()> {
-    let (url, _dir, _scratch) = match backend {
-        Backend::Sqlite => {
-            let dir = tempfile::tempdir()?;
-            let url = format!("sqlite://{}?mode=rwc", dir.path().join("old.db").display());
-            (url, Some(dir), None)
-        }
-        Backend::Postgres => {
-            let scratch = ferry_testkit::ScratchDb::create()?;
-            (scratch.url().to_owned(), None, Some(scratch))
-        }
-    };
+    let (url, _dir, _scratch) = Fixture::blank(backend)?;
     let folder = match backend {
         Backend::Sqlite => "sqlite",
         Backend::Postgres => "postgres",
