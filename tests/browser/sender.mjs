@@ -6,10 +6,11 @@
 //   node sender.mjs --base URL --files A,B[,…] --shots DIR --scenario send|interrupt
 //                   [--lang en-US] [--width 320] [--key API_KEY | --token ENTRA_TOKEN]
 //                   [--to a,b] [--cc c] [--bcc d] [--throttle BYTES_PER_S] [--timeout MS]
+//                   [--body html|text] [--cancel NAME]
 //
 // Prints JSON lines on stdout: {"event": …} as it goes, and last {"event": "result", …}.
-// Scenario `send`: idle → pick every file → uploading → pause the first → paused (no bytes
-// move while paused) → resume → the link is inserted. Scenario `interrupt`: pick the first
+// Scenario `send`: idle → pick every file (and cancel NAME at once) → uploading → pause the
+// first → paused (no bytes move while paused) → resume → the link is inserted. Scenario `interrupt`: pick the first
 // file; once 48 MiB are acknowledged print {"event": "kill"} and wait for a line on stdin
 // (the test SIGKILLs and restarts ferry); the upload must go on by itself; past 120 MiB the
 // pane is closed and opened again on the same draft, which must list the file as
@@ -45,6 +46,8 @@ const args = parseArgs({
     cc: { type: 'string', default: '' },
     bcc: { type: 'string', default: '' },
     throttle: { type: 'string', default: String(24 * MiB) },
+    body: { type: 'string', default: 'html' },
+    cancel: { type: 'string' },
     timeout: { type: 'string', default: '240000' },
   },
   strict: true,
@@ -98,7 +101,7 @@ async function openPane(context) {
     to: list(args.to),
     cc: list(args.cc),
     bcc: list(args.bcc),
-    bodyType: 'html',
+    bodyType: args.body,
     roaming: args.key ? { ferryApiKey: args.key } : {},
     ssoToken: args.token || null,
   };
@@ -192,6 +195,10 @@ async function send(context) {
   const alerts = await page.$eval('#alerts', (n) => n.textContent);
   await throttle(Number(args.throttle));
   await pick(page, files);
+  if (args.cancel) {
+    await press(page, `${row(args.cancel)} button.cancel`, 'Enter');
+    await page.waitForSelector(row(args.cancel), { state: 'detached' });
+  }
   const first = files[0];
   await waitSent(page, first, 16 * MiB);
   shots.push(await shoot(page, 'uploading'));

@@ -8,7 +8,8 @@
 //!   tus-js-client, the large one is paused (no byte moves) and resumed, and when both are
 //!   done one block is inserted with the link, names, sizes, expiry and BLAKE3s equal to the
 //!   sources' — and a recipient following the link in the browser downloads both, byte for
-//!   byte the sources. A Bcc recipient gets the warning; the retention choices
+//!   byte the sources. In Dutch the message is plain text (the block is text) and a third
+//!   file, cancelled at once, is left out. A Bcc recipient gets the warning; the retention choices
 //!   are the policy's.
 //! - `an_upload_survives_a_server_kill_and_a_closed_pane`: ferry is SIGKILLed and restarted
 //!   mid-upload (tus-js-client carries on by itself), then the pane is closed mid-upload and
@@ -103,18 +104,27 @@ fn run_pane(
 /// The inserted HTML block's link and (name, blake3) pairs, checked against what the block
 /// must say.
 fn check_block(block: &Value, sources: &[(&str, &str, u64)]) -> Result<String> {
-    ensure!(block["coercionType"] == "html", "{block}");
-    let html = block["data"].as_str().context("block data")?;
+    let data = block["data"].as_str().context("block data")?;
     for (name, blake3, _) in sources {
-        ensure!(html.contains(name), "the block names {name}: {html}");
+        ensure!(data.contains(name), "the block names {name}: {data}");
         ensure!(
-            html.contains(blake3),
-            "the block has {name}'s BLAKE3 {blake3}: {html}"
+            data.contains(blake3),
+            "the block has {name}'s BLAKE3 {blake3}: {data}"
         );
     }
-    let start = html.find("href=\"").context("a link")? + 6;
-    let end = start + html[start..].find('"').context("end of the link")?;
-    Ok(html[start..end].replace("&amp;", "&"))
+    if block["coercionType"] == "text" {
+        ensure!(!data.contains('<'), "a text block holds no markup: {data}");
+        let start = data.find("http").context("a link")?;
+        let end = start
+            + data[start..]
+                .find(char::is_whitespace)
+                .context("end of the link")?;
+        return Ok(data[start..end].to_owned());
+    }
+    ensure!(block["coercionType"] == "html", "{block}");
+    let start = data.find("href=\"").context("a link")? + 6;
+    let end = start + data[start..].find('"').context("end of the link")?;
+    Ok(data[start..end].replace("&amp;", "&"))
 }
 
 fn pane_args(
@@ -148,15 +158,28 @@ fn the_pane_sends_two_files_as_one_link() -> Result<()> {
     let key = sender(&server)?;
     let big = random_file(dir.path(), "scan.bin", 200 * 1024 * 1024 + 12_345)?;
     let small = random_file(dir.path(), "Übersicht 2026.pdf", 1_048_576 + 7)?;
+    // A third file, cancelled at once in the Dutch run (a plain-text message there).
+    let extra_file = random_file(dir.path(), "extra.bin", 100 * 1024 * 1024)?;
     for (lang, bcc) in [("en-US", "secret@elsewhere.example"), ("nl-NL", "")] {
         let mut extra = vec!["--scenario", "send", "--cc", "colleague@praktijk.example"];
-        if !bcc.is_empty() {
+        let mut files = vec![big.path.as_path(), small.path.as_path()];
+        if bcc.is_empty() {
+            extra.extend(["--body", "text", "--cancel", "extra.bin"]);
+            files.push(extra_file.path.as_path());
+        } else {
             extra.extend(["--bcc", bcc]);
         }
-        let args = pane_args(&server, &key, &[&big.path, &small.path], lang, &extra);
+        let args = pane_args(&server, &key, &files, lang, &extra);
         let result = run_pane(&args, |_| Ok(None))?;
         let blocks = result["inserted"].as_array().context("inserted")?;
         ensure!(blocks.len() == 1, "{lang}: one block, got {blocks:?}");
+        let kind = if bcc.is_empty() { "text" } else { "html" };
+        ensure!(blocks[0]["coercionType"] == kind, "{lang}: a {kind} block");
+        let data = blocks[0]["data"].as_str().unwrap_or_default();
+        ensure!(
+            !data.contains("extra.bin"),
+            "{lang}: the cancelled file is not shared"
+        );
         let link = check_block(
             &blocks[0],
             &[
