@@ -217,16 +217,28 @@ async fn connect_sqlite(url: &str) -> Result<SqlitePool, DbError> {
 
 /// Applies the SQLite migrations on a connection of its own with foreign keys off, as SQLite
 /// prescribes for rebuilding a table (0007 rebuilds `uploads` and `shares`: SQLite cannot
-/// change a foreign key in place, and dropping a referenced table with keys on fails), then
-/// checks every foreign key before any request can run.
+/// change a foreign key in place, and dropping a referenced table with keys on fails), then,
+/// when a migration was applied, checks every foreign key before any request can run.
 async fn migrate_sqlite(options: &SqliteConnectOptions) -> Result<(), DbError> {
+    const APPLIED: &str = "SELECT COUNT(*) FROM _sqlx_migrations";
     let mut conn = options.clone().foreign_keys(false).connect().await?;
+    // A new database has no bookkeeping table yet: nothing applied.
+    let before: i64 = sqlx::query_scalar(APPLIED)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap_or(0);
     sqlx::migrate!("../migrations/sqlite")
         .run(&mut conn)
         .await?;
-    let broken: Vec<(String,)> = sqlx::query_as("PRAGMA foreign_key_check")
-        .fetch_all(&mut conn)
-        .await?;
+    let after: i64 = sqlx::query_scalar(APPLIED).fetch_one(&mut conn).await?;
+    // The check reads every row; it runs only when a migration was applied just now.
+    let broken: Vec<(String,)> = if after > before {
+        sqlx::query_as("PRAGMA foreign_key_check")
+            .fetch_all(&mut conn)
+            .await?
+    } else {
+        Vec::new()
+    };
     conn.close().await?;
     if broken.is_empty() {
         Ok(())
