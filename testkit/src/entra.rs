@@ -62,6 +62,25 @@ impl Signer {
             claims,
         )
     }
+
+    /// A valid access token for `client_id` of person `oid` in tenant `tid`, now.
+    pub fn access_token(
+        &self,
+        tid: &str,
+        oid: &str,
+        address: &str,
+        client_id: &str,
+    ) -> Result<String> {
+        self.token(&access_token_claims_now(tid, oid, address, client_id))
+    }
+}
+
+/// [`access_token_claims`] valid for an hour around the current time.
+pub fn access_token_claims_now(tid: &str, oid: &str, address: &str, client_id: &str) -> Value {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    access_token_claims(tid, oid, address, client_id, now)
 }
 
 fn encode(value: &Value) -> String {

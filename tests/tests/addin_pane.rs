@@ -33,7 +33,7 @@ use anyhow::{Context as _, Result, bail, ensure};
 use std::time::Duration;
 
 use ferry_e2e::{Server, blake3_file, browser_dir, open_share_in_browser, random_file};
-use ferry_testkit::entra::{JwksServer, Signer, access_token_claims};
+use ferry_testkit::entra::{JwksServer, Signer};
 use serde_json::Value;
 
 /// Where screenshots go: `FERRY_SCREENSHOTS`, else a directory under the system temp dir.
@@ -345,14 +345,12 @@ fn a_person_signed_in_with_office_sso_sends_from_the_pane() -> Result<()> {
             ORGANISATION,
         ])?
         .expect_success()?;
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let token = signer.token(&access_token_claims(
+    let token = signer.access_token(
         ORGANISATION,
         "1f0e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b",
         "an@hospital.example",
         CLIENT_ID,
-        now,
-    ))?;
+    )?;
     let file = random_file(dir.path(), "Befund.pdf", 64 * 1024 * 1024 + 99)?;
     let args = vec![
         "--base".to_owned(),

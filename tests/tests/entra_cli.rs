@@ -10,7 +10,7 @@
 
 use anyhow::{Result, ensure};
 use ferry_e2e::{Server, run_ferry};
-use ferry_testkit::entra::{JwksServer, Signer, access_token_claims};
+use ferry_testkit::entra::{JwksServer, Signer};
 
 const CLIENT_ID: &str = "0b6c9f5e-2b1d-4a7e-9a49-3c2f0d1e6a11";
 const ORGANISATION: &str = "5d8e0c4b-7f2a-4e61-b0a3-91c2d4e5f607";
@@ -30,14 +30,12 @@ fn the_operator_links_and_unlinks_an_organisation_beside_a_live_server() -> Resu
         ],
     )?;
     let tenant = server.create_tenant("hospital")?;
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let token = signer.token(&access_token_claims(
+    let token = signer.access_token(
         ORGANISATION,
         "1f0e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b",
         "an@hospital.example",
         CLIENT_ID,
-        now,
-    ))?;
+    )?;
     let http = reqwest::blocking::Client::new();
     let status_of = |path: &str| -> Result<(u16, serde_json::Value)> {
         let response = http

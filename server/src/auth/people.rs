@@ -59,12 +59,23 @@ pub enum SignInError {
 /// sign-in; their address is kept up to date.
 pub async fn authenticate(state: &AppState, token: &str) -> Result<Caller, SignInError> {
     let user = verified(state, token).await?;
-    let tenant = match state.db.tenant_of_entra(user.tenant).await {
-        Ok(tenant) => tenant,
+    let (tenant, known) = match state.db.linked_person(user.tenant, user.object_id).await {
+        Ok(found) => found,
         Err(DbError::NotFound) => return Err(SignInError::NotLinked),
         Err(other) => return Err(other.into()),
     };
-    let person = person(state, tenant, &user).await?;
+    let person = match known {
+        Some(known) => {
+            if known.address != user.address {
+                state
+                    .db
+                    .set_person_address(tenant, known.id, user.address.as_deref())
+                    .await?;
+            }
+            known
+        }
+        None => add_person(state, tenant, &user).await?,
+    };
     Ok(Caller {
         tenant_id: tenant,
         principal_id: person.id,
@@ -88,48 +99,34 @@ async fn verified(state: &AppState, token: &str) -> Result<EntraUser, SignInErro
     }
 }
 
-/// The stored person for `user` in `tenant`, recorded now if they are new.
-async fn person(
+/// Records `user` in `tenant` at their first sign-in, with a `person.added` event.
+async fn add_person(
     state: &AppState,
     tenant: Uuid,
     user: &EntraUser,
 ) -> Result<PersonRow, SignInError> {
-    match state.db.person(tenant, user.tenant, user.object_id).await {
-        Ok(known) => {
-            if known.address != user.address {
-                state
-                    .db
-                    .set_person_address(tenant, known.id, user.address.as_deref())
-                    .await?;
-            }
-            Ok(known)
-        }
-        Err(DbError::NotFound) => {
-            let id = Uuid::new_v4();
-            let audit = state
-                .audit(
-                    tenant,
-                    EventKind::PersonAdded,
-                    Actor::Person(id),
-                    Some(id),
-                    serde_json::json!({
-                        "entra_tenant": user.tenant,
-                        "object_id": user.object_id,
-                        "address": user.address,
-                    }),
-                )
-                .map_err(SignInError::Crypto)?;
-            let new = NewPerson {
-                id,
-                tenant_id: tenant,
-                entra_tenant_id: user.tenant,
-                entra_object_id: user.object_id,
-                address: user.address.as_deref(),
-            };
-            Ok(state.db.add_person(&new, &audit).await?)
-        }
-        Err(other) => Err(other.into()),
-    }
+    let id = Uuid::new_v4();
+    let audit = state
+        .audit(
+            tenant,
+            EventKind::PersonAdded,
+            Actor::Person(id),
+            Some(id),
+            serde_json::json!({
+                "entra_tenant": user.tenant,
+                "object_id": user.object_id,
+                "address": user.address,
+            }),
+        )
+        .map_err(SignInError::Crypto)?;
+    let new = NewPerson {
+        id,
+        tenant_id: tenant,
+        entra_tenant_id: user.tenant,
+        entra_object_id: user.object_id,
+        address: user.address.as_deref(),
+    };
+    Ok(state.db.add_person(&new, &audit).await?)
 }
 
 /// Links Microsoft 365 tenant `entra_tenant` to `tenant` for `actor` (with an

@@ -4,7 +4,7 @@
 //! refused with 401, and linking an organisation needs one of its directory admins.
 
 use anyhow::{Context as _, Result, ensure};
-use ferry_testkit::entra::{JwksServer, Signer, access_token_claims};
+use ferry_testkit::entra::{JwksServer, Signer, access_token_claims_now};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -50,8 +50,7 @@ impl Bed {
     }
 
     fn claims(&self, tid: &str, oid: &str, address: &str) -> Value {
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        access_token_claims(tid, oid, address, CLIENT_ID, now)
+        access_token_claims_now(tid, oid, address, CLIENT_ID)
     }
 
     /// A token of a Global Administrator of `tid`.
@@ -366,14 +365,12 @@ async fn linking_needs_the_organisations_admin_postgres() -> Result<()> {
 async fn without_entra_configured_a_token_is_refused() -> Result<()> {
     let signer = Signer::new("key-1")?;
     let server = TestServer::start().await?;
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let token = signer.token(&access_token_claims(
+    let token = signer.access_token(
         HOSPITAL,
         &Uuid::new_v4().to_string(),
         "an@hospital.example",
         CLIENT_ID,
-        now,
-    ))?;
+    )?;
     let response = server
         .client
         .get(format!("{}/api/v1/shares/{}", server.base, Uuid::new_v4()))
