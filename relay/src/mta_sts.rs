@@ -1,13 +1,16 @@
-//! MTA-STS (RFC 8461) as data: the `_mta-sts.<domain>` TXT record that announces a policy
+//! MTA-STS (RFC 8461). This module is the data: the `_mta-sts.<domain>` TXT record that announces a policy
 //! and names its `id`, the policy document served at
 //! `https://mta-sts.<domain>/.well-known/mta-sts.txt`, and whether an MX host is one the
-//! policy allows. No I/O here: the fetch (HTTPS, no redirects, 64 KB cap) and the cache by
-//! `id` use these.
+//! policy allows, without I/O. [`fetch`] gets a policy over HTTPS (no redirects, 64 KB cap) and
+//! [`discover`] decides, with the cache by `id`, which policy holds for a domain now.
 //!
 //! Parsing is strict where a lenient reading could weaken delivery: a record or document that
 //! is not exactly what the RFC describes is an error, and the caller treats it as "no usable
 //! policy" — which still requires STARTTLS with a WebPKI-valid certificate (RELAY.md), never
 //! plaintext.
+
+pub mod discover;
+pub mod fetch;
 
 /// Longest `max_age` a policy may ask for (RFC 8461 §3.2: about a year).
 pub const MAX_AGE_LIMIT: u64 = 31_557_600;

@@ -7,12 +7,19 @@
 //! - [`ChildGuard`]: a child process that is killed and reaped when it goes out of scope;
 //! - [`eventually`] / [`eventually_async`]: poll until a check passes, instead of hand-written
 //!   polling loops;
-//! - [`entra`]: Entra ID's token signing and JWKS endpoint, played on 127.0.0.1.
+//! - [`entra`]: Entra ID's token signing and JWKS endpoint, played on 127.0.0.1;
+//! - the relay's test bed: [`dns`] (a DNS server on loopback whose answers the test sets),
+//!   [`ca`] (a test CA and the broken certificates an MX may present), [`postfix`] (a real
+//!   Postfix MX on a loopback address), [`https`] (MTA-STS policies over HTTPS).
 
+pub mod ca;
 mod child;
+pub mod dns;
 pub mod entra;
 mod eventually;
 mod garage;
+pub mod https;
+pub mod postfix;
 mod postgres;
 
 pub use child::ChildGuard;

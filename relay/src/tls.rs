@@ -1,0 +1,126 @@
+//! TLS for the outbound side: which roots a certificate must chain to (the WebPKI set, or a
+//! file of roots — the test CA in the test bed), and the facts about a peer's certificate that
+//! go into the proof record.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use aws_lc_rs::digest;
+use rustls::RootCertStore;
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+use serde::Serialize;
+
+/// Why trust roots could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum TrustError {
+    /// The file could not be read or holds no usable certificate.
+    #[error("cannot use trust roots from {path}: {reason}")]
+    File {
+        /// The file named by `FERRY_RELAY_CA_FILE`.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The roots every MX and MTA-STS certificate must chain to.
+#[derive(Clone)]
+pub struct TrustRoots(Arc<RootCertStore>);
+
+impl TrustRoots {
+    /// Mozilla's set, as `webpki-roots` carries it: the same for every deployment, independent of
+    /// what the host has installed.
+    pub fn webpki() -> Self {
+        let store = RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        Self(Arc::new(store))
+    }
+
+    /// Only the certificates in a PEM file (`FERRY_RELAY_CA_FILE`: a private CA, the test bed).
+    ///
+    /// # Errors
+    /// The file is unreadable, holds no certificate, or one that is not a usable root.
+    pub fn from_pem_file(path: &Path) -> Result<Self, TrustError> {
+        let fail = |reason: String| TrustError::File {
+            path: path.display().to_string(),
+            reason,
+        };
+        let mut store = RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(path).map_err(|e| fail(e.to_string()))? {
+            let cert = cert.map_err(|e| fail(e.to_string()))?;
+            store.add(cert).map_err(|e| fail(e.to_string()))?;
+        }
+        if store.is_empty() {
+            return Err(fail("no certificate in the file".to_owned()));
+        }
+        Ok(Self(Arc::new(store)))
+    }
+
+    /// A client configuration that verifies the peer's chain and name against these roots
+    /// (TLS 1.2 or 1.3; rustls offers nothing weaker).
+    pub fn client_config(&self) -> Arc<rustls::ClientConfig> {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map(|builder| {
+                builder
+                    .with_root_certificates(Arc::clone(&self.0))
+                    .with_no_client_auth()
+            });
+        // The default provider supports the default versions; this cannot fail.
+        match config {
+            Ok(config) => Arc::new(config),
+            Err(e) => unreachable!("aws-lc-rs lacks TLS 1.2/1.3: {e}"),
+        }
+    }
+}
+
+/// What the proof record says about the certificate an MX presented.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CertificateFacts {
+    /// SHA-256 of the leaf certificate's DER, hex (what `openssl x509 -fingerprint -sha256`
+    /// shows, without colons).
+    pub leaf_sha256: String,
+    /// SHA-256 of the leaf's SubjectPublicKeyInfo, hex (what a DANE 3 1 1 record pins).
+    pub spki_sha256: String,
+    /// The issuer's distinguished name (RFC 4514).
+    pub issuer: String,
+    /// The subject's distinguished name.
+    pub subject: String,
+    /// Validity start, RFC 3339.
+    pub not_before: String,
+    /// Validity end, RFC 3339.
+    pub not_after: String,
+}
+
+impl CertificateFacts {
+    /// Reads the leaf. A certificate rustls accepted always parses; `None` only for bytes that
+    /// are not X.509.
+    pub fn of(leaf_der: &[u8]) -> Option<Self> {
+        let (_, cert) = x509_parser::parse_x509_certificate(leaf_der).ok()?;
+        let rfc3339 = |t: x509_parser::time::ASN1Time| {
+            time::OffsetDateTime::from_unix_timestamp(t.timestamp())
+                .ok()
+                .and_then(|t| {
+                    t.format(&time::format_description::well_known::Rfc3339)
+                        .ok()
+                })
+                .unwrap_or_default()
+        };
+        Some(Self {
+            leaf_sha256: sha256_hex(leaf_der),
+            spki_sha256: sha256_hex(cert.tbs_certificate.subject_pki.raw),
+            issuer: cert.issuer().to_string(),
+            subject: cert.subject().to_string(),
+            not_before: rfc3339(cert.validity().not_before),
+            not_after: rfc3339(cert.validity().not_after),
+        })
+    }
+}
+
+/// Lower-case hex SHA-256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(digest::digest(&digest::SHA256, bytes))
+}
