@@ -97,6 +97,10 @@ pub enum EventKind {
     EntraLinked,
     /// A Microsoft 365 tenant was unlinked: its people are refused from then on.
     EntraUnlinked,
+    /// SMTP AUTH credentials for the tenant's mail server were created.
+    RelayAccountCreated,
+    /// Relay credentials were revoked: AUTH with them fails from then on.
+    RelayAccountRevoked,
 }
 
 impl EventKind {
@@ -119,6 +123,8 @@ impl EventKind {
             EventKind::PersonAdded => "person.added",
             EventKind::EntraLinked => "entra.linked",
             EventKind::EntraUnlinked => "entra.unlinked",
+            EventKind::RelayAccountCreated => "relay_account.created",
+            EventKind::RelayAccountRevoked => "relay_account.revoked",
         }
     }
 }

@@ -13,7 +13,8 @@
 //!   serve bytes; owns the counting rule), [`admin`] (policy, live files, audit export),
 //!   [`auth`] (callers, roles, the ownership rule; API keys: create, revoke, authenticate),
 //!   [`objects`] (destroying a file's object, for terminate and the expiry job), [`jobs`]
-//!   (the expiry pass), [`addin`] (the Outlook add-in's manifest and assets).
+//!   (the expiry pass), [`addin`] (the Outlook add-in's manifest and assets), [`relay`]
+//!   (relay accounts; the relay's persistent state — the relay itself is `ferry-relay`).
 //! - **Mechanisms the domain drives** — [`ingest`] (the upload pipeline: seal, hash, append,
 //!   commit), [`writer_lock`] (one writer per upload: in process, and a PostgreSQL advisory
 //!   lock across instances), [`audit`] (the tamper-evident chain), [`telemetry`] (metrics for
@@ -40,6 +41,7 @@ pub mod jobs;
 pub mod objects;
 pub mod policy;
 pub mod ratelimit;
+pub mod relay;
 pub mod shares;
 pub mod state;
 pub mod store;

@@ -9,6 +9,7 @@ use ferry::config::Config;
 use ferry::crypto::MasterKey;
 use ferry::db::Db;
 use ferry::jobs::expiry::ExpiryPass;
+use ferry::relay::accounts as relay_accounts;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tracing_subscriber::EnvFilter;
@@ -55,6 +56,11 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// The TLS-enforcing SMTP relay (issue 16; so far: its accounts).
+    Relay {
+        #[command(subcommand)]
+        command: RelayCommand,
+    },
     /// Print the Outlook add-in's manifest (XML) for the deployment at a public URL, to upload
     /// in the Microsoft 365 admin centre (Integrated apps) or to sideload. Also served by
     /// `ferry serve` at /addin/manifest.xml when FERRY_PUBLIC_URL is set.
@@ -66,6 +72,35 @@ enum Command {
         /// id and URLs; with FERRY_ENTRA_CLIENT_ID set it names the app registration for SSO.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum RelayCommand {
+    /// SMTP AUTH accounts of tenants' mail servers.
+    Account {
+        #[command(subcommand)]
+        command: RelayAccountCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum RelayAccountCommand {
+    /// Create credentials a tenant's mail server relays with (SMTP AUTH PLAIN/LOGIN over
+    /// TLS) and print them (the password is shown only once).
+    Create {
+        /// The tenant's id.
+        #[arg(long)]
+        tenant: uuid::Uuid,
+        /// Print `{"username", "password"}` as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke an account: AUTH with it fails from the next attempt on.
+    Revoke {
+        /// The account's username (`fr_…`).
+        #[arg(long)]
+        username: String,
     },
 }
 
@@ -274,6 +309,45 @@ async fn main() -> anyhow::Result<()> {
                 println!("revoked api key {key_id} of tenant {tenant}");
             } else {
                 println!("api key {key_id} of tenant {tenant} was already revoked");
+            }
+        }
+        Command::Relay {
+            command:
+                RelayCommand::Account {
+                    command: RelayAccountCommand::Create { tenant, json },
+                },
+        } => {
+            let (db, master) = open_db(&config).await?;
+            let account = relay_accounts::create(&db, &master, tenant, Actor::Operator)
+                .await
+                .with_context(|| format!("creating a relay account for tenant {tenant}"))?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"username": account.username, "password": account.password})
+                );
+            } else {
+                println!("username {}", account.username);
+                println!(
+                    "password {}  (shown only now, keep it safe)",
+                    account.password
+                );
+            }
+        }
+        Command::Relay {
+            command:
+                RelayCommand::Account {
+                    command: RelayAccountCommand::Revoke { username },
+                },
+        } => {
+            let (db, master) = open_db(&config).await?;
+            let (tenant, now) = relay_accounts::revoke(&db, &master, &username, Actor::Operator)
+                .await
+                .with_context(|| format!("no relay account is named {username}"))?;
+            if now {
+                println!("revoked relay account {username} of tenant {tenant}");
+            } else {
+                println!("relay account {username} of tenant {tenant} was already revoked");
             }
         }
         Command::Expire { now, dry_run } => {

@@ -1,4 +1,5 @@
-//! Bearer secrets: the format of tenant API keys and recipients' link tokens.
+//! Bearer secrets: the format of tenant API keys, recipients' link tokens and the relay's
+//! SMTP AUTH accounts.
 //!
 //! Both are a random *selector* (for the database lookup) followed by a 256-bit random
 //! *secret*. Only SHA-256 of the secret is stored, and it is compared in constant time, so a
@@ -11,6 +12,8 @@ use subtle::ConstantTimeEq;
 
 /// Prefix that makes an API key recognisable in logs and secret scanners.
 pub const API_KEY_PREFIX: &str = "fk_";
+/// Prefix of a relay account's username (`fr_` + the selector); the password is the secret.
+pub const RELAY_USER_PREFIX: &str = "fr_";
 const SELECTOR_BYTES: usize = 9;
 const SELECTOR_CHARS: usize = 12;
 const SECRET_BYTES: usize = 32;
@@ -64,16 +67,53 @@ pub fn mint_link_token() -> Result<MintedSecret, RandomError> {
     mint("")
 }
 
+/// A relay account just minted: its SMTP AUTH username and password (shown once).
+pub struct MintedRelayAccount {
+    /// `fr_<selector>`.
+    pub username: String,
+    /// The secret (43 URL-safe characters).
+    pub password: String,
+    /// Lookup key stored in clear.
+    pub selector: String,
+    /// SHA-256 of the password.
+    pub secret_hash: Vec<u8>,
+}
+
+/// Mints a relay account's credentials.
+pub fn mint_relay_account() -> Result<MintedRelayAccount, RandomError> {
+    let minted = mint("")?;
+    let password = minted.text[SELECTOR_CHARS..].to_owned();
+    Ok(MintedRelayAccount {
+        username: format!("{RELAY_USER_PREFIX}{}", minted.selector),
+        password,
+        selector: minted.selector,
+        secret_hash: minted.secret_hash,
+    })
+}
+
+/// Splits SMTP AUTH credentials into selector and secret; `None` if they cannot be an
+/// account's.
+pub fn parse_relay_login<'a>(username: &'a str, password: &'a str) -> Option<PresentedSecret<'a>> {
+    split_parts(username.strip_prefix(RELAY_USER_PREFIX)?, password)
+}
+
+fn split_parts<'a>(selector: &'a str, secret: &'a str) -> Option<PresentedSecret<'a>> {
+    let well_formed = |part: &str, len: usize| {
+        part.len() == len
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    (well_formed(selector, SELECTOR_CHARS) && well_formed(secret, SECRET_CHARS))
+        .then_some(PresentedSecret { selector, secret })
+}
+
 fn split(text: &str) -> Option<PresentedSecret<'_>> {
-    if text.len() != SELECTOR_CHARS + SECRET_CHARS
-        || !text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
+    if text.len() != SELECTOR_CHARS + SECRET_CHARS || !text.is_char_boundary(SELECTOR_CHARS) {
         return None;
     }
     let (selector, secret) = text.split_at(SELECTOR_CHARS);
-    Some(PresentedSecret { selector, secret })
+    split_parts(selector, secret)
 }
 
 /// Splits an `Authorization: Bearer` value into selector and secret; `None` if it cannot be a key.
@@ -121,6 +161,24 @@ mod tests {
         assert!(parse_api_key(&token.text).is_none(), "missing prefix");
         assert!(parse_link_token(&format!("{}!", &token.text[1..])).is_none());
         assert!(parse_link_token("").is_none());
+        Ok(())
+    }
+
+    #[test]
+    fn relay_logins_verify_and_others_do_not() -> Result<(), RandomError> {
+        let account = mint_relay_account()?;
+        let presented =
+            parse_relay_login(&account.username, &account.password).expect("a minted login parses");
+        assert_eq!(presented.selector, account.selector);
+        assert!(presented.matches(&account.secret_hash));
+        let other = mint_relay_account()?;
+        let wrong = parse_relay_login(&account.username, &other.password).expect("well formed");
+        assert!(!wrong.matches(&account.secret_hash));
+        assert!(
+            parse_relay_login(&account.selector, &account.password).is_none(),
+            "no prefix"
+        );
+        assert!(parse_relay_login(&account.username, &account.password[1..]).is_none());
         Ok(())
     }
 }

@@ -25,6 +25,7 @@ pub mod audit;
 pub mod expiry;
 pub mod people;
 pub mod policy;
+pub mod relay;
 pub mod share_status;
 pub mod shares;
 pub mod tenants;

@@ -91,6 +91,7 @@ macro_rules! on_both_backends {
     )+};
 }
 
+mod relay;
 mod shares;
 mod startup;
 mod tenants;

@@ -21,6 +21,7 @@ mod isolation;
 mod metrics;
 mod openapi;
 mod policy;
+mod relay_state;
 mod retention;
 mod revoke;
 mod s3_store;

@@ -1,0 +1,109 @@
+//! `ferry relay account create|revoke`, run as an operator runs them beside a live
+//! `ferry serve`: the credentials are printed once (JSON with `--json`), only their hash is
+//! kept, each change is in the tenant's audit chain, and mistakes fail with a message.
+
+use anyhow::{Result, ensure};
+use ferry_e2e::{Api, Server, run_ferry};
+
+#[test]
+fn the_operator_creates_and_revokes_relay_accounts() -> Result<()> {
+    let dir = tempfile::Builder::new().prefix("ferry-relay-").tempdir()?;
+    let data = dir.path().join("data");
+    let server = Server::start_with_env(&data, &[])?;
+    let tenant = server.create_tenant("law firm")?;
+
+    let create = [
+        "relay",
+        "account",
+        "create",
+        "--tenant",
+        &tenant.tenant_id,
+        "--json",
+    ];
+    let run = run_ferry(&data, server.env(), &create)?.expect_success()?;
+    let account: serde_json::Value = serde_json::from_str(run.stdout.trim())?;
+    let username = account["username"].as_str().unwrap_or_default().to_owned();
+    let password = account["password"].as_str().unwrap_or_default().to_owned();
+    ensure!(
+        username.starts_with("fr_") && password.len() == 43,
+        "{account}"
+    );
+
+    // Only a hash is at rest: the password appears nowhere in the data directory.
+    for entry in walk(&data)? {
+        let bytes = std::fs::read(&entry)?;
+        ensure!(
+            !bytes
+                .windows(password.len())
+                .any(|w| w == password.as_bytes()),
+            "the password is stored in clear in {}",
+            entry.display()
+        );
+    }
+
+    let revoke = ["relay", "account", "revoke", "--username", &username];
+    let run = run_ferry(&data, server.env(), &revoke)?.expect_success()?;
+    ensure!(run.stdout.starts_with("revoked"), "{}", run.stdout);
+    let again = run_ferry(&data, server.env(), &revoke)?.expect_success()?;
+    ensure!(again.stdout.contains("already revoked"), "{}", again.stdout);
+
+    let unknown = run_ferry(
+        &data,
+        server.env(),
+        &[
+            "relay",
+            "account",
+            "revoke",
+            "--username",
+            "fr_nosuchaccount",
+        ],
+    )?;
+    ensure!(
+        !unknown.success && unknown.stderr.contains("no relay account"),
+        "{}",
+        unknown.stderr
+    );
+    let nowhere = run_ferry(
+        &data,
+        server.env(),
+        &[
+            "relay",
+            "account",
+            "create",
+            "--tenant",
+            "7a1b2c3d-0000-4000-8000-000000000000",
+        ],
+    )?;
+    ensure!(
+        !nowhere.success,
+        "an account for no tenant: {}",
+        nowhere.stdout
+    );
+
+    let kinds: Vec<String> = Api::new(server.url(), &tenant.api_key)?
+        .audit_events()?
+        .iter()
+        .filter_map(|e| e["kind"].as_str().map(str::to_owned))
+        .filter(|k| k.starts_with("relay_account."))
+        .collect();
+    ensure!(
+        kinds == ["relay_account.created", "relay_account.revoked"],
+        "{kinds:?}"
+    );
+    let verify = run_ferry(&data, server.env(), &["audit", "verify"])?.expect_success()?;
+    ensure!(verify.stdout.contains("chain intact"), "{}", verify.stdout);
+    Ok(())
+}
+
+fn walk(dir: &std::path::Path) -> Result<Vec<std::path::PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            files.extend(walk(&path)?);
+        } else {
+            files.push(path);
+        }
+    }
+    Ok(files)
+}
