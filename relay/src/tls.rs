@@ -124,3 +124,56 @@ impl CertificateFacts {
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(digest::digest(&digest::SHA256, bytes))
 }
+
+/// Why the inbound side's certificate cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot set up the relay's TLS certificate: {0}")]
+pub struct ServerTlsError(String);
+
+/// The STARTTLS configuration of the inbound side from a PEM certificate chain and key.
+///
+/// # Errors
+/// The PEM holds no certificate or no usable key, or they do not match.
+pub fn server_config(
+    cert_pem: &[u8],
+    key_pem: &[u8],
+) -> Result<Arc<rustls::ServerConfig>, ServerTlsError> {
+    let fail = |e: &dyn std::fmt::Display| ServerTlsError(e.to_string());
+    let chain = CertificateDer::pem_slice_iter(cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| fail(&e))?;
+    if chain.is_empty() {
+        return Err(ServerTlsError("no certificate in the PEM".to_owned()));
+    }
+    let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| fail(&e))?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| fail(&e))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| fail(&e))?;
+    Ok(Arc::new(config))
+}
+
+/// A self-signed certificate and key (PEM) for `hostname`: for development only (the sending
+/// mail server must then be told not to verify, which production must never need).
+///
+/// # Errors
+/// Key generation or signing failed.
+pub fn self_signed_pem(hostname: &str) -> Result<(String, String), ServerTlsError> {
+    let fail = |e: rcgen::Error| ServerTlsError(e.to_string());
+    let key = rcgen::KeyPair::generate().map_err(fail)?;
+    let params = rcgen::CertificateParams::new(vec![hostname.to_owned()]).map_err(fail)?;
+    let cert = params.self_signed(&key).map_err(fail)?;
+    Ok((cert.pem(), key.serialize_pem()))
+}
+
+/// [`server_config`] of a fresh [`self_signed_pem`].
+///
+/// # Errors
+/// As those two.
+pub fn self_signed_server(hostname: &str) -> Result<Arc<rustls::ServerConfig>, ServerTlsError> {
+    let (cert, key) = self_signed_pem(hostname)?;
+    server_config(cert.as_bytes(), key.as_bytes())
+}
