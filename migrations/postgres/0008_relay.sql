@@ -19,3 +19,37 @@ CREATE TABLE relay_mta_sts_policies (
     policy      TEXT NOT NULL,
     fetched_at  TIMESTAMPTZ NOT NULL
 );
+
+-- The relay's queue. A message is accepted (250) only once its row and its body — sealed in
+-- the object store with the upload segment format under a key of its own, wrapped by the
+-- tenant's key — are durable; shredding the key destroys it like a file.
+CREATE TABLE relay_messages (
+    id             UUID PRIMARY KEY NOT NULL,
+    tenant_id      UUID NOT NULL REFERENCES tenants(id),
+    message_id     TEXT NOT NULL,      -- the Message-ID header (one is added when missing)
+    envelope_from  TEXT NOT NULL,
+    size           BIGINT NOT NULL,
+    wrapped_dek    BYTEA,                 -- NULL once every recipient is done: shredded
+    received_at    TIMESTAMPTZ NOT NULL,
+    hold_until     TIMESTAMPTZ NOT NULL         -- after this, undeliverable recipients get a DSN
+);
+CREATE INDEX relay_messages_by_tenant ON relay_messages (tenant_id, message_id);
+
+-- One row per recipient: what is left to do, and the claim of the instance doing it.
+CREATE TABLE relay_recipients (
+    queue_id         UUID NOT NULL REFERENCES relay_messages(id),
+    tenant_id        UUID NOT NULL REFERENCES tenants(id),
+    message_id       TEXT NOT NULL,    -- copied from the message: one delivery per Message-ID
+    recipient        TEXT NOT NULL,    --   and recipient, however often a client resubmits
+    domain           TEXT NOT NULL,
+    status           TEXT NOT NULL CHECK (status IN ('queued', 'delivered', 'bounced', 'expired')),
+    attempts         BIGINT NOT NULL DEFAULT 0,
+    next_attempt_at  TIMESTAMPTZ NOT NULL,
+    last_error       TEXT,
+    claimed_until    TIMESTAMPTZ,
+    claimed_by       TEXT,
+    done_at          TIMESTAMPTZ,
+    PRIMARY KEY (queue_id, recipient)
+);
+CREATE UNIQUE INDEX relay_recipients_once ON relay_recipients (tenant_id, message_id, recipient);
+CREATE INDEX relay_recipients_due ON relay_recipients (status, next_attempt_at);

@@ -101,6 +101,11 @@ pub enum EventKind {
     RelayAccountCreated,
     /// Relay credentials were revoked: AUTH with them fails from then on.
     RelayAccountRevoked,
+    /// The relay queued a message from the tenant's mail server (envelope, size; never the
+    /// content).
+    RelayAccepted,
+    /// One recipient, one delivery attempt: the proof record (RELAY.md).
+    RelayDelivery,
 }
 
 impl EventKind {
@@ -125,6 +130,8 @@ impl EventKind {
             EventKind::EntraUnlinked => "entra.unlinked",
             EventKind::RelayAccountCreated => "relay_account.created",
             EventKind::RelayAccountRevoked => "relay_account.revoked",
+            EventKind::RelayAccepted => "relay.accepted",
+            EventKind::RelayDelivery => "relay.delivery",
         }
     }
 }

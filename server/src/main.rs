@@ -56,7 +56,7 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
-    /// The TLS-enforcing SMTP relay (issue 16; so far: its accounts).
+    /// The TLS-enforcing SMTP relay: `serve` it, manage its accounts.
     Relay {
         #[command(subcommand)]
         command: RelayCommand,
@@ -77,6 +77,9 @@ enum Command {
 
 #[derive(Subcommand)]
 enum RelayCommand {
+    /// Take mail from tenants' mail servers (FERRY_RELAY_LISTEN, default 127.0.0.1:2525;
+    /// STARTTLS, then SMTP AUTH) and deliver it over authenticated TLS only.
+    Serve,
     /// SMTP AUTH accounts of tenants' mail servers.
     Account {
         #[command(subcommand)]
@@ -310,6 +313,13 @@ async fn main() -> anyhow::Result<()> {
             } else {
                 println!("api key {key_id} of tenant {tenant} was already revoked");
             }
+        }
+        Command::Relay {
+            command: RelayCommand::Serve,
+        } => {
+            let relay = ferry::relay::config::RelayConfig::from_env(|k| std::env::var(k).ok())?;
+            let state = ferry::app::open(config, String::new()).await?;
+            ferry::relay::service::run(state, relay).await?;
         }
         Command::Relay {
             command:

@@ -318,6 +318,24 @@ pub fn segment_plain_len(plaintext_len: u64, index: u64) -> (usize, bool) {
     }
 }
 
+/// Seals a whole plaintext held in memory into an object (the relay's queued messages: small
+/// enough to hold, and written in one go).
+///
+/// Fails with [`CryptoError::Random`] if no nonce could be drawn.
+pub fn seal_object(cipher: &SegmentCipher, plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    let len = plaintext.len() as u64;
+    let capacity = usize::try_from(stored_len(len)).unwrap_or(plaintext.len());
+    let mut out = Vec::with_capacity(capacity);
+    let mut rest = plaintext;
+    for index in 0..segment_count(len) {
+        let (plain_len, last) = segment_plain_len(len, index);
+        let (segment, tail) = rest.split_at(plain_len.min(rest.len()));
+        rest = tail;
+        cipher.seal_into(index, last, segment, &mut out)?;
+    }
+    Ok(out)
+}
+
 /// Decrypts a whole object (used by tests and tools; the server streams instead).
 ///
 /// Fails with [`CryptoError::Malformed`] if the object's length does not match

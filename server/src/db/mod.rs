@@ -26,6 +26,7 @@ pub mod expiry;
 pub mod people;
 pub mod policy;
 pub mod relay;
+pub mod relay_queue;
 pub mod share_status;
 pub mod shares;
 pub mod tenants;
@@ -297,6 +298,15 @@ pub(crate) fn earlier(backend: Backend, column: &str, param: &str) -> String {
     match backend {
         Backend::Postgres => format!("{column} < {param}"),
         Backend::Sqlite => format!("julianday({column}) < julianday({param})"),
+    }
+}
+
+/// SQL that is true when time column `column` is at or before time parameter `param` (see
+/// [`earlier`]).
+pub(crate) fn at_or_before(backend: Backend, column: &str, param: &str) -> String {
+    match backend {
+        Backend::Postgres => format!("{column} <= {param}"),
+        Backend::Sqlite => format!("julianday({column}) <= julianday({param})"),
     }
 }
 

@@ -5,12 +5,15 @@ use anyhow::{Result, ensure};
 use ferry::crypto::MasterKey;
 use ferry::db::Db;
 use ferry::db::relay::StoredStsPolicy;
+use ferry::db::relay_queue::{NewRelayMessage, RecipientState};
 use ferry::relay::accounts::{self, RelayAccountError};
 use time::macros::datetime;
+use uuid::Uuid;
 
 on_both_backends!(
     relay_accounts_authenticate_until_revoked,
     mta_sts_policies_are_kept_by_domain,
+    queued_recipients_are_claimed_once_and_deduplicated,
 );
 
 fn master() -> Result<MasterKey> {
@@ -99,5 +102,122 @@ async fn mta_sts_policies_are_kept_by_domain(db: &Db) -> Result<()> {
     };
     db.put_sts_policy("example.org", &second).await?;
     ensure!(db.sts_policy("example.org").await?.as_ref() == Some(&second));
+    Ok(())
+}
+
+async fn queued_recipients_are_claimed_once_and_deduplicated(db: &Db) -> Result<()> {
+    let (tenant, _) = super::tenant(db, "queueing").await?;
+    let now = datetime!(2026-12-04 12:00:00 UTC);
+    let recipients = vec![
+        ("a@one.test".to_owned(), "one.test".to_owned()),
+        ("b@one.test".to_owned(), "one.test".to_owned()),
+        ("c@two.test".to_owned(), "two.test".to_owned()),
+    ];
+    let message = |id: Uuid| NewRelayMessage {
+        id,
+        tenant_id: tenant,
+        message_id: "<m1@hospital.test>",
+        envelope_from: "ward@hospital.test",
+        size: 10,
+        wrapped_dek: b"wrapped",
+        received_at: now,
+        hold_until: now + time::Duration::days(2),
+        recipients: &recipients,
+    };
+    let first = Uuid::new_v4();
+    ensure!(
+        db.enqueue_relay_message(&message(first), &super::audit(tenant))
+            .await?
+            == 3
+    );
+    // The same Message-ID again (a client that lost the 250): nothing new.
+    let again = Uuid::new_v4();
+    ensure!(
+        db.enqueue_relay_message(&message(again), &super::audit(tenant))
+            .await?
+            == 0
+    );
+    ensure!(
+        db.relay_message(tenant, again).await.is_err(),
+        "the duplicate left no row"
+    );
+
+    // Two claimants at once: every recipient goes to exactly one.
+    let until = now + time::Duration::minutes(10);
+    let one = db.claim_relay_work(now, until, "one", 2).await?;
+    let two = db.claim_relay_work(now, until, "two", 10).await?;
+    ensure!(one.len() == 2 && two.len() == 1, "{one:?} {two:?}");
+    ensure!(
+        db.claim_relay_work(now, until, "three", 10)
+            .await?
+            .is_empty()
+    );
+    let (other, _) = super::tenant(db, "other").await?;
+    ensure!(
+        db.relay_message(other, first).await.is_err(),
+        "another tenant's message is not found"
+    );
+
+    // Only the claimant records; retry, deliver, bounce.
+    ensure!(
+        !db.record_relay_attempt(&one[0], "two", RecipientState::Delivered, None, &[])
+            .await?
+    );
+    let later = now + time::Duration::minutes(1);
+    ensure!(
+        db.record_relay_attempt(
+            &one[0],
+            "one",
+            RecipientState::Retry(later),
+            Some("4.x"),
+            &[super::audit(tenant)]
+        )
+        .await?
+    );
+    ensure!(
+        db.record_relay_attempt(&one[1], "one", RecipientState::Delivered, None, &[])
+            .await?
+    );
+    ensure!(
+        db.record_relay_attempt(&two[0], "two", RecipientState::Bounced, Some("5.1.1"), &[])
+            .await?
+    );
+    ensure!(
+        !db.shred_finished_relay_message(tenant, first).await?,
+        "one recipient is still queued"
+    );
+    ensure!(
+        db.claim_relay_work(now, until, "one", 10).await?.is_empty(),
+        "not due yet"
+    );
+    let retry = db
+        .claim_relay_work(later, later + time::Duration::minutes(10), "one", 10)
+        .await?;
+    ensure!(retry.len() == 1 && retry[0].attempts == 1, "{retry:?}");
+    ensure!(
+        db.record_relay_attempt(&retry[0], "one", RecipientState::Expired, Some("held"), &[])
+            .await?
+    );
+    ensure!(db.shred_finished_relay_message(tenant, first).await?);
+    ensure!(
+        db.relay_message(tenant, first).await?.wrapped_dek.is_none(),
+        "key shredded"
+    );
+    let states: Vec<String> = db
+        .relay_recipients(tenant, first)
+        .await?
+        .into_iter()
+        .map(|(r, s, a)| format!("{r}:{s}:{a}"))
+        .collect();
+    ensure!(
+        states
+            .iter()
+            .filter(|s| s.ends_with(":delivered:1")
+                || s.ends_with(":bounced:1")
+                || s.ends_with(":expired:2"))
+            .count()
+            == 3,
+        "{states:?}"
+    );
     Ok(())
 }

@@ -1,0 +1,343 @@
+//! The relay's queue as a domain: taking a message durably (sealed body in the store, its key
+//! wrapped by the tenant's, rows and audit event in one transaction — only then does the
+//! client hear 250), and working the queue: claim due recipients, deliver per message and
+//! domain, record every attempt's proof in the tenant's audit chain, retry with backoff until
+//! the hold window ends, shred the key when no recipient is left.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferry_relay::deliver::{Message, Outbound, ProofRecord, RecipientStatus};
+use ferry_relay::dns::Resolver;
+use ferry_relay::mta_sts::discover::PolicyCache;
+use ferry_relay::smtp::server::{Received, Refusal};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::audit::{Actor, AuditEntry, EventKind};
+use crate::crypto::segment::{Dek, SegmentCipher, open_object, seal_object, stored_len};
+use crate::crypto::{CryptoError, MasterKey};
+use crate::db::relay_queue::{ClaimedRecipient, NewRelayMessage, RecipientState};
+use crate::db::{Db, DbError};
+use crate::store::{ObjectStore, StoreError, WriteFrom};
+
+/// Why the queue could not do something.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// Sealing, wrapping or keying an audit event failed.
+    #[error("crypto: {0}")]
+    Crypto(#[from] CryptoError),
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// A blocking store task died.
+    #[error("a store task failed")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// The queue: where messages wait, and the rules for retrying them.
+#[derive(Clone)]
+pub struct RelayQueue {
+    /// Rows and claims.
+    pub db: Db,
+    /// Sealed bodies.
+    pub store: Arc<dyn ObjectStore>,
+    /// Wraps each message's key; keys the audit events.
+    pub master: Arc<MasterKey>,
+    /// How long an undeliverable recipient is retried before its DSN.
+    pub hold: Duration,
+    /// The first retry's delay; each next one doubles, up to an hour.
+    pub retry_base: Duration,
+    /// This relay's host name (in Message-IDs it adds).
+    pub hostname: String,
+}
+
+impl RelayQueue {
+    /// Queues `received` for `tenant`; the queue id once it is durable.
+    ///
+    /// # Errors
+    /// A temporary [`Refusal`] when anything fails (the client retries later; nothing
+    /// acknowledged is lost).
+    pub async fn enqueue(&self, tenant: Uuid, received: Received) -> Result<String, Refusal> {
+        self.try_enqueue(tenant, received).await.map_err(|e| {
+            tracing::warn!(error = %e, %tenant, "queueing a relayed message failed");
+            Refusal::Temporary("the queue is unavailable".to_owned())
+        })
+    }
+
+    async fn try_enqueue(&self, tenant: Uuid, received: Received) -> Result<String, QueueError> {
+        let id = Uuid::new_v4();
+        let (message_id, body) = with_message_id(received.body, &self.hostname, id);
+        let dek = Dek::generate()?;
+        let sealed = seal_object(&SegmentCipher::new(&dek, id)?, &body)?;
+        let wrapped = self.master.tenant_kek(tenant)?.wrap(&dek, id)?;
+        let store = Arc::clone(&self.store);
+        let size = body.len() as u64;
+        tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
+            let mut writer = store.open_writer(
+                id,
+                WriteFrom {
+                    stored_offset: 0,
+                    max_plaintext_len: size,
+                    state: None,
+                },
+            )?;
+            writer.append(&sealed)?;
+            writer.finish()
+        })
+        .await??;
+        let recipients: Vec<(String, String)> = received
+            .recipients
+            .iter()
+            .map(|r| (r.clone(), domain_of(r)))
+            .collect();
+        let now = OffsetDateTime::now_utc();
+        let audit = AuditEntry::new(
+            &self.master,
+            tenant,
+            EventKind::RelayAccepted,
+            Actor::System,
+            Some(id),
+            serde_json::json!({
+                "message_id": message_id,
+                "envelope_from": received.from,
+                "recipients": received.recipients,
+                "size": size,
+                "client": received.peer.to_string(),
+            }),
+        )?;
+        let added = self
+            .db
+            .enqueue_relay_message(
+                &NewRelayMessage {
+                    id,
+                    tenant_id: tenant,
+                    message_id: &message_id,
+                    envelope_from: &received.from,
+                    size,
+                    wrapped_dek: &wrapped,
+                    received_at: now,
+                    hold_until: now + self.hold,
+                    recipients: &recipients,
+                },
+                &audit,
+            )
+            .await?;
+        if added == 0 {
+            // Every recipient already has this Message-ID queued: a resubmission.
+            let store = Arc::clone(&self.store);
+            let _ = tokio::task::spawn_blocking(move || store.delete(id)).await;
+        }
+        Ok(id.to_string())
+    }
+
+    /// One pass: claims up to `limit` due recipients for `claimant` and works them. Returns
+    /// how many recipients it recorded an attempt for.
+    ///
+    /// # Errors
+    /// Claiming failed; a failure with one message is logged and left to the next pass.
+    pub async fn work<R: Resolver, C: PolicyCache>(
+        &self,
+        outbound: &Outbound<R, C>,
+        claimant: &str,
+        limit: u32,
+    ) -> Result<usize, QueueError> {
+        let now = OffsetDateTime::now_utc();
+        let claims = self
+            .db
+            .claim_relay_work(now, now + time::Duration::minutes(10), claimant, limit)
+            .await?;
+        let mut groups: BTreeMap<(Uuid, Uuid, String), Vec<ClaimedRecipient>> = BTreeMap::new();
+        for claim in claims {
+            groups
+                .entry((claim.tenant_id, claim.queue_id, claim.domain.clone()))
+                .or_default()
+                .push(claim);
+        }
+        let mut recorded = 0;
+        for ((tenant, queue_id, domain), claims) in groups {
+            match self
+                .deliver_group(outbound, claimant, tenant, queue_id, &domain, &claims)
+                .await
+            {
+                Ok(n) => recorded += n,
+                Err(e) => {
+                    tracing::warn!(error = %e, %queue_id, domain, "a relay delivery failed; the claim runs out and it is retried");
+                }
+            }
+        }
+        Ok(recorded)
+    }
+
+    async fn deliver_group<R: Resolver, C: PolicyCache>(
+        &self,
+        outbound: &Outbound<R, C>,
+        claimant: &str,
+        tenant: Uuid,
+        queue_id: Uuid,
+        domain: &str,
+        claims: &[ClaimedRecipient],
+    ) -> Result<usize, QueueError> {
+        let message = self.db.relay_message(tenant, queue_id).await?;
+        let Some(wrapped) = message.wrapped_dek.as_deref() else {
+            return Ok(0);
+        };
+        let dek = self.master.tenant_kek(tenant)?.unwrap(wrapped, queue_id)?;
+        let store = Arc::clone(&self.store);
+        let stored = stored_len(message.size);
+        let object = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, StoreError> {
+            let mut reader = store.open_reader(queue_id, 0..stored)?;
+            let mut buf = vec![0u8; usize::try_from(stored).unwrap_or(usize::MAX)];
+            reader.read_exact_at(0, &mut buf)?;
+            Ok(buf)
+        })
+        .await??;
+        let body = open_object(&SegmentCipher::new(&dek, queue_id)?, &object, message.size)?;
+        let recipients: Vec<String> = claims.iter().map(|c| c.recipient.clone()).collect();
+        let queue_text = queue_id.to_string();
+        let records = outbound
+            .deliver(
+                domain,
+                &Message {
+                    queue_id: &queue_text,
+                    message_id: &message.message_id,
+                    from: &message.envelope_from,
+                    recipients: &recipients,
+                    body: &body,
+                },
+            )
+            .await;
+        let now = OffsetDateTime::now_utc();
+        let mut recorded = 0;
+        for claim in claims {
+            let mine: Vec<&ProofRecord> = records
+                .iter()
+                .filter(|r| r.envelope_to == claim.recipient)
+                .collect();
+            let Some(last) = mine.last() else { continue };
+            let (state, error) = match &last.outcome {
+                RecipientStatus::Delivered => (RecipientState::Delivered, None),
+                RecipientStatus::Bounced(why) => (RecipientState::Bounced, Some(why.as_str())),
+                RecipientStatus::Deferred(why) if now >= message.hold_until => {
+                    (RecipientState::Expired, Some(why.as_str()))
+                }
+                RecipientStatus::Deferred(why) => (
+                    RecipientState::Retry(now + self.backoff(claim.attempts)),
+                    Some(why.as_str()),
+                ),
+            };
+            let audit = mine
+                .iter()
+                .map(|record| {
+                    AuditEntry::new(
+                        &self.master,
+                        tenant,
+                        EventKind::RelayDelivery,
+                        Actor::System,
+                        Some(queue_id),
+                        serde_json::to_value(record).unwrap_or_default(),
+                    )
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            if self
+                .db
+                .record_relay_attempt(claim, claimant, state, error, &audit)
+                .await?
+            {
+                recorded += 1;
+            }
+        }
+        if self
+            .db
+            .shred_finished_relay_message(tenant, queue_id)
+            .await?
+        {
+            let store = Arc::clone(&self.store);
+            if let Err(e) = tokio::task::spawn_blocking(move || store.delete(queue_id)).await? {
+                tracing::warn!(error = %e, %queue_id, "deleting a delivered message's object failed (its key is shredded)");
+            }
+        }
+        Ok(recorded)
+    }
+
+    /// The delay before attempt `attempts + 1`: the base, doubled per attempt, at most an hour.
+    fn backoff(&self, attempts: u32) -> time::Duration {
+        let delay = self
+            .retry_base
+            .saturating_mul(1u32 << attempts.min(16))
+            .min(Duration::from_secs(3600));
+        time::Duration::try_from(delay).unwrap_or(time::Duration::HOUR)
+    }
+}
+
+/// The recipient's domain, lower case.
+fn domain_of(recipient: &str) -> String {
+    recipient
+        .rsplit_once('@')
+        .map_or("", |(_, domain)| domain)
+        .to_ascii_lowercase()
+}
+
+/// The message's Message-ID; one is added (`<queue id@hostname>`) when the header is missing.
+fn with_message_id(body: Vec<u8>, hostname: &str, id: Uuid) -> (String, Vec<u8>) {
+    let head_end = body
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(body.len(), |at| at + 2);
+    let head = String::from_utf8_lossy(&body[..head_end]);
+    let mut found = None;
+    let mut lines = head.split("\r\n").peekable();
+    while let Some(line) = lines.next() {
+        if let Some((name, value)) = line.split_once(':')
+            && name.trim().eq_ignore_ascii_case("message-id")
+        {
+            let mut value = value.trim().to_owned();
+            while let Some(next) = lines.peek().filter(|l| l.starts_with([' ', '\t'])) {
+                value.push_str(next.trim());
+                lines.next();
+            }
+            found = Some(value);
+            break;
+        }
+    }
+    match found {
+        Some(id) if !id.is_empty() => (id, body),
+        _ => {
+            let id = format!("<{id}@{hostname}>");
+            let mut with = format!("Message-ID: {id}\r\n").into_bytes();
+            with.extend_from_slice(&body);
+            (id, with)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_id_is_found_or_added() {
+        let id = Uuid::nil();
+        let (found, body) = with_message_id(
+            b"Subject: x\r\nmessage-id:\r\n <a@b>\r\n\r\nMessage-ID: <not@header>\r\n".to_vec(),
+            "relay.test",
+            id,
+        );
+        assert_eq!(found, "<a@b>");
+        assert!(body.starts_with(b"Subject"));
+        let (added, body) =
+            with_message_id(b"Subject: x\r\n\r\nbody\r\n".to_vec(), "relay.test", id);
+        assert_eq!(added, format!("<{id}@relay.test>"));
+        assert!(body.starts_with(format!("Message-ID: {added}\r\nSubject").as_bytes()));
+    }
+
+    #[test]
+    fn domains_are_lower_case() {
+        assert_eq!(domain_of("Bob@Example.TEST"), "example.test");
+        assert_eq!(domain_of("nobody"), "");
+    }
+}
