@@ -9,6 +9,7 @@
 
 pub mod deliver;
 pub mod dns;
+pub mod dsn;
 pub mod mta_sts;
 pub mod route;
 pub mod smtp;

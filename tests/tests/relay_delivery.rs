@@ -14,7 +14,7 @@ use anyhow::{Context, Result, bail, ensure};
 use ferry_e2e::{Api, Server, ferry_bin, run_ferry};
 use ferry_testkit::ChildGuard;
 use ferry_testkit::ca::TestCa;
-use ferry_testkit::dns::DnsServer;
+use ferry_testkit::dns::{Answer, DnsServer, RecordType};
 use ferry_testkit::postfix::{MxTls, PostfixMx, free_port_on, loopback_ip};
 
 /// `ferry relay serve` as a child; the SMTP address it printed.
@@ -47,83 +47,160 @@ fn start_relay(
     Ok((guard, addr.parse()?))
 }
 
+/// Ferry (HTTP service and relay account) on one data directory, a CA, DNS.
+struct Bed {
+    _runtime: tokio::runtime::Runtime,
+    _dir: tempfile::TempDir,
+    data: std::path::PathBuf,
+    ca: TestCa,
+    ca_file: std::path::PathBuf,
+    dns: DnsServer,
+    server: Server,
+    tenant: ferry_e2e::Tenant,
+    user: String,
+    password: String,
+}
+
+impl Bed {
+    fn new() -> Result<Self> {
+        Self::with_env(&[])
+    }
+
+    /// A bed whose Ferry runs with `env` (e.g. a PostgreSQL database).
+    fn with_env(env: &[(&str, &str)]) -> Result<Self> {
+        let runtime = tokio::runtime::Runtime::new()?;
+        let dir = tempfile::Builder::new()
+            .prefix("ferry-relay-e2e-")
+            .tempdir()?;
+        let data = dir.path().join("data");
+        let ca = TestCa::new()?;
+        let ca_file = dir.path().join("ca.pem");
+        std::fs::write(&ca_file, ca.pem())?;
+        let dns = runtime.block_on(DnsServer::start())?;
+        let server = Server::start_with_env(&data, env)?;
+        let tenant = server.create_tenant("hospital")?;
+        let created = run_ferry(
+            &data,
+            server.env(),
+            &[
+                "relay",
+                "account",
+                "create",
+                "--tenant",
+                &tenant.tenant_id,
+                "--json",
+            ],
+        )?
+        .expect_success()?;
+        let account: serde_json::Value = serde_json::from_str(created.stdout.trim())?;
+        let user = account["username"].as_str().unwrap_or_default().to_owned();
+        let password = account["password"].as_str().unwrap_or_default().to_owned();
+        Ok(Self {
+            _runtime: runtime,
+            _dir: dir,
+            data,
+            ca,
+            ca_file,
+            dns,
+            server,
+            tenant,
+            user,
+            password,
+        })
+    }
+
+    /// A Postfix MX named `host` for `domain` on a fresh loopback address and `port`; DNS
+    /// gets its A record.
+    fn mx(
+        &self,
+        host: &str,
+        domain: &str,
+        port: u16,
+        ip: std::net::Ipv4Addr,
+        tls: MxTls,
+    ) -> Result<PostfixMx> {
+        let mx = PostfixMx::start(SocketAddr::new(ip.into(), port), host, &[domain], tls)?;
+        self.dns.address(host, IpAddr::V4(ip));
+        Ok(mx)
+    }
+
+    /// `ferry relay serve` pointed at this bed, with `extra` settings.
+    fn relay(&self, mx_port: u16, extra: &[(&str, &str)]) -> Result<(ChildGuard, SocketAddr)> {
+        let mut env: Vec<(String, String)> = self.server.env().to_vec();
+        for (key, value) in [
+            ("FERRY_RELAY_LISTEN", "127.0.0.1:0".to_owned()),
+            ("FERRY_RELAY_HOSTNAME", "relay.ferry.test".to_owned()),
+            ("FERRY_RELAY_RESOLVER", self.dns.addr().to_string()),
+            ("FERRY_RELAY_MX_PORT", mx_port.to_string()),
+            ("FERRY_RELAY_CA_FILE", self.ca_file.display().to_string()),
+        ] {
+            env.push((key.to_owned(), value));
+        }
+        env.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        start_relay(&self.data, &env)
+    }
+
+    /// swaks as the tenant's mail server: STARTTLS, AUTH PLAIN, one message.
+    fn submit(&self, smtp: SocketAddr, from: &str, to: &str) -> Result<String> {
+        self.submit_with(smtp, from, to, &[])
+    }
+
+    /// [`Bed::submit`] with more swaks arguments.
+    fn submit_with(
+        &self,
+        smtp: SocketAddr,
+        from: &str,
+        to: &str,
+        extra: &[&str],
+    ) -> Result<String> {
+        let output = Command::new("swaks")
+            .args(["--server", &smtp.to_string(), "--timeout", "20", "-tls"])
+            .args([
+                "--auth",
+                "PLAIN",
+                "--auth-user",
+                &self.user,
+                "--auth-password",
+                &self.password,
+            ])
+            .args(["--from", from, "--to", to])
+            .args([
+                "--header",
+                "Subject: your results",
+                "--body",
+                "The results are ready.",
+            ])
+            .args(extra)
+            .output()?;
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
+    fn audit(&self) -> Result<Vec<serde_json::Value>> {
+        Api::new(self.server.url(), &self.tenant.api_key)?.audit_events()
+    }
+}
+
 #[test]
 fn a_message_submitted_with_swaks_reaches_a_real_mx_over_verified_tls_with_proof() -> Result<()> {
-    let runtime = tokio::runtime::Runtime::new()?;
-    let dir = tempfile::Builder::new()
-        .prefix("ferry-relay-e2e-")
-        .tempdir()?;
-    let data = dir.path().join("data");
-    let ca = TestCa::new()?;
-    let ca_file = dir.path().join("ca.pem");
-    std::fs::write(&ca_file, ca.pem())?;
-
-    // The recipient's world: DNS and a Postfix MX with a certificate from the test CA.
-    let dns = runtime.block_on(DnsServer::start())?;
+    let bed = Bed::new()?;
     let mx_ip = loopback_ip(1);
     let mx_port = free_port_on(&[mx_ip])?;
-    let leaf = ca.leaf(&["mx1.example.test"])?;
-    let mx = PostfixMx::start(
-        SocketAddr::new(mx_ip.into(), mx_port),
+    let leaf = bed.ca.leaf(&["mx1.example.test"])?;
+    let mx = bed.mx(
         "mx1.example.test",
-        &["example.test"],
+        "example.test",
+        mx_port,
+        mx_ip,
         MxTls::On(leaf.clone()),
     )?;
-    dns.mx("example.test", &[(10, "mx1.example.test")])?;
-    dns.address("mx1.example.test", IpAddr::V4(mx_ip));
+    bed.dns.mx("example.test", &[(10, "mx1.example.test")])?;
+    let (_relay, smtp) = bed.relay(mx_port, &[])?;
 
-    // Ferry: the HTTP service (for the admin's audit view) and the relay, one data directory.
-    let server = Server::start_with_env(&data, &[])?;
-    let tenant = server.create_tenant("hospital")?;
-    let created = run_ferry(
-        &data,
-        server.env(),
-        &[
-            "relay",
-            "account",
-            "create",
-            "--tenant",
-            &tenant.tenant_id,
-            "--json",
-        ],
-    )?
-    .expect_success()?;
-    let account: serde_json::Value = serde_json::from_str(created.stdout.trim())?;
-    let (user, password) = (
-        account["username"].as_str().unwrap_or_default().to_owned(),
-        account["password"].as_str().unwrap_or_default().to_owned(),
-    );
-    let mut env: Vec<(String, String)> = server.env().to_vec();
-    for (key, value) in [
-        ("FERRY_RELAY_LISTEN", "127.0.0.1:0".to_owned()),
-        ("FERRY_RELAY_HOSTNAME", "relay.ferry.test".to_owned()),
-        ("FERRY_RELAY_RESOLVER", dns.addr().to_string()),
-        ("FERRY_RELAY_MX_PORT", mx_port.to_string()),
-        ("FERRY_RELAY_CA_FILE", ca_file.display().to_string()),
-    ] {
-        env.push((key.to_owned(), value));
-    }
-    let (_relay, smtp) = start_relay(&data, &env)?;
-
-    let output = Command::new("swaks")
-        .args(["--server", &smtp.to_string(), "--timeout", "20", "-tls"])
-        .args([
-            "--auth",
-            "PLAIN",
-            "--auth-user",
-            &user,
-            "--auth-password",
-            &password,
-        ])
-        .args(["--from", "ward@hospital.test", "--to", "bob@example.test"])
-        .args([
-            "--header",
-            "Subject: your results",
-            "--body",
-            "The results are ready.",
-        ])
-        .output()?;
-    let transcript = String::from_utf8_lossy(&output.stdout).into_owned();
+    let transcript = bed.submit(smtp, "ward@hospital.test", "bob@example.test")?;
     ensure!(
         transcript.contains("250 2.0.0 Ok: queued as"),
         "{transcript}"
@@ -145,9 +222,8 @@ fn a_message_submitted_with_swaks_reaches_a_real_mx_over_verified_tls_with_proof
     );
 
     // The proof, in the tenant's audit chain.
-    let api = Api::new(server.url(), &tenant.api_key)?;
     let events = ferry_testkit::eventually(Duration::from_secs(20), || {
-        let events = api.audit_events()?;
+        let events = bed.audit()?;
         ensure!(
             events.iter().any(|e| e["kind"] == "relay.delivery"),
             "no delivery recorded yet"
@@ -172,9 +248,274 @@ fn a_message_submitted_with_swaks_reaches_a_real_mx_over_verified_tls_with_proof
         proof["tls"]["certificate"]["leaf_sha256"] == fingerprint.as_str(),
         "{proof:#} vs openssl {fingerprint}"
     );
-    let verify = run_ferry(&data, server.env(), &["audit", "verify"])?.expect_success()?;
+    let verify = run_ferry(&bed.data, bed.server.env(), &["audit", "verify"])?.expect_success()?;
     ensure!(verify.stdout.contains("chain intact"), "{}", verify.stdout);
-    drop(runtime);
+    Ok(())
+}
+
+#[test]
+fn unsafe_mx_hosts_get_nothing_and_the_sender_gets_a_report_when_the_hold_ends() -> Result<()> {
+    let bed = Bed::new()?;
+    let ips: Vec<_> = (1..=3).map(loopback_ip).collect();
+    let port = free_port_on(&ips)?;
+    // example.test has only MX hosts that cannot prove themselves.
+    let plain = bed.mx(
+        "plain.example.test",
+        "example.test",
+        port,
+        ips[0],
+        MxTls::Off,
+    )?;
+    let expired = bed.mx(
+        "expired.example.test",
+        "example.test",
+        port,
+        ips[1],
+        MxTls::On(bed.ca.expired_leaf(&["expired.example.test"])?),
+    )?;
+    bed.dns.mx(
+        "example.test",
+        &[(10, "plain.example.test"), (20, "expired.example.test")],
+    )?;
+    // The sender's own domain, where the report goes.
+    let home = bed.mx(
+        "mx.hospital.test",
+        "hospital.test",
+        port,
+        ips[2],
+        MxTls::On(bed.ca.leaf(&["mx.hospital.test"])?),
+    )?;
+    bed.dns.mx("hospital.test", &[(10, "mx.hospital.test")])?;
+    let (_relay, smtp) = bed.relay(
+        port,
+        &[
+            ("FERRY_RELAY_HOLD_SECONDS", "4"),
+            ("FERRY_RELAY_RETRY_SECONDS", "1"),
+        ],
+    )?;
+
+    let transcript = bed.submit(smtp, "ward@hospital.test", "bob@example.test")?;
+    ensure!(
+        transcript.contains("250 2.0.0 Ok: queued as"),
+        "{transcript}"
+    );
+
+    let reports = ferry_testkit::eventually(Duration::from_secs(60), || {
+        let found = home.delivered();
+        ensure!(!found.is_empty(), "no report yet");
+        Ok(found)
+    })
+    .with_context(|| {
+        let events: Vec<String> = bed
+            .audit()
+            .unwrap_or_default()
+            .iter()
+            .map(|e| {
+                format!(
+                    "{} {} {}",
+                    e["kind"], e["details"]["envelope_to"], e["details"]["outcome"]
+                )
+            })
+            .collect();
+        format!(
+            "--- sender's MX log:\n{}\n--- audit:\n{}",
+            home.log(),
+            events.join("\n")
+        )
+    })?;
+    let report = String::from_utf8_lossy(&reports[0]);
+    ensure!(report.contains("report-type=delivery-status"), "{report}");
+    ensure!(
+        report.contains("Final-Recipient: rfc822; bob@example.test"),
+        "{report}"
+    );
+    ensure!(report.contains("Action: failed"), "{report}");
+    ensure!(report.contains("TLS"), "the reason is named: {report}");
+    ensure!(
+        !report.contains("The results are ready") && !report.contains("your results"),
+        "no content: {report}"
+    );
+
+    for mx in [&plain, &expired] {
+        let log = mx.log();
+        ensure!(!log.contains("client="), "a message was started:\n{log}");
+        ensure!(mx.delivered().is_empty());
+    }
+    ensure!(
+        plain.log().contains("ehlo=1 quit=1 commands=2"),
+        "{}",
+        plain.log()
+    );
+    let deferred = bed
+        .audit()?
+        .iter()
+        .filter(|e| {
+            e["kind"] == "relay.delivery" && e["details"]["envelope_to"] == "bob@example.test"
+        })
+        .filter(|e| e["details"]["outcome"]["status"] == "deferred")
+        .count();
+    ensure!(
+        deferred >= 4,
+        "both MX hosts, retried: {deferred} attempts recorded"
+    );
+    Ok(())
+}
+
+/// The Message-ID headers of what an MX received.
+fn message_ids(messages: &[Vec<u8>]) -> Vec<String> {
+    messages
+        .iter()
+        .filter_map(|m| {
+            String::from_utf8_lossy(m).lines().find_map(|l| {
+                l.to_ascii_lowercase()
+                    .starts_with("message-id:")
+                    .then(|| l[11..].trim().to_owned())
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn messages_queued_when_the_relay_is_killed_are_delivered_once_after_restart() -> Result<()> {
+    let bed = Bed::new()?;
+    let mx_ip = loopback_ip(1);
+    let mx_port = free_port_on(&[mx_ip])?;
+    let mx = bed.mx(
+        "mx1.example.test",
+        "example.test",
+        mx_port,
+        mx_ip,
+        MxTls::On(bed.ca.leaf(&["mx1.example.test"])?),
+    )?;
+    // DNS fails at first: every message is held after its first attempt.
+    bed.dns
+        .set("example.test", RecordType::MX, Answer::ServFail);
+    let settings = [("FERRY_RELAY_RETRY_SECONDS", "15")];
+    let (mut relay, smtp) = bed.relay(mx_port, &settings)?;
+    for n in 0..5 {
+        let id = format!("<kill-{n}@hospital.test>");
+        let transcript = bed.submit_with(
+            smtp,
+            "ward@hospital.test",
+            "bob@example.test",
+            &["--header", &format!("Message-ID: {id}")],
+        )?;
+        ensure!(
+            transcript.contains("250 2.0.0 Ok: queued as"),
+            "{transcript}"
+        );
+    }
+    ferry_testkit::eventually(Duration::from_secs(30), || {
+        let held = bed
+            .audit()?
+            .iter()
+            .filter(|e| e["kind"] == "relay.delivery")
+            .count();
+        ensure!(held >= 5, "{held} of 5 first attempts recorded");
+        Ok(())
+    })?;
+    relay.kill()?;
+
+    bed.dns.mx("example.test", &[(10, "mx1.example.test")])?;
+    let (_relay, _) = bed.relay(mx_port, &settings)?;
+    let delivered = ferry_testkit::eventually(Duration::from_secs(90), || {
+        let found = mx.delivered();
+        ensure!(found.len() >= 5, "{} of 5 delivered", found.len());
+        Ok(found)
+    })?;
+    std::thread::sleep(Duration::from_secs(3));
+    let mut ids = message_ids(&mx.delivered());
+    ensure!(
+        ids.len() == 5 && delivered.len() == 5,
+        "delivered more than once: {ids:?}"
+    );
+    ids.sort();
+    ids.dedup();
+    ensure!(ids.len() == 5, "{ids:?}");
+    Ok(())
+}
+
+#[test]
+fn two_relays_on_one_postgresql_never_deliver_a_message_twice() -> Result<()> {
+    let scratch = ferry_testkit::ScratchDb::create()?;
+    let bed = Bed::with_env(&[("FERRY_DATABASE_URL", scratch.url())])?;
+    let mx_ip = loopback_ip(1);
+    let mx_port = free_port_on(&[mx_ip])?;
+    let mx = bed.mx(
+        "mx1.example.test",
+        "example.test",
+        mx_port,
+        mx_ip,
+        MxTls::On(bed.ca.leaf(&["mx1.example.test"])?),
+    )?;
+    bed.dns.mx("example.test", &[(10, "mx1.example.test")])?;
+    let (_one, first) = bed.relay(mx_port, &[])?;
+    let (_two, second) = bed.relay(mx_port, &[])?;
+    let total = 12;
+    for n in 0..total {
+        let smtp = if n % 2 == 0 { first } else { second };
+        let recipients = format!("bob{n}@example.test,carol{n}@example.test");
+        let transcript = bed.submit(smtp, "ward@hospital.test", &recipients)?;
+        ensure!(
+            transcript.contains("250 2.0.0 Ok: queued as"),
+            "{transcript}"
+        );
+    }
+    ferry_testkit::eventually(Duration::from_secs(90), || {
+        let found = mx.delivered();
+        ensure!(
+            found.len() >= 2 * total,
+            "{} of {} copies delivered",
+            found.len(),
+            2 * total
+        );
+        Ok(())
+    })?;
+    std::thread::sleep(Duration::from_secs(3));
+    // Postfix files one copy per recipient, each with its Delivered-To.
+    let delivered = mx.delivered();
+    let mut copies: Vec<(String, String)> = delivered
+        .iter()
+        .map(|m| {
+            let text = String::from_utf8_lossy(m);
+            let header = |name: &str| {
+                text.lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .starts_with(name)
+                            .then(|| l[name.len()..].trim().to_owned())
+                    })
+                    .unwrap_or_default()
+            };
+            (header("message-id:"), header("delivered-to:"))
+        })
+        .collect();
+    copies.sort();
+    copies.dedup();
+    let mut ids = message_ids(&delivered);
+    ids.sort();
+    ids.dedup();
+    ensure!(
+        delivered.len() == 2 * total && copies.len() == 2 * total && ids.len() == total,
+        "{} copies, {} distinct, {} messages",
+        delivered.len(),
+        copies.len(),
+        ids.len()
+    );
+    let recorded = bed
+        .audit()?
+        .iter()
+        .filter(|e| {
+            e["kind"] == "relay.delivery" && e["details"]["outcome"]["status"] == "delivered"
+        })
+        .count();
+    ensure!(
+        recorded == 2 * total,
+        "{recorded} delivery records for {} recipients",
+        2 * total
+    );
+    drop(bed);
+    drop(scratch);
     Ok(())
 }
 

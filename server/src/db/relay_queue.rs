@@ -49,6 +49,8 @@ pub struct RelayMessageRow {
     pub wrapped_dek: Option<Vec<u8>>,
     /// When undeliverable recipients stop being retried.
     pub hold_until: OffsetDateTime,
+    /// When it arrived.
+    pub received_at: OffsetDateTime,
 }
 
 /// A recipient an instance has claimed.
@@ -188,21 +190,29 @@ impl Db {
         tenant_id: Uuid,
         queue_id: Uuid,
     ) -> Result<RelayMessageRow, DbError> {
-        let sql = "SELECT message_id, envelope_from, size, wrapped_dek, hold_until
+        let sql = "SELECT message_id, envelope_from, size, wrapped_dek, hold_until, received_at
                    FROM relay_messages WHERE tenant_id = $1 AND id = $2";
-        type Raw = (String, String, i64, Option<Vec<u8>>, OffsetDateTime);
+        type Raw = (
+            String,
+            String,
+            i64,
+            Option<Vec<u8>>,
+            OffsetDateTime,
+            OffsetDateTime,
+        );
         let row: Option<Raw> = on_pool!(self, pool => sqlx::query_as(sql)
             .bind(tenant_id)
             .bind(queue_id)
             .fetch_optional(pool)
             .await?);
-        let (message_id, envelope_from, size, wrapped_dek, hold_until) = found(row)?;
+        let (message_id, envelope_from, size, wrapped_dek, hold_until, received_at) = found(row)?;
         Ok(RelayMessageRow {
             message_id,
             envelope_from,
             size: u64::try_from(size).map_err(|_| DbError::Corrupt("message size"))?,
             wrapped_dek,
             hold_until,
+            received_at,
         })
     }
 

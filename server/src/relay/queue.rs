@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use ferry_relay::deliver::{Message, Outbound, ProofRecord, RecipientStatus};
 use ferry_relay::dns::Resolver;
+use ferry_relay::dsn;
 use ferry_relay::mta_sts::discover::PolicyCache;
 use ferry_relay::smtp::server::{Received, Refusal};
 use time::OffsetDateTime;
@@ -70,8 +71,29 @@ impl RelayQueue {
     }
 
     async fn try_enqueue(&self, tenant: Uuid, received: Received) -> Result<String, QueueError> {
+        let origin = received.peer.to_string();
+        self.queue(
+            tenant,
+            &received.from,
+            &received.recipients,
+            received.body,
+            &origin,
+        )
+        .await
+    }
+
+    /// Seals and stores `body`, then commits the rows and the `relay.accepted` event;
+    /// `origin` says where it came from (the client's address, or the relay itself).
+    async fn queue(
+        &self,
+        tenant: Uuid,
+        from: &str,
+        to: &[String],
+        body: Vec<u8>,
+        origin: &str,
+    ) -> Result<String, QueueError> {
         let id = Uuid::new_v4();
-        let (message_id, body) = with_message_id(received.body, &self.hostname, id);
+        let (message_id, body) = with_message_id(body, &self.hostname, id);
         let dek = Dek::generate()?;
         let sealed = seal_object(&SegmentCipher::new(&dek, id)?, &body)?;
         let wrapped = self.master.tenant_kek(tenant)?.wrap(&dek, id)?;
@@ -90,11 +112,8 @@ impl RelayQueue {
             writer.finish()
         })
         .await??;
-        let recipients: Vec<(String, String)> = received
-            .recipients
-            .iter()
-            .map(|r| (r.clone(), domain_of(r)))
-            .collect();
+        let recipients: Vec<(String, String)> =
+            to.iter().map(|r| (r.clone(), domain_of(r))).collect();
         let now = OffsetDateTime::now_utc();
         let audit = AuditEntry::new(
             &self.master,
@@ -104,10 +123,10 @@ impl RelayQueue {
             Some(id),
             serde_json::json!({
                 "message_id": message_id,
-                "envelope_from": received.from,
-                "recipients": received.recipients,
+                "envelope_from": from,
+                "recipients": to,
                 "size": size,
-                "client": received.peer.to_string(),
+                "client": origin,
             }),
         )?;
         let added = self
@@ -117,7 +136,7 @@ impl RelayQueue {
                     id,
                     tenant_id: tenant,
                     message_id: &message_id,
-                    envelope_from: &received.from,
+                    envelope_from: from,
                     size,
                     wrapped_dek: &wrapped,
                     received_at: now,
@@ -213,6 +232,7 @@ impl RelayQueue {
             .await;
         let now = OffsetDateTime::now_utc();
         let mut recorded = 0;
+        let mut failures = Vec::new();
         for claim in claims {
             let mine: Vec<&ProofRecord> = records
                 .iter()
@@ -249,7 +269,29 @@ impl RelayQueue {
                 .await?
             {
                 recorded += 1;
+                if let Some(failure) = failure_of(&claim.recipient, state, error) {
+                    failures.push(failure);
+                }
             }
+        }
+        // The sender hears of every recipient given up on; a report itself (null sender)
+        // never gets one.
+        if !failures.is_empty() && !message.envelope_from.is_empty() {
+            let token = Uuid::new_v4().simple().to_string();
+            let report = dsn::build(&dsn::Report {
+                hostname: &self.hostname,
+                to: &message.envelope_from,
+                message_id: &message.message_id,
+                arrived: message.received_at,
+                now,
+                token: &token,
+                failures: &failures,
+            });
+            let to = [message.envelope_from.clone()];
+            let report_id = self
+                .queue(tenant, "", &to, report, "relay (delivery status report)")
+                .await?;
+            tracing::info!(%queue_id, report = %report_id, failed = failures.len(), "queued a delivery status report to the sender");
         }
         if self
             .db
@@ -272,6 +314,25 @@ impl RelayQueue {
             .min(Duration::from_secs(3600));
         time::Duration::try_from(delay).unwrap_or(time::Duration::HOUR)
     }
+}
+
+/// The DSN line of a recipient given up on now.
+fn failure_of(recipient: &str, state: RecipientState, error: Option<&str>) -> Option<dsn::Failure> {
+    let reason = error.unwrap_or("undeliverable").to_owned();
+    let status = match state {
+        RecipientState::Expired => "5.4.7".to_owned(),
+        RecipientState::Bounced => reason
+            .split_whitespace()
+            .find(|w| w.starts_with("5.") && w.split('.').count() == 3)
+            .unwrap_or("5.0.0")
+            .to_owned(),
+        RecipientState::Retry(_) | RecipientState::Delivered => return None,
+    };
+    Some(dsn::Failure {
+        recipient: recipient.to_owned(),
+        status,
+        reason,
+    })
 }
 
 /// The recipient's domain, lower case.
