@@ -53,3 +53,6 @@ CREATE TABLE relay_recipients (
 );
 CREATE UNIQUE INDEX relay_recipients_once ON relay_recipients (tenant_id, message_id, recipient);
 CREATE INDEX relay_recipients_due ON relay_recipients (status, next_attempt_at);
+
+-- The deliveries of one message, for the tenant admin's view of its proof records.
+CREATE INDEX audit_events_by_subject ON audit_events (tenant_id, subject, kind);

@@ -38,6 +38,66 @@ pub enum AdminError {
     Crypto(#[from] CryptoError),
 }
 
+/// Longest Message-ID looked up (RFC 5322 lines are at most 998 octets).
+const MESSAGE_ID_MAX: usize = 998;
+
+/// What the relay did with one message: each recipient's state now, and every attempt's proof
+/// record from the audit chain.
+#[derive(Debug)]
+pub struct Deliveries {
+    /// (recipient, state, attempts) per queued copy.
+    pub recipients: Vec<(Uuid, String, String, u32)>,
+    /// `relay.delivery` events, in chain order.
+    pub attempts: Vec<ExportedEvent>,
+}
+
+/// The relay's record of the message with `message_id` (the header, with its angle
+/// brackets) sent through the caller's tenant.
+pub async fn deliveries(
+    state: &AppState,
+    caller: &Caller,
+    message_id: &str,
+) -> Result<Deliveries, AdminError> {
+    caller.require_admin()?;
+    if message_id.is_empty() || message_id.len() > MESSAGE_ID_MAX {
+        return Err(AdminError::Invalid(format!(
+            "message_id must be 1-{MESSAGE_ID_MAX} characters"
+        )));
+    }
+    let mut found = Deliveries {
+        recipients: Vec::new(),
+        attempts: Vec::new(),
+    };
+    for queue_id in state
+        .db
+        .relay_queue_ids(caller.tenant_id, message_id)
+        .await?
+    {
+        for (recipient, status, attempts) in state
+            .db
+            .relay_recipients(caller.tenant_id, queue_id)
+            .await?
+        {
+            found
+                .recipients
+                .push((queue_id, recipient, status, attempts));
+        }
+        let events = state
+            .db
+            .audit_events_about(
+                caller.tenant_id,
+                queue_id,
+                EventKind::RelayDelivery.as_str(),
+                10_000,
+            )
+            .await?;
+        found
+            .attempts
+            .extend(events.into_iter().map(ExportedEvent::from));
+    }
+    Ok(found)
+}
+
 /// The caller's tenant's policy.
 pub async fn tenant_policy(state: &AppState, caller: &Caller) -> Result<Policy, AdminError> {
     caller.require_admin()?;

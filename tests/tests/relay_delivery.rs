@@ -248,6 +248,37 @@ fn a_message_submitted_with_swaks_reaches_a_real_mx_over_verified_tls_with_proof
         proof["tls"]["certificate"]["leaf_sha256"] == fingerprint.as_str(),
         "{proof:#} vs openssl {fingerprint}"
     );
+    // The admin's view of the same message.
+    let message_id = events
+        .iter()
+        .find(|e| e["kind"] == "relay.accepted")
+        .and_then(|e| e["details"]["message_id"].as_str())
+        .unwrap_or_default()
+        .to_owned();
+    let api = Api::new(bed.server.url(), &bed.tenant.api_key)?;
+    let view: serde_json::Value = api
+        .http()
+        .get(format!(
+            "{}/api/v1/admin/deliveries?message_id={}",
+            bed.server.url(),
+            percent_encode(&message_id)
+        ))
+        .header("Authorization", api.bearer())
+        .send()?
+        .error_for_status()?
+        .json()?;
+    ensure!(
+        view["recipients"][0]["recipient"] == "bob@example.test",
+        "{view:#}"
+    );
+    ensure!(view["recipients"][0]["status"] == "delivered", "{view:#}");
+    ensure!(view["attempts"][0]["details"] == proof, "{view:#}");
+    let missing = api
+        .http()
+        .get(format!("{}/api/v1/admin/deliveries", bed.server.url()))
+        .header("Authorization", api.bearer())
+        .send()?;
+    ensure!(missing.status() == 400, "{}", missing.status());
     let verify = run_ferry(&bed.data, bed.server.env(), &["audit", "verify"])?.expect_success()?;
     ensure!(verify.stdout.contains("chain intact"), "{}", verify.stdout);
     Ok(())
@@ -359,6 +390,19 @@ fn unsafe_mx_hosts_get_nothing_and_the_sender_gets_a_report_when_the_hold_ends()
         "both MX hosts, retried: {deferred} attempts recorded"
     );
     Ok(())
+}
+
+/// Every byte but letters and digits as `%XX`.
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 /// The Message-ID headers of what an MX received.

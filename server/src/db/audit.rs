@@ -176,6 +176,30 @@ impl Db {
         Ok(rows.into_iter().map(from_raw).collect())
     }
 
+    /// The events of `kind` about `subject` in `tenant_id`'s chain, in chain order (at most
+    /// `limit`).
+    pub async fn audit_events_about(
+        &self,
+        tenant_id: Uuid,
+        subject: Uuid,
+        kind: &str,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, DbError> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM audit_events
+             WHERE tenant_id = $1 AND subject = $2 AND kind = $3
+             ORDER BY seq LIMIT $4"
+        );
+        let rows: Vec<RawEvent> = on_pool!(self, pool => sqlx::query_as(&sql)
+            .bind(tenant_id)
+            .bind(subject)
+            .bind(kind)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?);
+        Ok(rows.into_iter().map(from_raw).collect())
+    }
+
     /// The recorded end of `tenant_id`'s chain: `(seq, hash)` of its last event, `None` if it
     /// never had one.
     pub async fn audit_head(&self, tenant_id: Uuid) -> Result<Option<(i64, Vec<u8>)>, DbError> {

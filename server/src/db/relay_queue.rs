@@ -284,6 +284,23 @@ impl Db {
         Ok(done == 1)
     }
 
+    /// The queue ids under which `tenant_id` relayed a message with this Message-ID (one,
+    /// or more when a client resubmitted it to new recipients).
+    pub async fn relay_queue_ids(
+        &self,
+        tenant_id: Uuid,
+        message_id: &str,
+    ) -> Result<Vec<Uuid>, DbError> {
+        let sql = "SELECT id FROM relay_messages WHERE tenant_id = $1 AND message_id = $2
+                   ORDER BY received_at";
+        let rows: Vec<(Uuid,)> = on_pool!(self, pool => sqlx::query_as(sql)
+            .bind(tenant_id)
+            .bind(message_id)
+            .fetch_all(pool)
+            .await?);
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+
     /// The recipients of a message and their states, for status and tests.
     pub async fn relay_recipients(
         &self,

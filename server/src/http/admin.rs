@@ -30,6 +30,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_policy, put_policy))
         .routes(routes!(list_files))
         .routes(routes!(export_audit))
+        .routes(routes!(list_deliveries))
 }
 
 /// A query string the handler could not read: 400 with the API's error shape.
@@ -236,4 +237,76 @@ async fn export_audit(
         HeaderValue::from_static("application/x-ndjson"),
     );
     Ok(response)
+}
+
+/// Which message's deliveries.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct DeliveriesQuery {
+    /// The `Message-ID` header, angle brackets included (`<id@host>`).
+    message_id: String,
+}
+
+/// One recipient of a relayed message, now.
+#[derive(Serialize, ToSchema)]
+struct RecipientView {
+    /// The relay's queue id of the copy.
+    queue_id: Uuid,
+    recipient: String,
+    /// `queued`, `delivered`, `bounced` or `expired` (held past the hold window; the sender
+    /// got a report).
+    status: String,
+    attempts: u32,
+}
+
+/// The relay's record of one message.
+#[derive(Serialize, ToSchema)]
+struct DeliveriesView {
+    message_id: String,
+    recipients: Vec<RecipientView>,
+    /// Every attempt's proof record (`relay.delivery` audit events, chain order): MX, address,
+    /// method, TLS version and cipher, certificate SHA-256s and issuer, MTA-STS policy,
+    /// SHA-256 of the bytes sent, outcome and the MX's reply.
+    attempts: Vec<ExportedEvent>,
+}
+
+/// How the relay delivered a message: per recipient its state, and the proof record of every
+/// attempt. Empty lists when the tenant relayed no message with this Message-ID.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/deliveries",
+    tag = "admin",
+    security(("api_key" = [])),
+    params(DeliveriesQuery),
+    responses(
+        (status = 200, description = "Recipients and proof records", body = DeliveriesView),
+        (status = 400, description = "No `message_id` in the query", body = ErrorBody),
+        (status = 401, description = "No or wrong API key", body = ErrorBody),
+        (status = 403, description = "A sender key: this needs an admin key", body = ErrorBody),
+        (status = 422, description = "`message_id` empty or longer than 998", body = ErrorBody),
+        (status = 503, description = "The database is unavailable; retry", body = ErrorBody),
+    )
+)]
+async fn list_deliveries(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<DeliveriesQuery>, QueryRejection>,
+) -> Result<Json<DeliveriesView>, AppError> {
+    let Query(query) = query.map_err(bad_query)?;
+    let found = admin::deliveries(&state, &caller, &query.message_id).await?;
+    Ok(Json(DeliveriesView {
+        message_id: query.message_id,
+        recipients: found
+            .recipients
+            .into_iter()
+            .map(|(queue_id, recipient, status, attempts)| RecipientView {
+                queue_id,
+                recipient,
+                status,
+                attempts,
+            })
+            .collect(),
+        attempts: found.attempts,
+    }))
 }
