@@ -46,6 +46,7 @@ CREATE TABLE relay_recipients (
     attempts         BIGINT NOT NULL DEFAULT 0,
     next_attempt_at  TIMESTAMPTZ NOT NULL,
     last_error       TEXT,
+    method           TEXT,             -- how it was delivered: 'mta-sts' or 'webpki'
     claimed_until    TIMESTAMPTZ,
     claimed_by       TEXT,
     done_at          TIMESTAMPTZ,

@@ -46,6 +46,7 @@ CREATE TABLE relay_recipients (
     attempts         INTEGER NOT NULL DEFAULT 0,
     next_attempt_at  TEXT NOT NULL,
     last_error       TEXT,
+    method           TEXT,             -- how it was delivered: 'mta-sts' or 'webpki'
     claimed_until    TEXT,
     claimed_by       TEXT,
     done_at          TEXT,

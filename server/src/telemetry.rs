@@ -24,6 +24,9 @@ const EXPIRY_SHARES_EXPIRED: &str = "ferry_expiry_shares_expired_total";
 const EXPIRY_KEYS_SHREDDED: &str = "ferry_expiry_keys_shredded_total";
 const EXPIRY_OBJECTS_DELETED: &str = "ferry_expiry_objects_deleted_total";
 const STORE_ERRORS: &str = "ferry_store_errors_total";
+const RELAY_QUEUED: &str = "ferry_relay_queued_recipients";
+const RELAY_OLDEST: &str = "ferry_relay_queue_oldest_seconds";
+const RELAY_FINISHED: &str = "ferry_relay_recipients_finished";
 
 /// Commit latency buckets, seconds: a local fsync is milliseconds, an S3 part seconds.
 const COMMIT_BUCKETS: &[f64] = &[
@@ -59,6 +62,29 @@ pub fn install() {
     }
 }
 
+/// The relay queue's state as read from the database at scrape time (shared by every relay
+/// instance): recipients waiting, the age of the oldest, and finished recipients per outcome
+/// and delivery method.
+pub fn relay_queue(queued: u64, oldest_age: Duration, finished: &[(String, String, u64)]) {
+    gauge!(RELAY_QUEUED).set(queued as f64);
+    gauge!(RELAY_OLDEST).set(oldest_age.as_secs_f64());
+    for (status, method, count) in finished {
+        // Fixed words only: statuses and methods come from the queue's CHECK and the relay.
+        let status = match status.as_str() {
+            "delivered" => "delivered",
+            "bounced" => "bounced",
+            "expired" => "expired",
+            _ => continue,
+        };
+        let method = match method.as_str() {
+            "mta-sts" => "mta-sts",
+            "webpki" => "webpki",
+            _ => "none",
+        };
+        gauge!(RELAY_FINISHED, "outcome" => status, "method" => method).set(*count as f64);
+    }
+}
+
 /// The current metrics in the Prometheus text format; `None` without a recorder.
 pub fn render() -> Option<String> {
     let handle = handle()?;
@@ -69,6 +95,19 @@ pub fn render() -> Option<String> {
 fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     describe_gauge!(UPLOADS_IN_FLIGHT, "PATCH bodies being written now");
+    describe_gauge!(
+        RELAY_QUEUED,
+        "Relay recipients waiting for delivery (every instance)"
+    );
+    describe_gauge!(
+        RELAY_OLDEST,
+        Unit::Seconds,
+        "Age of the oldest message with a recipient waiting"
+    );
+    describe_gauge!(
+        RELAY_FINISHED,
+        "Relay recipients finished, by outcome and delivery method"
+    );
     describe_counter!(
         UPLOAD_BYTES_RECEIVED,
         Unit::Bytes,

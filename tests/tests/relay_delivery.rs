@@ -279,6 +279,25 @@ fn a_message_submitted_with_swaks_reaches_a_real_mx_over_verified_tls_with_proof
         .header("Authorization", api.bearer())
         .send()?;
     ensure!(missing.status() == 400, "{}", missing.status());
+    // The queue in /metrics: nothing waiting, one recipient delivered under the WebPKI.
+    let metrics = api
+        .http()
+        .get(format!("{}/metrics", bed.server.url()))
+        .send()?
+        .text()?;
+    ensure!(
+        metrics.contains("ferry_relay_queued_recipients 0"),
+        "{metrics}"
+    );
+    ensure!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("ferry_relay_recipients_finished{")
+                && l.contains("outcome=\"delivered\"")
+                && l.contains("method=\"webpki\"")
+                && l.ends_with(" 1")),
+        "{metrics}"
+    );
     let verify = run_ferry(&bed.data, bed.server.env(), &["audit", "verify"])?.expect_success()?;
     ensure!(verify.stdout.contains("chain intact"), "{}", verify.stdout);
     Ok(())

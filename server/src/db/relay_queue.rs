@@ -68,6 +68,17 @@ pub struct ClaimedRecipient {
     pub attempts: u32,
 }
 
+/// The queue's numbers for `/metrics`.
+#[derive(Debug, Clone, Default)]
+pub struct RelayQueueStats {
+    /// Recipients waiting.
+    pub queued: u64,
+    /// When the oldest waiting recipient's message arrived.
+    pub oldest_received: Option<OffsetDateTime>,
+    /// (status, method or "", count) of finished recipients.
+    pub finished: Vec<(String, String, u64)>,
+}
+
 /// Where a recipient stands after an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RecipientState {
@@ -225,6 +236,7 @@ impl Db {
         claimant: &str,
         state: RecipientState,
         error: Option<&str>,
+        method: Option<&str>,
         audit: &[AuditEntry],
     ) -> Result<bool, DbError> {
         let now = super::now();
@@ -237,7 +249,7 @@ impl Db {
         let done_at = (status != "queued").then_some(now);
         let sql = "UPDATE relay_recipients SET status = $1, next_attempt_at = $2,
                        attempts = attempts + 1, last_error = $3, done_at = $4,
-                       claimed_until = NULL, claimed_by = NULL
+                       claimed_until = NULL, claimed_by = NULL, method = $9
                    WHERE tenant_id = $5 AND queue_id = $6 AND recipient = $7
                      AND claimed_by = $8 AND status = 'queued'";
         let recorded = on_pool!(self, pool => {
@@ -251,6 +263,7 @@ impl Db {
                 .bind(claim.queue_id)
                 .bind(&claim.recipient)
                 .bind(claimant)
+                .bind(method)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
@@ -299,6 +312,29 @@ impl Db {
             .fetch_all(pool)
             .await?);
         Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+
+    /// The queue at a glance, over every tenant (for `/metrics`: no tenant in it): recipients
+    /// queued, when the oldest of them arrived, and the count per final state and method.
+    pub async fn relay_queue_stats(&self) -> Result<RelayQueueStats, DbError> {
+        let queued = "SELECT COUNT(*), MIN(m.received_at) FROM relay_recipients r
+                      JOIN relay_messages m ON m.id = r.queue_id WHERE r.status = 'queued'";
+        let done = "SELECT status, COALESCE(method, ''), COUNT(*) FROM relay_recipients
+                    WHERE status <> 'queued' GROUP BY status, method ORDER BY 1, 2";
+        let (depth, oldest, by_outcome) = on_pool!(self, pool => {
+            let (depth, oldest): (i64, Option<OffsetDateTime>) =
+                sqlx::query_as(queued).fetch_one(pool).await?;
+            let rows: Vec<(String, String, i64)> = sqlx::query_as(done).fetch_all(pool).await?;
+            (depth, oldest, rows)
+        });
+        Ok(RelayQueueStats {
+            queued: u64::try_from(depth).unwrap_or(0),
+            oldest_received: oldest,
+            finished: by_outcome
+                .into_iter()
+                .map(|(s, m, n)| (s, m, u64::try_from(n).unwrap_or(0)))
+                .collect(),
+        })
     }
 
     /// The recipients of a message and their states, for status and tests.

@@ -60,6 +60,9 @@ async fn metrics(
             "metrics are served to loopback clients and to FERRY_METRICS_TOKEN",
         ));
     }
+    if let Err(e) = crate::relay::refresh_metrics(&state).await {
+        tracing::warn!(error = %e, "reading the relay queue for /metrics failed");
+    }
     let text = telemetry::render()
         .ok_or_else(|| AppError::unavailable("no metrics recorder is installed"))?;
     Ok((

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferry_relay::deliver::{Message, Outbound, ProofRecord, RecipientStatus};
+use ferry_relay::deliver::{Message, Method, Outbound, ProofRecord, RecipientStatus};
 use ferry_relay::dns::Resolver;
 use ferry_relay::dsn;
 use ferry_relay::mta_sts::discover::PolicyCache;
@@ -263,9 +263,12 @@ impl RelayQueue {
                     )
                 })
                 .collect::<Result<Vec<_>, _>>()?;
+            let method = (state == RecipientState::Delivered)
+                .then(|| last.method.map(method_name))
+                .flatten();
             if self
                 .db
-                .record_relay_attempt(claim, claimant, state, error, &audit)
+                .record_relay_attempt(claim, claimant, state, error, method, &audit)
                 .await?
             {
                 recorded += 1;
@@ -313,6 +316,14 @@ impl RelayQueue {
             .saturating_mul(1u32 << attempts.min(16))
             .min(Duration::from_secs(3600));
         time::Duration::try_from(delay).unwrap_or(time::Duration::HOUR)
+    }
+}
+
+/// The stored name of a delivery method (as the proof record spells it).
+fn method_name(method: Method) -> &'static str {
+    match method {
+        Method::MtaSts => "mta-sts",
+        Method::Webpki => "webpki",
     }
 }
 

@@ -160,8 +160,15 @@ async fn queued_recipients_are_claimed_once_and_deduplicated(db: &Db) -> Result<
 
     // Only the claimant records; retry, deliver, bounce.
     ensure!(
-        !db.record_relay_attempt(&one[0], "two", RecipientState::Delivered, None, &[])
-            .await?
+        !db.record_relay_attempt(
+            &one[0],
+            "two",
+            RecipientState::Delivered,
+            None,
+            Some("webpki"),
+            &[]
+        )
+        .await?
     );
     let later = now + time::Duration::minutes(1);
     ensure!(
@@ -170,21 +177,49 @@ async fn queued_recipients_are_claimed_once_and_deduplicated(db: &Db) -> Result<
             "one",
             RecipientState::Retry(later),
             Some("4.x"),
+            None,
             &[super::audit(tenant)]
         )
         .await?
     );
     ensure!(
-        db.record_relay_attempt(&one[1], "one", RecipientState::Delivered, None, &[])
-            .await?
+        db.record_relay_attempt(
+            &one[1],
+            "one",
+            RecipientState::Delivered,
+            None,
+            Some("mta-sts"),
+            &[]
+        )
+        .await?
     );
     ensure!(
-        db.record_relay_attempt(&two[0], "two", RecipientState::Bounced, Some("5.1.1"), &[])
-            .await?
+        db.record_relay_attempt(
+            &two[0],
+            "two",
+            RecipientState::Bounced,
+            Some("5.1.1"),
+            None,
+            &[]
+        )
+        .await?
     );
     ensure!(
         !db.shred_finished_relay_message(tenant, first).await?,
         "one recipient is still queued"
+    );
+    let stats = db.relay_queue_stats().await?;
+    ensure!(
+        stats.queued == 1 && stats.oldest_received == Some(now),
+        "{stats:?}"
+    );
+    ensure!(
+        stats.finished
+            == [
+                ("bounced".to_owned(), String::new(), 1),
+                ("delivered".to_owned(), "mta-sts".to_owned(), 1)
+            ],
+        "{stats:?}"
     );
     ensure!(
         db.claim_relay_work(now, until, "one", 10).await?.is_empty(),
@@ -195,8 +230,15 @@ async fn queued_recipients_are_claimed_once_and_deduplicated(db: &Db) -> Result<
         .await?;
     ensure!(retry.len() == 1 && retry[0].attempts == 1, "{retry:?}");
     ensure!(
-        db.record_relay_attempt(&retry[0], "one", RecipientState::Expired, Some("held"), &[])
-            .await?
+        db.record_relay_attempt(
+            &retry[0],
+            "one",
+            RecipientState::Expired,
+            Some("held"),
+            None,
+            &[]
+        )
+        .await?
     );
     ensure!(db.shred_finished_relay_message(tenant, first).await?);
     ensure!(
