@@ -168,46 +168,28 @@ impl<R: Resolver, C: PolicyCache> Outbound<R, C> {
             mta_sts: mta_sts.clone(),
             mta_sts_fetch_error: discovery.fetch_error.clone(),
             sha256: sha256.clone(),
-            outcome,
-            reply,
+            outcome: bounded_outcome(outcome),
+            reply: reply.map(bounded_reply),
         };
 
+        // Every recipient with the same outcome and no connection made.
+        let unconnected = |outcome: &dyn Fn() -> RecipientStatus| -> Vec<ProofRecord> {
+            message
+                .recipients
+                .iter()
+                .map(|r| record(r, started, None, None, outcome(), None))
+                .collect()
+        };
         let mx = self.resolver.mx(domain).await;
         let attempts = match route::plan(domain, &mx, &discovery.state) {
             Plan::Try(attempts) => attempts,
             Plan::Hold(reason) => {
                 let why = hold_text(&reason);
-                return message
-                    .recipients
-                    .iter()
-                    .map(|r| {
-                        record(
-                            r,
-                            started,
-                            None,
-                            None,
-                            RecipientStatus::Deferred(why.clone()),
-                            None,
-                        )
-                    })
-                    .collect();
+                return unconnected(&|| RecipientStatus::Deferred(why.clone()));
             }
             Plan::Bounce(reason) => {
                 let why = bounce_text(reason);
-                return message
-                    .recipients
-                    .iter()
-                    .map(|r| {
-                        record(
-                            r,
-                            started,
-                            None,
-                            None,
-                            RecipientStatus::Bounced(why.clone()),
-                            None,
-                        )
-                    })
-                    .collect();
+                return unconnected(&|| RecipientStatus::Bounced(why.clone()));
             }
         };
 
@@ -312,22 +294,44 @@ impl<R: Resolver, C: PolicyCache> Outbound<R, C> {
         }
         if records.is_empty() {
             // No MX had an address: one record per recipient says so.
-            records = message
-                .recipients
-                .iter()
-                .map(|r| {
-                    record(
-                        r,
-                        started,
-                        None,
-                        None,
-                        RecipientStatus::Deferred(last_failure.clone()),
-                        None,
-                    )
-                })
-                .collect();
+            return unconnected(&|| RecipientStatus::Deferred(last_failure.clone()));
         }
         records
+    }
+}
+
+/// Most characters of a peer's text kept in a proof record: a remote MX decides what it
+/// replies, and the audit chain must not grow by what it likes.
+const MAX_RECORDED_TEXT: usize = 1000;
+/// Most reply lines kept in a proof record.
+const MAX_RECORDED_LINES: usize = 8;
+
+fn bounded_text(text: String) -> String {
+    if text.chars().count() <= MAX_RECORDED_TEXT {
+        return text;
+    }
+    let mut cut: String = text.chars().take(MAX_RECORDED_TEXT).collect();
+    cut.push('…');
+    cut
+}
+
+fn bounded_outcome(outcome: RecipientStatus) -> RecipientStatus {
+    match outcome {
+        RecipientStatus::Delivered => RecipientStatus::Delivered,
+        RecipientStatus::Deferred(why) => RecipientStatus::Deferred(bounded_text(why)),
+        RecipientStatus::Bounced(why) => RecipientStatus::Bounced(bounded_text(why)),
+    }
+}
+
+fn bounded_reply(reply: Reply) -> Reply {
+    Reply {
+        code: reply.code,
+        lines: reply
+            .lines
+            .into_iter()
+            .take(MAX_RECORDED_LINES)
+            .map(|line| bounded_text(line).chars().take(200).collect())
+            .collect(),
     }
 }
 
@@ -359,4 +363,25 @@ fn bounce_text(reason: BounceReason) -> String {
 fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_a_peer_says_is_recorded_within_bounds() {
+        let reply = bounded_reply(Reply {
+            code: 550,
+            lines: vec!["x".repeat(5000); 64],
+        });
+        assert_eq!(reply.lines.len(), MAX_RECORDED_LINES);
+        assert!(reply.lines.iter().all(|l| l.chars().count() <= 200));
+        let RecipientStatus::Bounced(why) =
+            bounded_outcome(RecipientStatus::Bounced("y".repeat(9000)))
+        else {
+            unreachable!("a bounce stays a bounce")
+        };
+        assert_eq!(why.chars().count(), MAX_RECORDED_TEXT + 1);
+    }
 }

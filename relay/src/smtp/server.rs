@@ -3,6 +3,7 @@
 //! 250 only once the [`Gate`] says it is durably queued. Everything a client controls has a
 //! bound: line length, message size, recipients, failed logins, idle time, session time.
 
+mod auth;
 mod session;
 
 use std::future::Future;

@@ -38,7 +38,13 @@ pub enum QueueError {
     /// A blocking store task died.
     #[error("a store task failed")]
     Task(#[from] tokio::task::JoinError),
+    /// The message itself is unacceptable (not worth retrying).
+    #[error("{0}")]
+    Unacceptable(&'static str),
 }
+
+/// Longest Message-ID kept (RFC 5322 lines are at most 998 octets).
+const MAX_MESSAGE_ID: usize = 998;
 
 /// The queue: where messages wait, and the rules for retrying them.
 #[derive(Clone)]
@@ -64,10 +70,15 @@ impl RelayQueue {
     /// A temporary [`Refusal`] when anything fails (the client retries later; nothing
     /// acknowledged is lost).
     pub async fn enqueue(&self, tenant: Uuid, received: Received) -> Result<String, Refusal> {
-        self.try_enqueue(tenant, received).await.map_err(|e| {
-            tracing::warn!(error = %e, %tenant, "queueing a relayed message failed");
-            Refusal::Temporary("the queue is unavailable".to_owned())
-        })
+        self.try_enqueue(tenant, received)
+            .await
+            .map_err(|e| match e {
+                QueueError::Unacceptable(why) => Refusal::Permanent(why.to_owned()),
+                other => {
+                    tracing::warn!(error = %other, %tenant, "queueing a relayed message failed");
+                    Refusal::Temporary("the queue is unavailable".to_owned())
+                }
+            })
     }
 
     async fn try_enqueue(&self, tenant: Uuid, received: Received) -> Result<String, QueueError> {
@@ -94,6 +105,11 @@ impl RelayQueue {
     ) -> Result<String, QueueError> {
         let id = Uuid::new_v4();
         let (message_id, body) = with_message_id(body, &self.hostname, id);
+        if message_id.len() > MAX_MESSAGE_ID {
+            return Err(QueueError::Unacceptable(
+                "the Message-ID header is too long",
+            ));
+        }
         let dek = Dek::generate()?;
         let sealed = seal_object(&SegmentCipher::new(&dek, id)?, &body)?;
         let wrapped = self.master.tenant_kek(tenant)?.wrap(&dek, id)?;

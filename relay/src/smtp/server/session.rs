@@ -4,16 +4,15 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
+use super::auth::{Auth, authenticate};
 use super::{Gate, InboundConfig, Received, Refusal};
 
 /// Longest command line (RFC 5321 §4.5.3.1.4 says 512; AUTH PLAIN's response needs more).
-const MAX_COMMAND_LINE: usize = 2048;
+pub(super) const MAX_COMMAND_LINE: usize = 2048;
 /// Longest line inside a message (RFC 5322 says 1000; some mailers exceed it).
 const MAX_DATA_LINE: usize = 1024 * 1024;
 /// Unknown or out-of-sequence commands before the connection is closed.
@@ -91,13 +90,13 @@ pub async fn serve_connection<G: Gate>(
     let _ = secure.get_mut().shutdown().await;
 }
 
-async fn send<S: AsyncWrite + Unpin>(stream: &mut S, text: &str) -> std::io::Result<()> {
+pub(super) async fn send<S: AsyncWrite + Unpin>(stream: &mut S, text: &str) -> std::io::Result<()> {
     stream.write_all(text.as_bytes()).await?;
     stream.flush().await
 }
 
 /// A line without its line end; `None` at end of input; an error for a longer line.
-async fn read_line<S: AsyncBufRead + Unpin>(
+pub(super) async fn read_line<S: AsyncBufRead + Unpin>(
     stream: &mut S,
     max: usize,
 ) -> std::io::Result<Option<Vec<u8>>> {
@@ -409,98 +408,6 @@ async fn read_data<S: AsyncBufRead + Unpin>(
             body.extend_from_slice(b"\r\n");
         }
     }
-}
-
-enum Auth<A> {
-    Ok(A),
-    Failed,
-    Reply(String),
-    Broken,
-}
-
-/// AUTH PLAIN / LOGIN, with or without an initial response.
-async fn authenticate<S, G>(
-    stream: &mut BufReader<S>,
-    arg: &str,
-    config: &InboundConfig,
-    gate: &G,
-) -> Auth<G::Account>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-    G: Gate,
-{
-    let mut words = arg.split_whitespace();
-    let mechanism = words.next().unwrap_or("").to_ascii_uppercase();
-    let initial = words.next().map(str::to_owned);
-    let (username, password) = match mechanism.as_str() {
-        "PLAIN" => {
-            let response = match initial {
-                Some(r) => r,
-                None => match challenge(stream, "", config).await {
-                    Some(r) => r,
-                    None => return Auth::Broken,
-                },
-            };
-            if response == "*" {
-                return Auth::Reply("501 5.7.0 Authentication cancelled\r\n".into());
-            }
-            let Some(decoded) = decode(&response) else {
-                return Auth::Reply("501 5.5.2 Cannot decode the response\r\n".into());
-            };
-            let mut parts = decoded.split('\0');
-            let (_authz, user, pass) = (parts.next(), parts.next(), parts.next());
-            match (user, pass, parts.next()) {
-                (Some(user), Some(pass), None) => (user.to_owned(), pass.to_owned()),
-                _ => return Auth::Reply("501 5.5.2 Malformed PLAIN response\r\n".into()),
-            }
-        }
-        "LOGIN" => {
-            let user = match initial {
-                Some(r) => r,
-                None => match challenge(stream, "VXNlcm5hbWU6", config).await {
-                    Some(r) => r,
-                    None => return Auth::Broken,
-                },
-            };
-            let Some(pass) = challenge(stream, "UGFzc3dvcmQ6", config).await else {
-                return Auth::Broken;
-            };
-            if user == "*" || pass == "*" {
-                return Auth::Reply("501 5.7.0 Authentication cancelled\r\n".into());
-            }
-            match (decode(&user), decode(&pass)) {
-                (Some(user), Some(pass)) => (user, pass),
-                _ => return Auth::Reply("501 5.5.2 Cannot decode the response\r\n".into()),
-            }
-        }
-        _ => return Auth::Reply("504 5.5.4 Unrecognized authentication type\r\n".into()),
-    };
-    match gate.authenticate(&username, &password).await {
-        Ok(Some(account)) => Auth::Ok(account),
-        Ok(None) => Auth::Failed,
-        Err(e) => {
-            tracing::warn!(error = %e, "checking relay credentials failed");
-            Auth::Reply("454 4.7.0 Temporary authentication failure\r\n".into())
-        }
-    }
-}
-
-async fn challenge<S: AsyncRead + AsyncWrite + Unpin>(
-    stream: &mut BufReader<S>,
-    prompt: &str,
-    config: &InboundConfig,
-) -> Option<String> {
-    send(stream, &format!("334 {prompt}\r\n")).await.ok()?;
-    let line = timeout(config.idle_timeout, read_line(stream, MAX_COMMAND_LINE))
-        .await
-        .ok()?
-        .ok()??;
-    Some(String::from_utf8_lossy(&line).trim().to_owned())
-}
-
-fn decode(text: &str) -> Option<String> {
-    let bytes = STANDARD.decode(text.trim()).ok()?;
-    String::from_utf8(bytes).ok()
 }
 
 #[cfg(test)]
