@@ -57,3 +57,17 @@ CREATE INDEX relay_recipients_due ON relay_recipients (status, next_attempt_at);
 
 -- The deliveries of one message, for the tenant admin's view of its proof records.
 CREATE INDEX audit_events_by_subject ON audit_events (tenant_id, subject, kind);
+
+-- DKIM keys per tenant, domain and selector. The private key (PKCS#8) is sealed like a file
+-- under a key of its own (AAD: key_id), wrapped by the tenant's key: never plaintext at rest.
+CREATE TABLE relay_dkim_keys (
+    tenant_id    UUID NOT NULL REFERENCES tenants(id),
+    domain       TEXT NOT NULL,
+    selector     TEXT NOT NULL,
+    algorithm    TEXT NOT NULL CHECK (algorithm IN ('rsa-sha256', 'ed25519-sha256')),
+    key_id       UUID NOT NULL,
+    wrapped_dek  BYTEA NOT NULL,
+    sealed_key   BYTEA NOT NULL,
+    created_at   TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (tenant_id, domain, selector)
+);

@@ -8,6 +8,7 @@
 //! (issue 16).
 
 pub mod deliver;
+pub mod dkim;
 pub mod dns;
 pub mod dsn;
 pub mod mta_sts;

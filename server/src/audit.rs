@@ -106,6 +106,9 @@ pub enum EventKind {
     RelayAccepted,
     /// One recipient, one delivery attempt: the proof record (RELAY.md).
     RelayDelivery,
+    /// A DKIM key was made for one of the tenant's domains (its public record in the
+    /// details).
+    DkimKeyCreated,
 }
 
 impl EventKind {
@@ -132,6 +135,7 @@ impl EventKind {
             EventKind::RelayAccountRevoked => "relay_account.revoked",
             EventKind::RelayAccepted => "relay.accepted",
             EventKind::RelayDelivery => "relay.delivery",
+            EventKind::DkimKeyCreated => "relay.dkim_key_created",
         }
     }
 }

@@ -85,6 +85,31 @@ enum RelayCommand {
         #[command(subcommand)]
         command: RelayAccountCommand,
     },
+    /// Make a DKIM key for one of a tenant's domains and print the DNS TXT record to publish;
+    /// mail whose From is in that domain is signed with it from then on.
+    DkimKeygen {
+        /// The tenant's id.
+        #[arg(long)]
+        tenant: uuid::Uuid,
+        /// The domain (`d=`), e.g. hospital.example.
+        #[arg(long)]
+        domain: String,
+        /// The selector (`s=`), e.g. ferry2026.
+        #[arg(long)]
+        selector: String,
+        /// `rsa` (2048, verified everywhere) or `ed25519`.
+        #[arg(long, value_enum, default_value = "rsa")]
+        algorithm: DkimAlgorithm,
+        /// Print `{"name", "record"}` as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum DkimAlgorithm {
+    Rsa,
+    Ed25519,
 }
 
 #[derive(Subcommand)]
@@ -312,6 +337,42 @@ async fn main() -> anyhow::Result<()> {
                 println!("revoked api key {key_id} of tenant {tenant}");
             } else {
                 println!("api key {key_id} of tenant {tenant} was already revoked");
+            }
+        }
+        Command::Relay {
+            command:
+                RelayCommand::DkimKeygen {
+                    tenant,
+                    domain,
+                    selector,
+                    algorithm,
+                    json,
+                },
+        } => {
+            let (db, master) = open_db(&config).await?;
+            let algorithm = match algorithm {
+                DkimAlgorithm::Rsa => ferry_relay::dkim::Algorithm::RsaSha256,
+                DkimAlgorithm::Ed25519 => ferry_relay::dkim::Algorithm::Ed25519Sha256,
+            };
+            let key = ferry::relay::dkim_keys::generate(
+                &db, &master, tenant, &domain, &selector, algorithm,
+            )
+            .await
+            .with_context(|| format!("making a DKIM key for {domain} of tenant {tenant}"))?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"name": key.name, "record": key.record})
+                );
+            } else {
+                // A TXT string holds at most 255 characters: an RSA key needs several.
+                let strings: Vec<String> = key
+                    .record
+                    .as_bytes()
+                    .chunks(255)
+                    .map(|c| format!("\"{}\"", String::from_utf8_lossy(c)))
+                    .collect();
+                println!("{}. IN TXT ( {} )", key.name, strings.join(" "));
             }
         }
         Command::Relay {

@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod config;
+pub mod dkim_keys;
 pub mod gate;
 pub mod policy_cache;
 pub mod queue;

@@ -198,6 +198,28 @@ fn a_message_submitted_with_swaks_reaches_a_real_mx_over_verified_tls_with_proof
         MxTls::On(leaf.clone()),
     )?;
     bed.dns.mx("example.test", &[(10, "mx1.example.test")])?;
+    // The tenant signs mail from its domain.
+    let keygen = run_ferry(
+        &bed.data,
+        bed.server.env(),
+        &[
+            "relay",
+            "dkim-keygen",
+            "--tenant",
+            &bed.tenant.tenant_id,
+            "--domain",
+            "hospital.test",
+            "--selector",
+            "ferry1",
+            "--json",
+        ],
+    )?
+    .expect_success()?;
+    let published: serde_json::Value = serde_json::from_str(keygen.stdout.trim())?;
+    ensure!(
+        published["name"] == "ferry1._domainkey.hospital.test",
+        "{published}"
+    );
     let (_relay, smtp) = bed.relay(mx_port, &[])?;
 
     let transcript = bed.submit(smtp, "ward@hospital.test", "bob@example.test")?;
@@ -220,6 +242,13 @@ fn a_message_submitted_with_swaks_reaches_a_real_mx_over_verified_tls_with_proof
         "{}",
         mx.log()
     );
+    // An independent verifier (Debian's python3-dkim) accepts the signature as received.
+    let verdict = dkim_verify(
+        &delivered[0],
+        published["name"].as_str().unwrap_or_default(),
+        published["record"].as_str().unwrap_or_default(),
+    )?;
+    ensure!(verdict == "ok", "DKIM: {verdict}\n{text}");
 
     // The proof, in the tenant's audit chain.
     let events = ferry_testkit::eventually(Duration::from_secs(20), || {
@@ -243,6 +272,10 @@ fn a_message_submitted_with_swaks_reaches_a_real_mx_over_verified_tls_with_proof
     ensure!(proof["method"] == "webpki", "{proof:#}");
     ensure!(proof["mx_host"] == "mx1.example.test", "{proof:#}");
     ensure!(proof["envelope_to"] == "bob@example.test", "{proof:#}");
+    ensure!(
+        proof["dkim"]["d"] == "hospital.test" && proof["dkim"]["s"] == "ferry1",
+        "{proof:#}"
+    );
     let fingerprint = openssl_sha256(&leaf.cert_pem)?;
     ensure!(
         proof["tls"]["certificate"]["leaf_sha256"] == fingerprint.as_str(),
@@ -409,6 +442,38 @@ fn unsafe_mx_hosts_get_nothing_and_the_sender_gets_a_report_when_the_hold_ends()
         "both MX hosts, retried: {deferred} attempts recorded"
     );
     Ok(())
+}
+
+/// python3-dkim's verdict on `message` as an MX stored it (LF line ends back to CRLF, as it
+/// crossed the wire), with the key record served for `name`.
+fn dkim_verify(message: &[u8], name: &str, record: &str) -> Result<String> {
+    const VERIFY: &str = r#"
+import sys, dkim
+message = open(sys.argv[1], 'rb').read()
+record = sys.argv[2].encode()
+name = sys.argv[3].encode()
+def dns(qname, timeout=5):
+    return record if qname.rstrip(b'.') == name else None
+print("ok" if dkim.verify(message, dnsfunc=dns) else "bad")
+"#;
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("m.eml");
+    let text = String::from_utf8_lossy(message)
+        .replace("\r\n", "\n")
+        .replace('\n', "\r\n");
+    std::fs::write(&file, text)?;
+    let out = Command::new("/usr/bin/python3")
+        .args(["-c", VERIFY])
+        .arg(&file)
+        .arg(record)
+        .arg(name)
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "python3-dkim failed (scripts/install-test-tools installs it): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
 /// Every byte but letters and digits as `%XX`.

@@ -31,7 +31,82 @@ pub struct StoredStsPolicy {
     pub fetched_at: OffsetDateTime,
 }
 
+/// A tenant's DKIM key as stored (sealed).
+#[derive(Debug, Clone)]
+pub struct StoredDkimKey {
+    /// `d=`.
+    pub domain: String,
+    /// `s=`.
+    pub selector: String,
+    /// `rsa-sha256` or `ed25519-sha256`.
+    pub algorithm: String,
+    /// The sealed key's id (its AAD).
+    pub key_id: Uuid,
+    /// The sealing key, wrapped by the tenant's key.
+    pub wrapped_dek: Vec<u8>,
+    /// The PKCS#8 private key, sealed.
+    pub sealed_key: Vec<u8>,
+}
+
 impl Db {
+    /// Stores (or replaces) a tenant's DKIM key for a domain and selector, with its event.
+    pub async fn put_dkim_key(
+        &self,
+        tenant_id: Uuid,
+        key: &StoredDkimKey,
+        audit: &AuditEntry,
+    ) -> Result<(), DbError> {
+        let sql = "INSERT INTO relay_dkim_keys (tenant_id, domain, selector, algorithm, key_id,
+                       wrapped_dek, sealed_key, created_at)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                   ON CONFLICT (tenant_id, domain, selector) DO UPDATE SET algorithm = $4,
+                       key_id = $5, wrapped_dek = $6, sealed_key = $7, created_at = $8";
+        on_pool!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            sqlx::query(sql)
+                .bind(tenant_id)
+                .bind(&key.domain)
+                .bind(&key.selector)
+                .bind(&key.algorithm)
+                .bind(key.key_id)
+                .bind(&key.wrapped_dek)
+                .bind(&key.sealed_key)
+                .bind(now())
+                .execute(&mut *tx)
+                .await?;
+            append_in((&mut tx).into(), audit).await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// The tenant's newest DKIM key for `domain`.
+    pub async fn dkim_key_for(
+        &self,
+        tenant_id: Uuid,
+        domain: &str,
+    ) -> Result<Option<StoredDkimKey>, DbError> {
+        let sql = "SELECT domain, selector, algorithm, key_id, wrapped_dek, sealed_key
+                   FROM relay_dkim_keys WHERE tenant_id = $1 AND domain = $2
+                   ORDER BY created_at DESC LIMIT 1";
+        type Raw = (String, String, String, Uuid, Vec<u8>, Vec<u8>);
+        let row: Option<Raw> = on_pool!(self, pool => sqlx::query_as(sql)
+            .bind(tenant_id)
+            .bind(domain)
+            .fetch_optional(pool)
+            .await?);
+        Ok(row.map(
+            |(domain, selector, algorithm, key_id, wrapped_dek, sealed_key)| StoredDkimKey {
+                domain,
+                selector,
+                algorithm,
+                key_id,
+                wrapped_dek,
+                sealed_key,
+            },
+        ))
+    }
+
     /// Records a new relay account with its audit event.
     pub async fn insert_relay_account(
         &self,
