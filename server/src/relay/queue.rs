@@ -405,8 +405,9 @@ fn failure_of(recipient: &str, state: RecipientState, error: Option<&str>) -> Op
     })
 }
 
-/// The domain of the first From header's address, lower case.
-fn from_header_domain(body: &[u8]) -> Option<String> {
+/// The value of the first header field called `name` (case-insensitive), unfolded: its
+/// lines trimmed and joined by one space.
+fn first_header(body: &[u8], name: &str) -> Option<String> {
     let head_end = body
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -414,25 +415,31 @@ fn from_header_domain(body: &[u8]) -> Option<String> {
     let head = String::from_utf8_lossy(&body[..head_end]);
     let mut lines = head.split("\r\n").peekable();
     while let Some(line) = lines.next() {
-        let Some((name, value)) = line.split_once(':') else {
+        let Some((field, value)) = line.split_once(':') else {
             continue;
         };
-        if !name.trim().eq_ignore_ascii_case("from") {
+        if !field.trim().eq_ignore_ascii_case(name) {
             continue;
         }
-        let mut value = value.to_owned();
-        while let Some(next) = lines.peek().filter(|l| l.starts_with([' ', '\t'])) {
-            value.push_str(next);
-            lines.next();
+        let mut parts = vec![value.trim()];
+        while let Some(next) = lines.next_if(|l| l.starts_with([' ', '\t'])) {
+            parts.push(next.trim());
         }
-        let address = match (value.rfind('<'), value.rfind('>')) {
-            (Some(open), Some(close)) if open < close => &value[open + 1..close],
-            _ => value.trim(),
-        };
-        let domain = address.rsplit_once('@')?.1.trim().to_ascii_lowercase();
-        return (!domain.is_empty()).then_some(domain);
+        parts.retain(|p| !p.is_empty());
+        return Some(parts.join(" "));
     }
     None
+}
+
+/// The domain of the first From header's address, lower case.
+fn from_header_domain(body: &[u8]) -> Option<String> {
+    let value = first_header(body, "from")?;
+    let address = match (value.rfind('<'), value.rfind('>')) {
+        (Some(open), Some(close)) if open < close => &value[open + 1..close],
+        _ => value.as_str(),
+    };
+    let domain = address.rsplit_once('@')?.1.trim().to_ascii_lowercase();
+    (!domain.is_empty()).then_some(domain)
 }
 
 /// The recipient's domain, lower case.
@@ -445,26 +452,7 @@ fn domain_of(recipient: &str) -> String {
 
 /// The message's Message-ID; one is added (`<queue id@hostname>`) when the header is missing.
 fn with_message_id(body: Vec<u8>, hostname: &str, id: Uuid) -> (String, Vec<u8>) {
-    let head_end = body
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map_or(body.len(), |at| at + 2);
-    let head = String::from_utf8_lossy(&body[..head_end]);
-    let mut found = None;
-    let mut lines = head.split("\r\n").peekable();
-    while let Some(line) = lines.next() {
-        if let Some((name, value)) = line.split_once(':')
-            && name.trim().eq_ignore_ascii_case("message-id")
-        {
-            let mut value = value.trim().to_owned();
-            while let Some(next) = lines.peek().filter(|l| l.starts_with([' ', '\t'])) {
-                value.push_str(next.trim());
-                lines.next();
-            }
-            found = Some(value);
-            break;
-        }
-    }
+    let found = first_header(&body, "message-id");
     match found {
         Some(id) if !id.is_empty() => (id, body),
         _ => {
