@@ -58,6 +58,11 @@ impl TrustRoots {
         Ok(Self(Arc::new(store)))
     }
 
+    /// The store itself, for a verifier of client certificates.
+    pub(crate) fn store(&self) -> Arc<RootCertStore> {
+        Arc::clone(&self.0)
+    }
+
     /// A client configuration that verifies the peer's chain and name against these roots
     /// (TLS 1.2 or 1.3; rustls offers nothing weaker).
     pub fn client_config(&self) -> Arc<rustls::ClientConfig> {
@@ -130,6 +135,12 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 #[error("cannot set up the relay's TLS certificate: {0}")]
 pub struct ServerTlsError(String);
 
+impl ServerTlsError {
+    pub(crate) fn new(reason: String) -> Self {
+        Self(reason)
+    }
+}
+
 /// The STARTTLS configuration of the inbound side from a PEM certificate chain and key.
 ///
 /// # Errors
@@ -137,6 +148,19 @@ pub struct ServerTlsError(String);
 pub fn server_config(
     cert_pem: &[u8],
     key_pem: &[u8],
+) -> Result<Arc<rustls::ServerConfig>, ServerTlsError> {
+    server_config_with(cert_pem, key_pem, None)
+}
+
+/// [`server_config`] that also asks the client for a certificate (taken if it has none, judged
+/// after the handshake by `client_certs`: Microsoft 365 connectors prove themselves so).
+///
+/// # Errors
+/// As [`server_config`].
+pub fn server_config_with(
+    cert_pem: &[u8],
+    key_pem: &[u8],
+    client_certs: Option<&crate::smtp::server::ClientCertPolicy>,
 ) -> Result<Arc<rustls::ServerConfig>, ServerTlsError> {
     let fail = |e: &dyn std::fmt::Display| ServerTlsError(e.to_string());
     let chain = CertificateDer::pem_slice_iter(cert_pem)
@@ -147,12 +171,14 @@ pub fn server_config(
     }
     let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| fail(&e))?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
+    let builder = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| fail(&e))?
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
         .map_err(|e| fail(&e))?;
+    let builder = match client_certs {
+        Some(policy) => builder.with_client_cert_verifier(policy.handshake_verifier()),
+        None => builder.with_no_client_auth(),
+    };
+    let config = builder.with_single_cert(chain, key).map_err(|e| fail(&e))?;
     Ok(Arc::new(config))
 }
 

@@ -27,6 +27,14 @@ impl Gate for Accounts {
         Ok((username == USER && password == PASSWORD).then(|| "tenant-a".to_owned()))
     }
 
+    async fn certificate_account(&self, _names: &[String]) -> Option<String> {
+        None
+    }
+
+    async fn may_send_as(&self, _account: &String, sender: &str) -> Result<bool, String> {
+        Ok(sender.is_empty() || sender.ends_with("@sender.test"))
+    }
+
     async fn accept(&self, account: &String, message: Received) -> Result<String, Refusal> {
         let mut queued = self
             .queued
@@ -52,10 +60,15 @@ async fn listen(max_message_bytes: usize) -> anyhow::Result<(SocketAddr, Arc<Acc
 
 /// Runs swaks against `addr` with `args`; its whole transcript.
 async fn swaks(addr: SocketAddr, args: &[&str]) -> anyhow::Result<String> {
+    swaks_from(addr, "alice@sender.test", args).await
+}
+
+/// [`swaks`] with envelope sender `from`.
+async fn swaks_from(addr: SocketAddr, from: &str, args: &[&str]) -> anyhow::Result<String> {
     let mut command = Command::new("swaks");
     command
         .args(["--server", &addr.to_string(), "--timeout", "10"])
-        .args(["--from", "alice@sender.test", "--to", "bob@example.test"])
+        .args(["--from", from, "--to", "bob@example.test"])
         .args(["--helo", "mail.sender.test"])
         .args(args);
     let output = tokio::task::spawn_blocking(move || command.output()).await??;
@@ -153,6 +166,32 @@ async fn a_tenant_relays_over_tls_with_its_account() -> anyhow::Result<()> {
         !body.replace("\r\n", "").contains('\n'),
         "bare LF left: {body:?}"
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sender_outside_the_accounts_domains_is_refused_with_550() -> anyhow::Result<()> {
+    let (addr, gate) = listen(1 << 20).await?;
+    let login = [
+        "-tls",
+        "--auth",
+        "PLAIN",
+        "--auth-user",
+        USER,
+        "--auth-password",
+        PASSWORD,
+    ];
+    for sender in ["mallory@elsewhere.test", "alice@sender.test.evil.test"] {
+        let transcript = swaks_from(addr, sender, &login).await?;
+        assert!(
+            transcript.contains("550 5.7.1 Sender address rejected"),
+            "{sender}: {transcript}"
+        );
+    }
+    assert!(gate.queued.lock().map(|q| q.is_empty()).unwrap_or(false));
+    // The null sender (a bounce from the tenant's server) is its own.
+    let transcript = swaks_from(addr, "<>", &login).await?;
+    assert!(transcript.contains("250 2.0.0 Ok: queued"), "{transcript}");
     Ok(())
 }
 

@@ -78,6 +78,11 @@ pub enum EventKind {
     ShareRevoked,
     /// A share reached its expiry.
     ShareExpired,
+    /// A recipient got a link of their own to a share (by the sender, or by the relay for
+    /// their copy of a message); the link id and recipient are in the details.
+    ShareLinkCreated,
+    /// A recipient's link was revoked: it answers 410 from then on, the others still work.
+    ShareLinkRevoked,
     /// A recipient opened a share's page (never a download: mail scanners prefetch links).
     PageOpened,
     /// A recipient was served file bytes.
@@ -109,6 +114,10 @@ pub enum EventKind {
     /// A DKIM key was made for one of the tenant's domains (its public record in the
     /// details).
     DkimKeyCreated,
+    /// The tenant's mail server may relay mail from a domain (envelope sender) from now on.
+    RelayDomainAdded,
+    /// A domain was removed: the relay refuses its senders from now on.
+    RelayDomainRemoved,
 }
 
 impl EventKind {
@@ -122,6 +131,8 @@ impl EventKind {
             EventKind::ShareCreated => "share.created",
             EventKind::ShareRevoked => "share.revoked",
             EventKind::ShareExpired => "share.expired",
+            EventKind::ShareLinkCreated => "share_link.created",
+            EventKind::ShareLinkRevoked => "share_link.revoked",
             EventKind::PageOpened => "page.opened",
             EventKind::Download => "file.downloaded",
             EventKind::FileExpired => "file.expired",
@@ -136,6 +147,8 @@ impl EventKind {
             EventKind::RelayAccepted => "relay.accepted",
             EventKind::RelayDelivery => "relay.delivery",
             EventKind::DkimKeyCreated => "relay.dkim_key_created",
+            EventKind::RelayDomainAdded => "relay.domain_added",
+            EventKind::RelayDomainRemoved => "relay.domain_removed",
         }
     }
 }

@@ -174,6 +174,9 @@ struct FileConfig {
     entra_app_id_uri: Option<String>,
     entra_scope: Option<String>,
     entra_jwks_url: Option<String>,
+    /// `ferry relay serve`'s settings, read by [`crate::relay::config`] (only let through here).
+    #[serde(rename = "relay")]
+    _relay: Option<toml::Table>,
 }
 
 impl Config {
@@ -186,9 +189,8 @@ impl Config {
     /// Same as [`Config::load`] with an explicit environment, so tests need not mutate the
     /// process's.
     pub fn from_sources(env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let file = match env("FERRY_CONFIG") {
-            Some(path) => read_file_config(Path::new(&path))?,
-            None if Path::new("ferry.toml").exists() => read_file_config(Path::new("ferry.toml"))?,
+        let file = match config_file(&env) {
+            Some(path) => read_file_config(&path)?,
             None => FileConfig::default(),
         };
 
@@ -373,6 +375,45 @@ fn redact_password(url: &str) -> String {
     match userinfo.split_once(':') {
         Some((user, _)) => format!("{scheme}://{user}:[redacted]@{host}"),
         None => url.to_owned(),
+    }
+}
+
+/// The configuration file in use: `FERRY_CONFIG`, else `./ferry.toml` if it exists.
+fn config_file(env: &impl Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    match env("FERRY_CONFIG") {
+        Some(path) => Some(PathBuf::from(path)),
+        None if Path::new("ferry.toml").exists() => Some(PathBuf::from("ferry.toml")),
+        None => None,
+    }
+}
+
+/// The `[name]` table of the configuration file in use, if there is one with it: settings of
+/// a part that reads its own (the relay's `[relay]`).
+///
+/// # Errors
+/// The file cannot be read or is not TOML.
+pub fn file_table(
+    env: &impl Fn(&str) -> Option<String>,
+    name: &str,
+) -> Result<Option<toml::Table>, ConfigError> {
+    let Some(path) = config_file(env) else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::File {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    let mut whole: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::File {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    match whole.remove(name) {
+        None => Ok(None),
+        Some(toml::Value::Table(table)) => Ok(Some(table)),
+        Some(_) => Err(ConfigError::File {
+            path,
+            message: format!("[{name}] must be a table"),
+        }),
     }
 }
 

@@ -85,6 +85,12 @@ enum RelayCommand {
         #[command(subcommand)]
         command: RelayAccountCommand,
     },
+    /// The domains a tenant's mail server may send from (MAIL FROM); the relay refuses
+    /// every other sender.
+    Domain {
+        #[command(subcommand)]
+        command: RelayDomainCommand,
+    },
     /// Make a DKIM key for one of a tenant's domains and print the DNS TXT record to publish;
     /// mail whose From is in that domain is signed with it from then on.
     DkimKeygen {
@@ -101,6 +107,37 @@ enum RelayCommand {
         #[arg(long, value_enum, default_value = "rsa")]
         algorithm: DkimAlgorithm,
         /// Print `{"name", "record"}` as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum RelayDomainCommand {
+    /// Let the tenant's mail server send from a domain (one tenant per domain).
+    Add {
+        /// The tenant's id.
+        #[arg(long)]
+        tenant: uuid::Uuid,
+        /// The domain, e.g. hospital.example (exactly: subdomains are added on their own).
+        #[arg(long)]
+        domain: String,
+    },
+    /// Stop relaying for a domain of the tenant.
+    Remove {
+        /// The tenant's id.
+        #[arg(long)]
+        tenant: uuid::Uuid,
+        /// The domain.
+        #[arg(long)]
+        domain: String,
+    },
+    /// List the tenant's domains, one per line (or a JSON array).
+    List {
+        /// The tenant's id.
+        #[arg(long)]
+        tenant: uuid::Uuid,
+        /// Print a JSON array.
         #[arg(long)]
         json: bool,
     },
@@ -376,9 +413,12 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Command::Relay {
+            command: RelayCommand::Domain { command },
+        } => relay_domain_command(&config, command).await?,
+        Command::Relay {
             command: RelayCommand::Serve,
         } => {
-            let relay = ferry::relay::config::RelayConfig::from_env(|k| std::env::var(k).ok())?;
+            let relay = ferry::relay::config::RelayConfig::load()?;
             let state = ferry::app::open(config, String::new()).await?;
             ferry::relay::service::run(state, relay).await?;
         }
@@ -470,6 +510,37 @@ async fn verify_audit(config: &Config, only: Option<uuid::Uuid>) -> anyhow::Resu
 
 fn parse_rfc3339(text: &str) -> Result<OffsetDateTime, String> {
     OffsetDateTime::parse(text, &Rfc3339).map_err(|e| format!("not an RFC 3339 time: {e}"))
+}
+
+async fn relay_domain_command(config: &Config, command: RelayDomainCommand) -> anyhow::Result<()> {
+    use ferry::relay::domains;
+    let (db, master) = open_db(config).await?;
+    match command {
+        RelayDomainCommand::Add { tenant, domain } => {
+            let added = domains::add(&db, &master, tenant, &domain, Actor::Operator)
+                .await
+                .with_context(|| format!("adding {domain} to tenant {tenant}"))?;
+            let state = if added { "added" } else { "already there" };
+            println!("{state}: {domain} for tenant {tenant}");
+        }
+        RelayDomainCommand::Remove { tenant, domain } => {
+            domains::remove(&db, &master, tenant, &domain, Actor::Operator)
+                .await
+                .with_context(|| format!("tenant {tenant} has no relay domain {domain}"))?;
+            println!("removed: {domain} from tenant {tenant}");
+        }
+        RelayDomainCommand::List { tenant, json } => {
+            let list = domains::list(&db, tenant).await?;
+            if json {
+                println!("{}", serde_json::json!(list));
+            } else {
+                for domain in list {
+                    println!("{domain}");
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn store_command(config: &Config, command: StoreCommand) -> anyhow::Result<()> {

@@ -17,6 +17,10 @@ const MAX_DOMAINS: usize = 1000;
 /// The largest download limit a policy may set (more is no limit in practice; leave it out).
 pub const MAX_DOWNLOADS_LIMIT: u32 = 1_000_000;
 
+/// The longest the relay may keep retrying a recipient it cannot reach securely, in hours: a
+/// week (RFC 5321 §4.5.4.1 suggests giving up after 4–5 days).
+pub const MAX_RELAY_HOLD_HOURS: u32 = 168;
+
 /// A tenant's policy, as stored and as the admin API shows it. Unknown fields are refused
 /// (`additionalProperties: false` in the OpenAPI schema), so a limit Ferry does not enforce
 /// yet can never be stored as if it were.
@@ -42,6 +46,12 @@ pub struct Policy {
     /// `None`: no limit.
     #[schema(minimum = 1, maximum = 1_000_000)]
     pub max_downloads_per_file: Option<u32>,
+    /// How long the relay retries a recipient it cannot reach securely before the sender gets
+    /// a delivery status report, in hours (1–168); `None`: the deployment's
+    /// (`FERRY_RELAY_HOLD_SECONDS`, 2 days).
+    #[schema(minimum = 1, maximum = 168)]
+    #[serde(default)]
+    pub relay_hold_hours: Option<u32>,
 }
 
 impl Default for Policy {
@@ -52,6 +62,7 @@ impl Default for Policy {
             max_upload_bytes: None,
             allowed_recipient_domains: None,
             max_downloads_per_file: None,
+            relay_hold_hours: None,
         }
     }
 }
@@ -91,6 +102,14 @@ impl Policy {
             return Err(InvalidPolicy(format!(
                 "max_downloads_per_file must be between 1 and {MAX_DOWNLOADS_LIMIT} (leave it \
                  out for no limit); got {limit}"
+            )));
+        }
+        if let Some(hours) = self.relay_hold_hours
+            && !(1..=MAX_RELAY_HOLD_HOURS).contains(&hours)
+        {
+            return Err(InvalidPolicy(format!(
+                "relay_hold_hours must be between 1 and {MAX_RELAY_HOLD_HOURS} (leave it out for \
+                 the deployment's); got {hours}"
             )));
         }
         if let Some(domains) = self.allowed_recipient_domains.as_mut() {
@@ -190,6 +209,13 @@ mod tests {
             ..Policy::default()
         };
         assert!(too_many.validated(store_max).is_err());
+        for hours in [0, MAX_RELAY_HOLD_HOURS + 1] {
+            let hold = Policy {
+                relay_hold_hours: Some(hours),
+                ..Policy::default()
+            };
+            assert!(hold.validated(store_max).is_err(), "{hours}");
+        }
     }
 
     /// The OpenAPI schema's literal bounds (utoipa takes no constants) are Ferry's limits.
@@ -210,6 +236,10 @@ mod tests {
             schema["properties"]["max_downloads_per_file"]["maximum"], MAX_DOWNLOADS_LIMIT,
             "{schema}"
         );
+        assert_eq!(
+            schema["properties"]["relay_hold_hours"]["maximum"], MAX_RELAY_HOLD_HOURS,
+            "{schema}"
+        );
         assert_eq!(schema["additionalProperties"], false, "{schema}");
         Ok(())
     }
@@ -222,6 +252,7 @@ mod tests {
             max_upload_bytes: Some(1000),
             allowed_recipient_domains: Some(vec![" Klinik.DE".into(), "klinik.de".into()]),
             max_downloads_per_file: Some(3),
+            relay_hold_hours: Some(4),
         }
         .validated(1 << 40)?;
         assert_eq!(policy.retention_days(None), 7);

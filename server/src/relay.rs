@@ -1,11 +1,14 @@
 //! The relay's side of the service (the relay itself is the `ferry-relay` crate): the
-//! accounts tenants' mail servers authenticate with, and where the relay keeps what must
-//! outlive a restart: the queue and the MTA-STS policies.
+//! accounts tenants' mail servers authenticate with and the domains they send from, and
+//! where the relay keeps what must outlive a restart: the queue and the MTA-STS policies.
 
 pub mod accounts;
 pub mod config;
+pub mod connector;
 pub mod dkim_keys;
+pub mod domains;
 pub mod gate;
+pub mod headers;
 pub mod policy_cache;
 pub mod queue;
 pub mod service;

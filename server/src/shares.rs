@@ -9,10 +9,13 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::audit::EventKind;
 use crate::auth::{Caller, Intent, mint_link_token};
+use crate::db::share_links::ShareLinkRow;
 use crate::db::share_status::ShareDetails;
 use crate::db::shares::{NewShare, ShareFilesError, SharedFile};
 use crate::policy::{MAX_RETENTION_DAYS, Policy};
 use crate::state::AppState;
+
+pub mod links;
 
 /// Files per share and recipients per share.
 const MAX_ITEMS: usize = 1000;
@@ -62,6 +65,15 @@ pub enum ShareError {
     /// The audit event could not be keyed.
     #[error("the audit event could not be keyed")]
     Crypto(#[from] crate::crypto::CryptoError),
+    /// A recipient link was asked for someone who is not one of the share's recipients (422).
+    #[error("{0:?} is not a recipient of this share")]
+    NotARecipient(String),
+    /// The share no longer serves (409): no new links to it.
+    #[error("the share is {}", .0.as_str())]
+    Inactive(ShareState),
+    /// A link found in a relayed message could not be looked up (the store or keys failed).
+    #[error("a link could not be resolved: {0}")]
+    Unresolved(String),
 }
 
 /// The rules of the caller's tenant a sender works within (retention default and maximum,
@@ -116,6 +128,8 @@ pub struct ShareReport {
     pub details: ShareDetails,
     /// Its state now.
     pub state: ShareState,
+    /// Its recipients' own links (never their tokens).
+    pub links: Vec<ShareLinkRow>,
 }
 
 /// The sender's view of share `id`: senders see their own shares, admins any of the tenant's.
@@ -134,9 +148,11 @@ pub async fn share_status(
         details.ended_at,
         details.expires_at,
     );
+    let links = state.db.share_links(caller.tenant_id, id).await?;
     Ok(ShareReport {
         details,
         state: share_state,
+        links,
     })
 }
 

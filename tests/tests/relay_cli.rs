@@ -1,6 +1,7 @@
-//! `ferry relay account create|revoke`, run as an operator runs them beside a live
-//! `ferry serve`: the credentials are printed once (JSON with `--json`), only their hash is
-//! kept, each change is in the tenant's audit chain, and mistakes fail with a message.
+//! `ferry relay account create|revoke` and `ferry relay domain add|remove|list`, run as an
+//! operator runs them beside a live `ferry serve`: the credentials are printed once (JSON with
+//! `--json`), only their hash is kept, a domain relays for one tenant, each change is in the
+//! tenant's audit chain, and mistakes fail with a message.
 
 use anyhow::{Result, ensure};
 use ferry_e2e::{Api, Server, run_ferry};
@@ -92,6 +93,79 @@ fn the_operator_creates_and_revokes_relay_accounts() -> Result<()> {
     );
     let verify = run_ferry(&data, server.env(), &["audit", "verify"])?.expect_success()?;
     ensure!(verify.stdout.contains("chain intact"), "{}", verify.stdout);
+    Ok(())
+}
+
+#[test]
+fn the_operator_gives_each_domain_to_one_tenant() -> Result<()> {
+    let dir = tempfile::Builder::new().prefix("ferry-relay-").tempdir()?;
+    let data = dir.path().join("data");
+    let server = Server::start_with_env(&data, &[])?;
+    let firm = server.create_tenant("law firm")?;
+    let other = server.create_tenant("other firm")?;
+    let domain = |verb: &str, tenant: &str, name: &str| -> Result<ferry_e2e::CliRun> {
+        run_ferry(
+            &data,
+            server.env(),
+            &[
+                "relay", "domain", verb, "--tenant", tenant, "--domain", name,
+            ],
+        )
+    };
+    let list = |tenant: &str| -> Result<serde_json::Value> {
+        let run = run_ferry(
+            &data,
+            server.env(),
+            &["relay", "domain", "list", "--tenant", tenant, "--json"],
+        )?
+        .expect_success()?;
+        Ok(serde_json::from_str(run.stdout.trim())?)
+    };
+
+    let added = domain("add", &firm.tenant_id, "Firm.Example.")?.expect_success()?;
+    ensure!(added.stdout.starts_with("added"), "{}", added.stdout);
+    let again = domain("add", &firm.tenant_id, "firm.example")?.expect_success()?;
+    ensure!(again.stdout.starts_with("already"), "{}", again.stdout);
+    domain("add", &firm.tenant_id, "mail.firm.example")?.expect_success()?;
+    ensure!(
+        list(&firm.tenant_id)? == serde_json::json!(["firm.example", "mail.firm.example"]),
+        "{}",
+        list(&firm.tenant_id)?
+    );
+    // Another tenant cannot take it; not a name is refused; removing what is not there fails.
+    let taken = domain("add", &other.tenant_id, "firm.example")?;
+    ensure!(
+        !taken.success && taken.stderr.contains("another tenant"),
+        "{}",
+        taken.stderr
+    );
+    let bad = domain("add", &firm.tenant_id, "not a domain")?;
+    ensure!(
+        !bad.success && bad.stderr.contains("not a domain name"),
+        "{}",
+        bad.stderr
+    );
+    let absent = domain("remove", &other.tenant_id, "firm.example")?;
+    ensure!(!absent.success, "{}", absent.stdout);
+    domain("remove", &firm.tenant_id, "mail.firm.example")?.expect_success()?;
+    ensure!(list(&firm.tenant_id)? == serde_json::json!(["firm.example"]));
+    ensure!(list(&other.tenant_id)? == serde_json::json!([]));
+
+    let kinds: Vec<String> = Api::new(server.url(), &firm.api_key)?
+        .audit_events()?
+        .iter()
+        .filter_map(|e| e["kind"].as_str().map(str::to_owned))
+        .filter(|k| k.starts_with("relay.domain"))
+        .collect();
+    ensure!(
+        kinds
+            == [
+                "relay.domain_added",
+                "relay.domain_added",
+                "relay.domain_removed"
+            ],
+        "{kinds:?}"
+    );
     Ok(())
 }
 

@@ -78,6 +78,14 @@ include-path = "/api/v1/shares/{{id}}"
 parameters = {{ "path.id" = {{ dictionary = "share_ids", probability = 0.2 }} }}
 
 [[operations]]
+include-path = "/api/v1/shares/{{id}}/links"
+parameters = {{ "path.id" = {{ dictionary = "share_ids", probability = 0.5 }}, "body.recipient" = {{ dictionary = "recipients", probability = 0.5 }} }}
+
+[[operations]]
+include-path = "/api/v1/shares/{{id}}/links/{{link_id}}"
+parameters = {{ "path.id" = {{ dictionary = "share_ids", probability = 0.5 }} }}
+
+[[operations]]
 include-path = "/d/{{token}}"
 parameters = {{ "path.token" = {{ dictionary = "tokens", probability = 0.5 }} }}
 

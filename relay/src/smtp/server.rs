@@ -4,7 +4,10 @@
 //! bound: line length, message size, recipients, failed logins, idle time, session time.
 
 mod auth;
+mod client_cert;
 mod session;
+
+pub use client_cert::{ClientCertPolicy, name_matches};
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -32,6 +35,9 @@ pub struct InboundConfig {
     pub idle_timeout: Duration,
     /// How long one connection may last in all.
     pub session_timeout: Duration,
+    /// Client certificates that are judged after the handshake (the `tls` configuration must
+    /// come from [`crate::tls::server_config_with`] with the same policy); `None`: none asked.
+    pub client_certs: Option<ClientCertPolicy>,
 }
 
 impl InboundConfig {
@@ -47,6 +53,7 @@ impl InboundConfig {
             max_auth_failures: 3,
             idle_timeout: Duration::from_secs(300),
             session_timeout: Duration::from_secs(1800),
+            client_certs: None,
         }
     }
 }
@@ -89,6 +96,26 @@ pub trait Gate: Send + Sync + 'static {
         username: &str,
         password: &str,
     ) -> impl Future<Output = Result<Option<Self::Account>, String>> + Send;
+
+    /// The account a client proves with its certificate (a Microsoft 365 connector), given
+    /// the DNS names of a chain verified against the configured roots; `None`: the client must
+    /// still AUTH.
+    fn certificate_account(
+        &self,
+        names: &[String],
+    ) -> impl Future<Output = Option<Self::Account>> + Send;
+
+    /// Whether `account` may use `sender` (the MAIL FROM address, empty for the null
+    /// sender) as the envelope sender: an account relays only for its own domains, so a
+    /// leaked password cannot send as anyone else.
+    ///
+    /// # Errors
+    /// The check itself failed: the client gets 451 and tries again.
+    fn may_send_as(
+        &self,
+        account: &Self::Account,
+        sender: &str,
+    ) -> impl Future<Output = Result<bool, String>> + Send;
 
     /// Queues `message` for `account`; the returned id is in the 250 reply.
     ///

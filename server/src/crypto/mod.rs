@@ -14,8 +14,8 @@ mod tests;
 pub use keys::{AuditKey, MasterKey, TenantKek};
 pub use segment::{
     Dek, NONCE_LEN, SEGMENT_OVERHEAD, SEGMENT_PLAINTEXT, STORED_SEGMENT_MAX, SegmentCipher,
-    SegmentSpan, TAG_LEN, open_object, segment_count, segment_plain_len, span_for_range,
-    stored_len,
+    SegmentSpan, TAG_LEN, open_object, plaintext_len_of, segment_count, segment_plain_len,
+    span_for_range, stored_len,
 };
 
 /// Why an encryption, decryption or key operation failed.

@@ -272,6 +272,15 @@ pub fn stored_len(plaintext_len: u64) -> u64 {
     plaintext_len.saturating_add(segment_count(plaintext_len) * SEGMENT_OVERHEAD as u64)
 }
 
+/// The plaintext length of a `stored`-byte object: the inverse of [`stored_len`], for objects
+/// kept whole (a sealed key, a small sealed record). `None` when no plaintext length seals to
+/// exactly `stored` bytes.
+pub fn plaintext_len_of(stored: u64) -> Option<u64> {
+    let full = stored / STORED_S;
+    let last = (stored % STORED_S).checked_sub(SEGMENT_OVERHEAD as u64)?;
+    Some(full * S + last)
+}
+
 /// Which stored bytes hold plaintext bytes `[start, end]` (inclusive) of a file of
 /// `plaintext_len` bytes: segments `first..=last` at stored bytes `stored_start..stored_end`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -313,6 +313,11 @@ fn lengths() {
     for (len, count) in [(0, 1), (1, 1), (s - 1, 1), (s, 2), (s + 1, 2), (3 * s, 4)] {
         assert_eq!(segment_count(len), count, "{len}");
         assert_eq!(stored_len(len), len + count * o);
+        assert_eq!(plaintext_len_of(stored_len(len)), Some(len), "{len}");
+    }
+    // A whole number of full segments, or less than one segment's overhead, is no object.
+    for impossible in [0, o - 1, s + o, 2 * (s + o)] {
+        assert_eq!(plaintext_len_of(impossible), None, "{impossible}");
     }
     assert_eq!(segment_plain_len(0, 0), (0, true));
     assert_eq!(segment_plain_len(s, 0), (S, false));

@@ -131,6 +131,16 @@ impl Db {
             .collect())
     }
 
+    /// The Ferry tenant Microsoft 365 tenant `entra_tenant` is linked to; `NotFound` if none.
+    pub async fn entra_linked_tenant(&self, entra_tenant: Uuid) -> Result<Uuid, DbError> {
+        let sql = "SELECT tenant_id FROM entra_links WHERE entra_tenant_id = $1";
+        let row: Option<(Uuid,)> = on_pool!(self, pool => sqlx::query_as(sql)
+            .bind(entra_tenant)
+            .fetch_optional(pool)
+            .await?);
+        found(row).map(|(tenant,)| tenant)
+    }
+
     /// For a signed-in person, in one query (it runs on every request they make): the Ferry
     /// tenant `entra_tenant` is linked to, and the person `entra_object_id` there if they
     /// signed in before. `NotFound` if the Microsoft 365 tenant is not linked.

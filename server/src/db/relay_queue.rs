@@ -66,6 +66,9 @@ pub struct ClaimedRecipient {
     pub domain: String,
     /// Attempts so far.
     pub attempts: u32,
+    /// The links this recipient's copy carries, sealed under the message's key; `None`
+    /// until the first attempt minted them.
+    pub sealed_links: Option<Vec<u8>>,
 }
 
 /// The queue's numbers for `/metrics`.
@@ -165,11 +168,12 @@ impl Db {
                  WHERE status = 'queued' AND {due}
                    AND (claimed_until IS NULL OR {unclaimed})
                  ORDER BY next_attempt_at LIMIT $2 {lock})
-             RETURNING queue_id, tenant_id, recipient, domain, attempts",
+             RETURNING queue_id, tenant_id, recipient, domain, attempts, links",
             due = at_or_before(backend, "next_attempt_at", "$1"),
             unclaimed = earlier(backend, "claimed_until", "$1"),
         );
-        let rows: Vec<(Uuid, Uuid, String, String, i64)> = on_pool!(self, pool => {
+        type Raw = (Uuid, Uuid, String, String, i64, Option<Vec<u8>>);
+        let rows: Vec<Raw> = on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
             let rows = sqlx::query_as(&sql)
                 .bind(stored_time(now))
@@ -184,12 +188,15 @@ impl Db {
         Ok(rows
             .into_iter()
             .map(
-                |(queue_id, tenant_id, recipient, domain, attempts)| ClaimedRecipient {
-                    queue_id,
-                    tenant_id,
-                    recipient,
-                    domain,
-                    attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+                |(queue_id, tenant_id, recipient, domain, attempts, sealed_links)| {
+                    ClaimedRecipient {
+                        queue_id,
+                        tenant_id,
+                        recipient,
+                        domain,
+                        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+                        sealed_links,
+                    }
                 },
             )
             .collect())
@@ -249,7 +256,8 @@ impl Db {
         let done_at = (status != "queued").then_some(now);
         let sql = "UPDATE relay_recipients SET status = $1, next_attempt_at = $2,
                        attempts = attempts + 1, last_error = $3, done_at = $4,
-                       claimed_until = NULL, claimed_by = NULL, method = $9
+                       claimed_until = NULL, claimed_by = NULL, method = $9,
+                       links = CASE WHEN $1 = 'queued' THEN links ELSE NULL END
                    WHERE tenant_id = $5 AND queue_id = $6 AND recipient = $7
                      AND claimed_by = $8 AND status = 'queued'";
         let recorded = on_pool!(self, pool => {
@@ -276,6 +284,30 @@ impl Db {
             done == 1
         });
         Ok(recorded)
+    }
+
+    /// Keeps the links minted for a claimed recipient's copy (sealed), so every retry sends
+    /// the same ones; `false` when `claimant` no longer holds the claim (then they are not
+    /// kept, and the copy is not sent).
+    pub async fn keep_relay_links(
+        &self,
+        claim: &ClaimedRecipient,
+        claimant: &str,
+        sealed: &[u8],
+    ) -> Result<bool, DbError> {
+        let sql = "UPDATE relay_recipients SET links = $1
+                   WHERE tenant_id = $2 AND queue_id = $3 AND recipient = $4
+                     AND claimed_by = $5 AND status = 'queued'";
+        let kept = on_pool!(self, pool => sqlx::query(sql)
+            .bind(sealed)
+            .bind(claim.tenant_id)
+            .bind(claim.queue_id)
+            .bind(&claim.recipient)
+            .bind(claimant)
+            .execute(pool)
+            .await?
+            .rows_affected());
+        Ok(kept == 1)
     }
 
     /// Shreds the message's key once no recipient is left queued; `true` if it did now.

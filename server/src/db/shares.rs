@@ -51,6 +51,18 @@ pub struct ShareRow {
     pub revoked_at: Option<OffsetDateTime>,
     /// Set once its end (revocation or expiry) was recorded.
     pub ended_at: Option<OffsetDateTime>,
+    /// The recipient link the token was, if it was one (not the share's own token).
+    #[sqlx(skip)]
+    pub link: Option<RecipientLinkRef>,
+}
+
+/// A recipient's own link, as a download through it is recorded.
+#[derive(Debug, Clone)]
+pub struct RecipientLinkRef {
+    /// Link id.
+    pub id: Uuid,
+    /// Whom it was minted for.
+    pub recipient: String,
 }
 
 /// A file as recipients see it.
@@ -301,6 +313,7 @@ impl Db {
     }
 
     /// The share whose token has this selector; the caller verifies the secret and expiry.
+    /// Recipient links' selectors are looked up by [`Db::share_by_link_selector`].
     pub async fn share_by_selector(&self, selector: &str) -> Result<ShareRow, DbError> {
         let sql = "SELECT id, tenant_id, token_hash, note, expires_at, revoked_at, ended_at
                    FROM shares WHERE token_selector = $1";

@@ -18,14 +18,25 @@ use crate::audit::{Actor, EventKind};
 use crate::auth::parse_link_token;
 use crate::db::share_status::DownloadCost;
 use crate::db::shares::{ShareRow, SharedFile};
+use crate::db::{Db, DbError};
 use crate::shares::ShareState;
 use crate::state::AppState;
 use crate::telemetry;
 
-/// Finds the live share behind a link token, verifying the token in constant time.
+/// Finds the live share behind a link token — the share's own, or one of its recipients'
+/// links — verifying the token in constant time. A recipient's link is dead when it or its
+/// share is revoked.
 pub async fn resolve_share(state: &AppState, token: &str) -> Result<ShareRow, DownloadError> {
+    resolve_token(&state.db, token).await
+}
+
+/// [`resolve_share`] on a database alone: the relay resolves the links in a message with it.
+pub async fn resolve_token(db: &Db, token: &str) -> Result<ShareRow, DownloadError> {
     let presented = parse_link_token(token).ok_or(DownloadError::NotFound)?;
-    let share = state.db.share_by_selector(presented.selector).await?;
+    let share = match db.share_by_selector(presented.selector).await {
+        Err(DbError::NotFound) => db.share_by_link_selector(presented.selector).await?,
+        other => other?,
+    };
     if !presented.matches(&share.token_hash) {
         return Err(DownloadError::NotFound);
     }
@@ -57,6 +68,10 @@ async fn record(
 ) -> Result<(), DownloadError> {
     if let Some(fields) = details.as_object_mut() {
         fields.insert("share".into(), serde_json::json!(share.id));
+        if let Some(link) = &share.link {
+            fields.insert("link".into(), serde_json::json!(link.id));
+            fields.insert("recipient".into(), serde_json::json!(link.recipient));
+        }
         fields.insert("ip".into(), serde_json::json!(visitor.ip));
         fields.insert("user_agent".into(), serde_json::json!(visitor.user_agent));
     }

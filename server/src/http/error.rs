@@ -231,6 +231,15 @@ impl From<ShareError> for AppError {
             ShareError::Random => AppError::internal("random generator failed"),
             ShareError::Db(e) => e.into(),
             ShareError::Crypto(e) => AppError::internal(e),
+            ShareError::NotARecipient(_) => AppError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "not_a_recipient",
+                e.to_string(),
+            ),
+            ShareError::Inactive(_) => {
+                AppError::new(StatusCode::CONFLICT, "share_inactive", e.to_string())
+            }
+            ShareError::Unresolved(e) => AppError::internal(e),
         }
     }
 }

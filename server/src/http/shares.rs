@@ -16,7 +16,7 @@ use super::json::ApiJson;
 use super::path::path_id;
 use crate::auth::Caller;
 use crate::policy::Policy;
-use crate::shares::{self, CreateShare};
+use crate::shares::{self, CreateShare, links};
 use crate::state::AppState;
 
 /// Routes for senders' shares.
@@ -24,6 +24,8 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_share))
         .routes(routes!(get_share, revoke_share))
+        .routes(routes!(create_link))
+        .routes(routes!(revoke_link))
         .routes(routes!(sending_policy))
 }
 
@@ -187,6 +189,21 @@ struct ShareStatus {
     revoked_at: Option<OffsetDateTime>,
     recipients: Vec<String>,
     files: Vec<SharedFileView>,
+    /// The recipients' own links (never their tokens), oldest first.
+    links: Vec<LinkStatus>,
+}
+
+/// A recipient's own link as the share's sender sees it.
+#[derive(Serialize, ToSchema)]
+struct LinkStatus {
+    /// The link id, for revoking it.
+    id: Uuid,
+    /// Whom it was minted for.
+    recipient: String,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    revoked_at: Option<OffsetDateTime>,
 }
 
 /// The sender's view of a share: its state, recipients and per-file download counts. The
@@ -232,6 +249,16 @@ async fn get_share(
                 downloads: f.downloads,
             })
             .collect(),
+        links: report
+            .links
+            .into_iter()
+            .map(|l| LinkStatus {
+                id: l.id,
+                recipient: l.recipient,
+                created_at: l.created_at,
+                revoked_at: l.revoked_at,
+            })
+            .collect(),
     }))
 }
 
@@ -257,5 +284,99 @@ async fn revoke_share(
     Path(id): Path<String>,
 ) -> Result<StatusCode, AppError> {
     shares::revoke_share(&state, &caller, path_id(&id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Whom a new link is for. Unknown fields are refused.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct CreateLinkBody {
+    /// One of the share's recipients (compared case-insensitively).
+    #[schema(max_length = 254, example = "dr.x@klinik.de")]
+    recipient: String,
+}
+
+/// A recipient's own link, just minted; `url` carries its token and is shown only now.
+#[derive(Serialize, ToSchema)]
+struct LinkView {
+    /// The link id, for revoking it.
+    id: Uuid,
+    /// Whom it is for.
+    recipient: String,
+    /// `<public URL>/d/<token>`: the same page and files as the share's link; downloads
+    /// through it name this recipient in the audit log.
+    url: String,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+}
+
+/// Mints a link of their own for one of the share's recipients: downloads through it are
+/// attributed to them, and it is revoked alone. The relay mints these itself for each
+/// recipient's copy of a message; senders mint their own shares' links.
+#[utoipa::path(
+    post,
+    path = "/api/v1/shares/{id}/links",
+    tag = "shares",
+    security(("api_key" = [])),
+    params(("id" = String, Path, format = Uuid, description = "The share id")),
+    request_body = CreateLinkBody,
+    responses(
+        (status = 201, description = "The link", body = LinkView),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 401, description = "No or wrong API key", body = ErrorBody),
+        (status = 404, description = "No share with this id that this key created",
+         body = ErrorBody),
+        (status = 409, description = "The share is revoked or expired (`share_inactive`)",
+         body = ErrorBody),
+        (status = 413, description = "The body is larger than 1 MiB", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json`", body = ErrorBody),
+        (status = 422, description = "Not one of the share's recipients (`not_a_recipient`)",
+         body = ErrorBody),
+        (status = 503, description = "The database is unavailable; retry", body = ErrorBody),
+    )
+)]
+async fn create_link(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<CreateLinkBody>,
+) -> Result<(StatusCode, Json<LinkView>), AppError> {
+    let link = links::mint_recipient_link(&state, &caller, path_id(&id)?, &body.recipient).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(LinkView {
+            id: link.id,
+            recipient: link.recipient,
+            url: link.url,
+            created_at: link.created_at,
+        }),
+    ))
+}
+
+/// Revokes one recipient's link: it answers 410 from now on; the share and its other links
+/// keep working. Admins revoke any link of their tenant, senders those of their own shares.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/shares/{id}/links/{link_id}",
+    tag = "shares",
+    security(("api_key" = [])),
+    params(
+        ("id" = String, Path, format = Uuid, description = "The share id"),
+        ("link_id" = String, Path, format = Uuid, description = "The link id"),
+    ),
+    responses(
+        (status = 204, description = "Revoked (also when it already was)"),
+        (status = 401, description = "No or wrong API key", body = ErrorBody),
+        (status = 404, description = "No such link of a share this key may revoke",
+         body = ErrorBody),
+        (status = 503, description = "The database is unavailable; retry", body = ErrorBody),
+    )
+)]
+async fn revoke_link(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, link_id)): Path<(String, String)>,
+) -> Result<StatusCode, AppError> {
+    links::revoke_recipient_link(&state, &caller, path_id(&id)?, path_id(&link_id)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }

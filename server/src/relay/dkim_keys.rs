@@ -6,7 +6,7 @@ use ferry_relay::dkim::{self, Algorithm, DkimError, SigningKey};
 use uuid::Uuid;
 
 use crate::audit::{Actor, AuditEntry, EventKind};
-use crate::crypto::segment::{Dek, SegmentCipher, open_object, seal_object};
+use crate::crypto::segment::{Dek, SegmentCipher, open_object, plaintext_len_of, seal_object};
 use crate::crypto::{CryptoError, MasterKey};
 use crate::db::relay::StoredDkimKey;
 use crate::db::{Db, DbError};
@@ -119,10 +119,9 @@ pub async fn signer_for(
     let dek = master
         .tenant_kek(tenant)?
         .unwrap(&stored.wrapped_dek, stored.key_id)?;
-    let len = stored
-        .sealed_key
-        .len()
-        .saturating_sub(crate::crypto::segment::SEGMENT_OVERHEAD) as u64;
+    let len = plaintext_len_of(stored.sealed_key.len() as u64).ok_or(CryptoError::Malformed(
+        "a sealed DKIM key has an impossible length",
+    ))?;
     let pkcs8 = open_object(
         &SegmentCipher::new(&dek, stored.key_id)?,
         &stored.sealed_key,

@@ -4,23 +4,28 @@
 //! domain, record every attempt's proof in the tenant's audit chain, retry with backoff until
 //! the hold window ends, shred the key when no recipient is left.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_relay::deliver::{Message, Method, Outbound, ProofRecord, RecipientStatus};
 use ferry_relay::dns::Resolver;
 use ferry_relay::dsn;
+use ferry_relay::links::{find_tokens, rewrite};
 use ferry_relay::mta_sts::discover::PolicyCache;
 use ferry_relay::smtp::server::{Received, Refusal};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::audit::{Actor, AuditEntry, EventKind};
-use crate::crypto::segment::{Dek, SegmentCipher, open_object, seal_object, stored_len};
+use crate::crypto::segment::{
+    Dek, SegmentCipher, open_object, plaintext_len_of, seal_object, stored_len,
+};
 use crate::crypto::{CryptoError, MasterKey};
 use crate::db::relay_queue::{ClaimedRecipient, NewRelayMessage, RecipientState};
 use crate::db::{Db, DbError};
+use crate::shares::ShareError;
+use crate::shares::links::{Relink, relink_for_recipient};
 use crate::store::{ObjectStore, StoreError, WriteFrom};
 
 /// Why the queue could not do something.
@@ -41,6 +46,9 @@ pub enum QueueError {
     /// The tenant's DKIM key could not be opened.
     #[error(transparent)]
     Dkim(#[from] super::dkim_keys::DkimKeyError),
+    /// A recipient's link could not be minted.
+    #[error("a recipient link: {0}")]
+    Link(#[from] ShareError),
     /// The message itself is unacceptable (not worth retrying).
     #[error("{0}")]
     Unacceptable(&'static str),
@@ -58,13 +66,21 @@ pub struct RelayQueue {
     pub store: Arc<dyn ObjectStore>,
     /// Wraps each message's key; keys the audit events.
     pub master: Arc<MasterKey>,
-    /// How long an undeliverable recipient is retried before its DSN.
+    /// How long an undeliverable recipient is retried before its DSN, unless the tenant's
+    /// policy says (`relay_hold_hours`).
     pub hold: Duration,
     /// The first retry's delay; each next one doubles, up to an hour.
     pub retry_base: Duration,
     /// This relay's host name (in Message-IDs it adds).
     pub hostname: String,
+    /// `<public URL>/d/`: share links of this deployment start so; each recipient's copy
+    /// gets their own. `None`: messages go out as they came.
+    pub link_prefix: Option<String>,
 }
+
+/// What a recipient who is not on a share finds in place of its token: a link that works for
+/// no one (the recipients' page says it is unknown and to ask the sender).
+const WITHHELD: &str = "withheld";
 
 impl RelayQueue {
     /// Queues `received` for `tenant`; the queue id once it is durable.
@@ -134,6 +150,11 @@ impl RelayQueue {
         let recipients: Vec<(String, String)> =
             to.iter().map(|r| (r.clone(), domain_of(r))).collect();
         let now = OffsetDateTime::now_utc();
+        // The tenant's hold window, else the deployment's.
+        let hold = match self.db.policy(tenant).await?.relay_hold_hours {
+            Some(hours) => Duration::from_secs(u64::from(hours) * 3600),
+            None => self.hold,
+        };
         let audit = AuditEntry::new(
             &self.master,
             tenant,
@@ -159,7 +180,7 @@ impl RelayQueue {
                     size,
                     wrapped_dek: &wrapped,
                     received_at: now,
-                    hold_until: now + self.hold,
+                    hold_until: now + hold,
                     recipients: &recipients,
                 },
                 &audit,
@@ -235,70 +256,76 @@ impl RelayQueue {
         })
         .await??;
         let body = open_object(&SegmentCipher::new(&dek, queue_id)?, &object, message.size)?;
-        // Signed now, per attempt: the bytes signed are the bytes sent (and hashed in the proof).
-        let (body, dkim) = self.sign(tenant, &message.envelope_from, body).await?;
-        let recipients: Vec<String> = claims.iter().map(|c| c.recipient.clone()).collect();
-        let queue_text = queue_id.to_string();
-        let records = outbound
-            .deliver(
-                domain,
-                &Message {
-                    queue_id: &queue_text,
-                    message_id: &message.message_id,
-                    from: &message.envelope_from,
-                    recipients: &recipients,
-                    body: &body,
-                },
-            )
-            .await;
+        let copies = self
+            .copies(claimant, tenant, queue_id, &dek, body, claims)
+            .await?;
         let now = OffsetDateTime::now_utc();
         let mut recorded = 0;
         let mut failures = Vec::new();
-        for claim in claims {
-            let mine: Vec<&ProofRecord> = records
-                .iter()
-                .filter(|r| r.envelope_to == claim.recipient)
-                .collect();
-            let Some(last) = mine.last() else { continue };
-            let (state, error) = match &last.outcome {
-                RecipientStatus::Delivered => (RecipientState::Delivered, None),
-                RecipientStatus::Bounced(why) => (RecipientState::Bounced, Some(why.as_str())),
-                RecipientStatus::Deferred(why) if now >= message.hold_until => {
-                    (RecipientState::Expired, Some(why.as_str()))
-                }
-                RecipientStatus::Deferred(why) => (
-                    RecipientState::Retry(now + self.backoff(claim.attempts)),
-                    Some(why.as_str()),
-                ),
-            };
-            let audit = mine
-                .iter()
-                .map(|record| {
-                    let mut details = serde_json::to_value(record).unwrap_or_default();
-                    if let (Some(object), Some(dkim)) = (details.as_object_mut(), &dkim) {
-                        object.insert("dkim".to_owned(), dkim.clone());
+        let queue_text = queue_id.to_string();
+        for (group, body) in copies {
+            // Signed now, per attempt and per copy: the bytes signed are the bytes sent (and
+            // hashed in the proof).
+            let (body, dkim) = self.sign(tenant, &message.envelope_from, body).await?;
+            let recipients: Vec<String> = group.iter().map(|c| c.recipient.clone()).collect();
+            let records = outbound
+                .deliver(
+                    domain,
+                    &Message {
+                        queue_id: &queue_text,
+                        message_id: &message.message_id,
+                        from: &message.envelope_from,
+                        recipients: &recipients,
+                        body: &body,
+                    },
+                )
+                .await;
+            for claim in group {
+                let mine: Vec<&ProofRecord> = records
+                    .iter()
+                    .filter(|r| r.envelope_to == claim.recipient)
+                    .collect();
+                let Some(last) = mine.last() else { continue };
+                let (state, error) = match &last.outcome {
+                    RecipientStatus::Delivered => (RecipientState::Delivered, None),
+                    RecipientStatus::Bounced(why) => (RecipientState::Bounced, Some(why.as_str())),
+                    RecipientStatus::Deferred(why) if now >= message.hold_until => {
+                        (RecipientState::Expired, Some(why.as_str()))
                     }
-                    AuditEntry::new(
-                        &self.master,
-                        tenant,
-                        EventKind::RelayDelivery,
-                        Actor::System,
-                        Some(queue_id),
-                        details,
-                    )
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            let method = (state == RecipientState::Delivered)
-                .then(|| last.method.map(method_name))
-                .flatten();
-            if self
-                .db
-                .record_relay_attempt(claim, claimant, state, error, method, &audit)
-                .await?
-            {
-                recorded += 1;
-                if let Some(failure) = failure_of(&claim.recipient, state, error) {
-                    failures.push(failure);
+                    RecipientStatus::Deferred(why) => (
+                        RecipientState::Retry(now + self.backoff(claim.attempts)),
+                        Some(why.as_str()),
+                    ),
+                };
+                let audit = mine
+                    .iter()
+                    .map(|record| {
+                        let mut details = serde_json::to_value(record).unwrap_or_default();
+                        if let (Some(object), Some(dkim)) = (details.as_object_mut(), &dkim) {
+                            object.insert("dkim".to_owned(), dkim.clone());
+                        }
+                        AuditEntry::new(
+                            &self.master,
+                            tenant,
+                            EventKind::RelayDelivery,
+                            Actor::System,
+                            Some(queue_id),
+                            details,
+                        )
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                let method = (state == RecipientState::Delivered)
+                    .then(|| last.method.map(method_name))
+                    .flatten();
+                if self
+                    .db
+                    .record_relay_attempt(claim, claimant, state, error, method, &audit)
+                    .await?
+                {
+                    recorded += 1;
+                    if let Some(failure) = failure_of(&claim.recipient, state, error) {
+                        failures.push(failure);
+                    }
                 }
             }
         }
@@ -332,6 +359,87 @@ impl RelayQueue {
             }
         }
         Ok(recorded)
+    }
+
+    /// The copies to send to one domain: the message as it is to all of `claims` when it
+    /// carries no share link of this deployment; otherwise one copy per recipient, each share
+    /// link in it replaced by that recipient's own (or by a dead one when they are not on the
+    /// share). A recipient whose claim was lost meanwhile gets no copy.
+    async fn copies<'c>(
+        &self,
+        claimant: &str,
+        tenant: Uuid,
+        queue_id: Uuid,
+        dek: &Dek,
+        body: Vec<u8>,
+        claims: &'c [ClaimedRecipient],
+    ) -> Result<Vec<(Vec<&'c ClaimedRecipient>, Vec<u8>)>, QueueError> {
+        let tokens = match &self.link_prefix {
+            Some(prefix) => find_tokens(&body, prefix),
+            None => BTreeSet::new(),
+        };
+        let Some(prefix) = self.link_prefix.as_deref().filter(|_| !tokens.is_empty()) else {
+            return Ok(vec![(claims.iter().collect(), body)]);
+        };
+        let mut copies = Vec::with_capacity(claims.len());
+        for claim in claims {
+            let Some(relinks) = self
+                .relinks(claimant, tenant, queue_id, dek, &tokens, claim)
+                .await?
+            else {
+                continue;
+            };
+            let copy = rewrite(&body, prefix, &|token| match relinks.get(token) {
+                Some(Relink::Own(own)) => Some(own.clone()),
+                Some(Relink::Withheld) => Some(WITHHELD.to_owned()),
+                Some(Relink::Untouched) | None => None,
+            });
+            copies.push((vec![claim], copy));
+        }
+        Ok(copies)
+    }
+
+    /// What `claim`'s copy carries in place of each of `tokens`: decided (and links minted)
+    /// at the first attempt and kept sealed under the message's key, so retries send the
+    /// same links. `None` when the claim was lost before they could be kept.
+    async fn relinks(
+        &self,
+        claimant: &str,
+        tenant: Uuid,
+        queue_id: Uuid,
+        dek: &Dek,
+        tokens: &BTreeSet<String>,
+        claim: &ClaimedRecipient,
+    ) -> Result<Option<BTreeMap<String, Relink>>, QueueError> {
+        let cipher = SegmentCipher::new(dek, links_object_id(queue_id, &claim.recipient))?;
+        if let Some(sealed) = &claim.sealed_links {
+            let len = plaintext_len_of(sealed.len() as u64)
+                .ok_or(QueueError::Unacceptable("kept links are unreadable"))?;
+            let json = open_object(&cipher, sealed, len)?;
+            let kept: BTreeMap<String, Relink> = serde_json::from_slice(&json)
+                .map_err(|_| QueueError::Unacceptable("kept links are unreadable"))?;
+            return Ok(Some(kept));
+        }
+        let mut relinks = BTreeMap::new();
+        for token in tokens {
+            let relink = relink_for_recipient(
+                &self.db,
+                &self.master,
+                tenant,
+                token,
+                &claim.recipient,
+                queue_id,
+            )
+            .await?;
+            relinks.insert(token.clone(), relink);
+        }
+        let json = serde_json::to_vec(&relinks)
+            .map_err(|_| QueueError::Unacceptable("links could not be kept"))?;
+        let sealed = seal_object(&cipher, &json)?;
+        if !self.db.keep_relay_links(claim, claimant, &sealed).await? {
+            return Ok(None);
+        }
+        Ok(Some(relinks))
     }
 
     /// `body` DKIM-signed with the tenant's key for its From domain (else the envelope
@@ -378,6 +486,25 @@ impl RelayQueue {
     }
 }
 
+/// The id the links kept for `recipient` of message `queue_id` are sealed under (AAD): kept
+/// links cannot be moved to another recipient or message.
+fn links_object_id(queue_id: Uuid, recipient: &str) -> Uuid {
+    let digest = aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        &[
+            b"ferry/v1/relay-links\0".as_slice(),
+            queue_id.as_bytes().as_slice(),
+            recipient.as_bytes(),
+        ]
+        .concat(),
+    );
+    let mut id = [0u8; 16];
+    for (byte, from) in id.iter_mut().zip(digest.as_ref()) {
+        *byte = *from;
+    }
+    Uuid::from_bytes(id)
+}
+
 /// The stored name of a delivery method (as the proof record spells it).
 fn method_name(method: Method) -> &'static str {
     match method {
@@ -405,35 +532,9 @@ fn failure_of(recipient: &str, state: RecipientState, error: Option<&str>) -> Op
     })
 }
 
-/// The value of the first header field called `name` (case-insensitive), unfolded: its
-/// lines trimmed and joined by one space.
-fn first_header(body: &[u8], name: &str) -> Option<String> {
-    let head_end = body
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or(body.len());
-    let head = String::from_utf8_lossy(&body[..head_end]);
-    let mut lines = head.split("\r\n").peekable();
-    while let Some(line) = lines.next() {
-        let Some((field, value)) = line.split_once(':') else {
-            continue;
-        };
-        if !field.trim().eq_ignore_ascii_case(name) {
-            continue;
-        }
-        let mut parts = vec![value.trim()];
-        while let Some(next) = lines.next_if(|l| l.starts_with([' ', '\t'])) {
-            parts.push(next.trim());
-        }
-        parts.retain(|p| !p.is_empty());
-        return Some(parts.join(" "));
-    }
-    None
-}
-
 /// The domain of the first From header's address, lower case.
 fn from_header_domain(body: &[u8]) -> Option<String> {
-    let value = first_header(body, "from")?;
+    let value = super::headers::first(body, "from")?;
     let address = match (value.rfind('<'), value.rfind('>')) {
         (Some(open), Some(close)) if open < close => &value[open + 1..close],
         _ => value.as_str(),
@@ -452,7 +553,7 @@ fn domain_of(recipient: &str) -> String {
 
 /// The message's Message-ID; one is added (`<queue id@hostname>`) when the header is missing.
 fn with_message_id(body: Vec<u8>, hostname: &str, id: Uuid) -> (String, Vec<u8>) {
-    let found = first_header(&body, "message-id");
+    let found = super::headers::first(&body, "message-id");
     match found {
         Some(id) if !id.is_empty() => (id, body),
         _ => {

@@ -9,8 +9,8 @@ use ferry_relay::deliver::Outbound;
 use ferry_relay::dns::HickoryResolver;
 use ferry_relay::mta_sts::fetch::PolicyFetcher;
 use ferry_relay::smtp::client::Timeouts;
-use ferry_relay::smtp::server::{InboundConfig, serve};
-use ferry_relay::tls::{TrustRoots, self_signed_pem, server_config};
+use ferry_relay::smtp::server::{ClientCertPolicy, InboundConfig, serve};
+use ferry_relay::tls::{TrustRoots, self_signed_pem, server_config_with};
 use tokio::net::TcpListener;
 
 use super::config::RelayConfig;
@@ -34,6 +34,16 @@ fn fail(e: impl std::fmt::Display) -> RelayStartError {
 /// # Errors
 /// The certificate, trust roots, resolver or listener cannot be set up.
 pub async fn run(state: AppState, config: RelayConfig) -> Result<(), RelayStartError> {
+    // Microsoft 365 connectors prove themselves with a client certificate.
+    let client_certs = match (&config.connector_cert_name, &config.client_ca_file) {
+        (None, _) => None,
+        (Some(_), Some(path)) => Some(
+            ClientCertPolicy::new(&TrustRoots::from_pem_file(path).map_err(fail)?).map_err(fail)?,
+        ),
+        (Some(_), None) => Some(ClientCertPolicy::new(&TrustRoots::webpki()).map_err(fail)?),
+    };
+    let server_config =
+        |cert: &[u8], key: &[u8]| server_config_with(cert, key, client_certs.as_ref());
     let tls = match &config.tls_cert {
         Some((cert, key)) => {
             let cert = std::fs::read(cert).map_err(fail)?;
@@ -81,13 +91,16 @@ pub async fn run(state: AppState, config: RelayConfig) -> Result<(), RelayStartE
         hold: config.hold,
         retry_base: config.retry_base,
         hostname: config.hostname.clone(),
+        link_prefix: Some(format!("{}/d/", state.public_url)),
     };
     let mut inbound = InboundConfig::new(config.hostname.clone(), tls);
     inbound.max_message_bytes = config.max_message_bytes;
+    inbound.client_certs = client_certs;
     let listener = TcpListener::bind(config.listen).await.map_err(fail)?;
     let local = listener.local_addr().map_err(fail)?;
     let gate = Arc::new(ServiceGate {
         queue: queue.clone(),
+        connector_cert_name: config.connector_cert_name.clone(),
     });
     tokio::spawn(serve(listener, Arc::new(inbound), gate));
     println!("ferry relay listening on smtp://{local}");

@@ -92,6 +92,7 @@ macro_rules! on_both_backends {
 }
 
 mod relay;
+mod share_links;
 mod shares;
 mod startup;
 mod tenants;

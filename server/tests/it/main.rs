@@ -21,6 +21,7 @@ mod isolation;
 mod metrics;
 mod openapi;
 mod policy;
+mod recipient_links;
 mod relay_state;
 mod retention;
 mod revoke;

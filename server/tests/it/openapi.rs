@@ -34,6 +34,8 @@ const DOCUMENTED: &[(&str, &str)] = &[
     ("POST", "/api/v1/shares"),
     ("GET", "/api/v1/shares/{id}"),
     ("DELETE", "/api/v1/shares/{id}"),
+    ("POST", "/api/v1/shares/{id}/links"),
+    ("DELETE", "/api/v1/shares/{id}/links/{link_id}"),
     ("GET", "/d/{token}"),
     ("GET", "/d/{token}/f/{file}"),
     ("GET", "/healthz"),

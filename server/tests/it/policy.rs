@@ -48,13 +48,14 @@ async fn admins_set_the_policy_within_ferry_s_limits(server: TestServer) -> Resu
     ensure!(
         defaults
             == json!({"default_days": 14, "max_days": 90, "max_upload_bytes": null,
-                      "allowed_recipient_domains": null, "max_downloads_per_file": null}),
+                      "allowed_recipient_domains": null, "max_downloads_per_file": null,
+                      "relay_hold_hours": null}),
         "defaults: {defaults}"
     );
 
     let policy = json!({"default_days": 7, "max_days": 30, "max_upload_bytes": 1_000_000,
                         "allowed_recipient_domains": ["Klinik.de", "klinik.de"],
-                        "max_downloads_per_file": 3});
+                        "max_downloads_per_file": 3, "relay_hold_hours": 24});
     let (status, saved) = put_policy(&server, &server.key, &policy).await?;
     ensure!(status == StatusCode::OK, "PUT answered {status}: {saved}");
     ensure!(
@@ -84,6 +85,10 @@ async fn admins_set_the_policy_within_ferry_s_limits(server: TestServer) -> Resu
         (
             json!({"default_days": 1, "max_days": 1, "max_downloads_per_file": 0}),
             "max_downloads_per_file",
+        ),
+        (
+            json!({"default_days": 1, "max_days": 1, "relay_hold_hours": 169}),
+            "relay_hold_hours",
         ),
     ] {
         let (status, error) = put_policy(&server, &server.key, &bad).await?;

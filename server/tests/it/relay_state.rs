@@ -131,3 +131,73 @@ async fn the_mta_sts_policy_cache_survives_a_restart() -> Result<()> {
     db.close().await;
     Ok(())
 }
+
+/// A message is held for as long as its tenant's policy says (`relay_hold_hours`), else for
+/// the deployment's hold window; the rows keep when that ends.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tenants_policy_sets_how_long_its_mail_is_held() -> Result<()> {
+    use ferry::audit::{Actor, AuditEntry, EventKind};
+    use ferry::crypto::MasterKey;
+    use ferry::relay::queue::RelayQueue;
+    use ferry_relay::smtp::server::Received;
+
+    let dir = tempfile::tempdir()?;
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("ferry.db").display()
+    );
+    let db = Db::connect(&url).await?;
+    let master = Arc::new(MasterKey::from_base64(
+        "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+    )?);
+    let queue = RelayQueue {
+        db: db.clone(),
+        store: Arc::new(ferry::store::disk::DiskStore::open(
+            dir.path().join("objects"),
+        )?),
+        master: Arc::clone(&master),
+        hold: Duration::from_secs(600),
+        retry_base: Duration::from_secs(60),
+        hostname: "relay.ferry.test".to_owned(),
+        link_prefix: None,
+    };
+    let strict = db.create_tenant("strict").await?.id;
+    let lenient = db.create_tenant("lenient").await?.id;
+    let policy = ferry::policy::Policy {
+        relay_hold_hours: Some(3),
+        ..ferry::policy::Policy::default()
+    };
+    let audit = AuditEntry::new(
+        &master,
+        strict,
+        EventKind::PolicyChanged,
+        Actor::Operator,
+        None,
+        serde_json::json!({}),
+    )?;
+    db.set_policy(strict, &policy, &audit).await?;
+    for (tenant, expected) in [
+        (strict, time::Duration::hours(3)),
+        (lenient, time::Duration::minutes(10)),
+    ] {
+        let id = queue
+            .enqueue(
+                tenant,
+                Received {
+                    from: "ward@hospital.test".to_owned(),
+                    recipients: vec!["bob@example.test".to_owned()],
+                    body: b"Subject: held\r\n\r\nbody\r\n".to_vec(),
+                    peer: "127.0.0.1:4000".parse()?,
+                },
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let row = db.relay_message(tenant, id.parse()?).await?;
+        ensure!(
+            row.hold_until - row.received_at == expected,
+            "held {} instead of {expected}",
+            row.hold_until - row.received_at
+        );
+    }
+    Ok(())
+}

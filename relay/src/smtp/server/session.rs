@@ -84,8 +84,16 @@ pub async fn serve_connection<G: Gate>(
         }
         Err(_) => return,
     };
-    let mut secure = BufReader::new(tls);
+    let names = match (&config.client_certs, tls.get_ref().1.peer_certificates()) {
+        (Some(policy), Some(chain)) => policy.verified_names(chain),
+        _ => None,
+    };
     let mut state = State::new();
+    if let Some(names) = names {
+        state.account = gate.certificate_account(&names).await;
+        tracing::info!(%peer, ?names, known = state.account.is_some(), "relay client certificate");
+    }
+    let mut secure = BufReader::new(tls);
     run(&mut secure, &mut state, true, &config, gate.as_ref(), peer).await;
     let _ = secure.get_mut().shutdown().await;
 }
@@ -220,10 +228,7 @@ where
             "MAIL" if state.from.is_some() => bad(state, "503 5.5.1 Nested MAIL command\r\n"),
             "MAIL" => match parse_path(&arg, "FROM:") {
                 Some((address, params)) => match check_mail_params(&params, config) {
-                    Ok(()) => {
-                        state.from = Some(address);
-                        "250 2.1.0 Ok\r\n".into()
-                    }
+                    Ok(()) => sender_reply(state, gate, address).await,
                     Err(reply) => reply,
                 },
                 None => "501 5.1.7 Bad sender address syntax\r\n".into(),
@@ -302,6 +307,28 @@ where
         }
         if send(stream, &reply).await.is_err() {
             return End::Close;
+        }
+    }
+}
+
+/// The reply to a well-formed MAIL: the sender is taken only when the account may send as
+/// it (a domain the tenant registered; the null sender of a bounce always).
+async fn sender_reply<G: Gate>(state: &mut State<G::Account>, gate: &G, address: String) -> String {
+    let Some(account) = &state.account else {
+        return bad(state, "530 5.7.0 Authentication required\r\n");
+    };
+    match gate.may_send_as(account, &address).await {
+        Ok(true) => {
+            state.from = Some(address);
+            "250 2.1.0 Ok\r\n".into()
+        }
+        Ok(false) => bad(
+            state,
+            "550 5.7.1 Sender address rejected: not a domain this account may send from\r\n",
+        ),
+        Err(why) => {
+            tracing::warn!(error = %why, "checking a relay sender failed");
+            "451 4.3.0 Cannot check the sender now, try again later\r\n".into()
         }
     }
 }

@@ -94,18 +94,20 @@ async fn both_migrations_give_the_same_schema() -> Result<()> {
         "SELECT m.name, f.\"from\", f.\"table\", f.\"to\" FROM sqlite_master m
          JOIN pragma_foreign_key_list(m.name) f
          WHERE m.type = 'table' AND m.name NOT LIKE '\\_%' ESCAPE '\\'
-         ORDER BY 1, 2",
+         ORDER BY 1, 2, 3, 4",
     )
     .fetch_all(&lite)
     .await?;
+    // Every column of a composite key (unnest pairs the key's columns with the referenced).
     let pg_keys: Vec<(String, String, String, String)> = sqlx::query_as(
         "SELECT c.conrelid::regclass::TEXT, a.attname::TEXT, c.confrelid::regclass::TEXT,
                 af.attname::TEXT
          FROM pg_constraint c
-         JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
-         JOIN pg_attribute af ON af.attrelid = c.confrelid AND af.attnum = c.confkey[1]
+         CROSS JOIN LATERAL unnest(c.conkey, c.confkey) AS k(col, fcol)
+         JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.col
+         JOIN pg_attribute af ON af.attrelid = c.confrelid AND af.attnum = k.fcol
          WHERE c.contype = 'f' AND c.connamespace = 'public'::regnamespace
-         ORDER BY 1, 2",
+         ORDER BY 1, 2, 3, 4",
     )
     .fetch_all(&post)
     .await?;
