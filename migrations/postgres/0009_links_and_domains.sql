@@ -31,3 +31,8 @@ CREATE INDEX relay_domains_by_tenant ON relay_domains (tenant_id);
 
 -- How long the relay retries a tenant's unreachable recipients (hours; NULL: the deployment's).
 ALTER TABLE tenant_policies ADD COLUMN relay_hold_hours BIGINT;
+
+-- DKIM key rotation: a new key for a domain that already signs waits until it is activated
+-- (its record published first); the newest activated key signs. Existing keys sign.
+ALTER TABLE relay_dkim_keys ADD COLUMN activated_at TIMESTAMPTZ;
+UPDATE relay_dkim_keys SET activated_at = created_at;

@@ -23,3 +23,6 @@ CREATE TABLE relay_domains (
 CREATE INDEX relay_domains_by_tenant ON relay_domains (tenant_id);
 
 ALTER TABLE tenant_policies ADD COLUMN relay_hold_hours INTEGER;
+
+ALTER TABLE relay_dkim_keys ADD COLUMN activated_at TEXT;
+UPDATE relay_dkim_keys SET activated_at = created_at;

@@ -114,6 +114,10 @@ pub enum EventKind {
     /// A DKIM key was made for one of the tenant's domains (its public record in the
     /// details).
     DkimKeyCreated,
+    /// A DKIM key signs the domain's mail from now on (rotation).
+    DkimKeyActivated,
+    /// A DKIM key was deleted.
+    DkimKeyRemoved,
     /// The tenant's mail server may relay mail from a domain (envelope sender) from now on.
     RelayDomainAdded,
     /// A domain was removed: the relay refuses its senders from now on.
@@ -147,6 +151,8 @@ impl EventKind {
             EventKind::RelayAccepted => "relay.accepted",
             EventKind::RelayDelivery => "relay.delivery",
             EventKind::DkimKeyCreated => "relay.dkim_key_created",
+            EventKind::DkimKeyActivated => "relay.dkim_key_activated",
+            EventKind::DkimKeyRemoved => "relay.dkim_key_removed",
             EventKind::RelayDomainAdded => "relay.domain_added",
             EventKind::RelayDomainRemoved => "relay.domain_removed",
         }

@@ -85,6 +85,12 @@ enum RelayCommand {
         #[command(subcommand)]
         command: RelayAccountCommand,
     },
+    /// A tenant's DKIM keys: list them, activate a new one (after publishing its record),
+    /// remove a retired one.
+    DkimKey {
+        #[command(subcommand)]
+        command: DkimKeyCommand,
+    },
     /// The domains a tenant's mail server may send from (MAIL FROM); the relay refuses
     /// every other sender.
     Domain {
@@ -92,7 +98,8 @@ enum RelayCommand {
         command: RelayDomainCommand,
     },
     /// Make a DKIM key for one of a tenant's domains and print the DNS TXT record to publish;
-    /// mail whose From is in that domain is signed with it from then on.
+    /// mail whose From is in that domain is signed with it from then on — or, when the domain
+    /// already has a signing key (rotation), once `ferry relay dkim-key activate` says so.
     DkimKeygen {
         /// The tenant's id.
         #[arg(long)]
@@ -109,6 +116,43 @@ enum RelayCommand {
         /// Print `{"name", "record"}` as JSON.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum DkimKeyCommand {
+    /// List the tenant's keys: domain, selector, algorithm, made, signing since.
+    List {
+        /// The tenant's id.
+        #[arg(long)]
+        tenant: uuid::Uuid,
+        /// Print a JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a key sign its domain's mail from now on (publish its TXT record first).
+    Activate {
+        /// The tenant's id.
+        #[arg(long)]
+        tenant: uuid::Uuid,
+        /// The domain (`d=`).
+        #[arg(long)]
+        domain: String,
+        /// The selector (`s=`).
+        #[arg(long)]
+        selector: String,
+    },
+    /// Delete a retired key (remove its TXT record a few days after it stopped signing).
+    Remove {
+        /// The tenant's id.
+        #[arg(long)]
+        tenant: uuid::Uuid,
+        /// The domain (`d=`).
+        #[arg(long)]
+        domain: String,
+        /// The selector (`s=`).
+        #[arg(long)]
+        selector: String,
     },
 }
 
@@ -399,7 +443,7 @@ async fn main() -> anyhow::Result<()> {
             if json {
                 println!(
                     "{}",
-                    serde_json::json!({"name": key.name, "record": key.record})
+                    serde_json::json!({"name": key.name, "record": key.record, "active": key.active})
                 );
             } else {
                 // A TXT string holds at most 255 characters: an RSA key needs several.
@@ -410,11 +454,21 @@ async fn main() -> anyhow::Result<()> {
                     .map(|c| format!("\"{}\"", String::from_utf8_lossy(c)))
                     .collect();
                 println!("{}. IN TXT ( {} )", key.name, strings.join(" "));
+                if !key.active {
+                    eprintln!(
+                        "the domain already has a signing key: publish this record, then \
+                         `ferry relay dkim-key activate --tenant {tenant} --domain {domain} \
+                         --selector {selector}`"
+                    );
+                }
             }
         }
         Command::Relay {
             command: RelayCommand::Domain { command },
         } => relay_domain_command(&config, command).await?,
+        Command::Relay {
+            command: RelayCommand::DkimKey { command },
+        } => dkim_key_command(&config, command).await?,
         Command::Relay {
             command: RelayCommand::Serve,
         } => {
@@ -510,6 +564,58 @@ async fn verify_audit(config: &Config, only: Option<uuid::Uuid>) -> anyhow::Resu
 
 fn parse_rfc3339(text: &str) -> Result<OffsetDateTime, String> {
     OffsetDateTime::parse(text, &Rfc3339).map_err(|e| format!("not an RFC 3339 time: {e}"))
+}
+
+async fn dkim_key_command(config: &Config, command: DkimKeyCommand) -> anyhow::Result<()> {
+    use ferry::relay::dkim_keys;
+    let (db, master) = open_db(config).await?;
+    match command {
+        DkimKeyCommand::List { tenant, json } => {
+            let keys = dkim_keys::list(&db, tenant).await?;
+            let rfc3339 = |t: time::OffsetDateTime| t.format(&Rfc3339).unwrap_or_default();
+            if json {
+                let keys: Vec<_> = keys
+                    .iter()
+                    .map(|k| {
+                        serde_json::json!({
+                            "domain": k.domain,
+                            "selector": k.selector,
+                            "algorithm": k.algorithm,
+                            "created_at": rfc3339(k.created_at),
+                            "activated_at": k.activated_at.map(rfc3339),
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::json!(keys));
+            } else {
+                for k in keys {
+                    let since = k.activated_at.map_or("waiting".to_owned(), rfc3339);
+                    println!("{}  {}  {}  {since}", k.domain, k.selector, k.algorithm);
+                }
+            }
+        }
+        DkimKeyCommand::Activate {
+            tenant,
+            domain,
+            selector,
+        } => {
+            dkim_keys::activate(&db, &master, tenant, &domain, &selector)
+                .await
+                .with_context(|| format!("tenant {tenant} has no key {selector} for {domain}"))?;
+            println!("signing: {selector}._domainkey.{domain}");
+        }
+        DkimKeyCommand::Remove {
+            tenant,
+            domain,
+            selector,
+        } => {
+            dkim_keys::remove(&db, &master, tenant, &domain, &selector)
+                .await
+                .with_context(|| format!("tenant {tenant} has no key {selector} for {domain}"))?;
+            println!("removed: {selector}._domainkey.{domain}");
+        }
+    }
+    Ok(())
 }
 
 async fn relay_domain_command(config: &Config, command: RelayDomainCommand) -> anyhow::Result<()> {

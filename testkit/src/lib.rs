@@ -10,9 +10,11 @@
 //! - [`entra`]: Entra ID's token signing and JWKS endpoint, played on 127.0.0.1;
 //! - the relay's test bed: [`dns`] (a DNS server on loopback whose answers the test sets),
 //!   [`ca`] (a test CA and the broken certificates an MX may present), [`postfix`] (a real
-//!   Postfix MX on a loopback address), [`https`] (MTA-STS policies over HTTPS).
+//!   Postfix MX on a loopback address), [`https`] (MTA-STS policies over HTTPS), [`capture`]
+//!   (what crossed the wire to an MX, captured with tcpdump).
 
 pub mod ca;
+pub mod capture;
 mod child;
 pub mod dns;
 pub mod entra;

@@ -169,6 +169,101 @@ fn the_operator_gives_each_domain_to_one_tenant() -> Result<()> {
     Ok(())
 }
 
+#[test]
+fn the_operator_rotates_a_dkim_key_without_a_gap() -> Result<()> {
+    let dir = tempfile::Builder::new().prefix("ferry-relay-").tempdir()?;
+    let data = dir.path().join("data");
+    let server = Server::start_with_env(&data, &[])?;
+    let firm = server.create_tenant("law firm")?;
+    let ferry = |args: &[&str]| run_ferry(&data, server.env(), args);
+    let keygen = |selector: &str| -> Result<serde_json::Value> {
+        let run = ferry(&[
+            "relay",
+            "dkim-keygen",
+            "--tenant",
+            &firm.tenant_id,
+            "--domain",
+            "firm.example",
+            "--selector",
+            selector,
+            "--algorithm",
+            "ed25519",
+            "--json",
+        ])?
+        .expect_success()?;
+        Ok(serde_json::from_str(run.stdout.trim())?)
+    };
+    let signing = || -> Result<Vec<(String, bool)>> {
+        let run = ferry(&[
+            "relay",
+            "dkim-key",
+            "list",
+            "--tenant",
+            &firm.tenant_id,
+            "--json",
+        ])?
+        .expect_success()?;
+        let keys: Vec<serde_json::Value> = serde_json::from_str(run.stdout.trim())?;
+        Ok(keys
+            .iter()
+            .map(|k| {
+                (
+                    k["selector"].as_str().unwrap_or_default().to_owned(),
+                    k["activated_at"].is_string(),
+                )
+            })
+            .collect())
+    };
+    ensure!(
+        keygen("s2025")?["active"] == true,
+        "the first key signs at once"
+    );
+    let next = keygen("s2026")?;
+    ensure!(next["active"] == false, "the next one waits: {next}");
+    ensure!(
+        signing()? == [("s2025".to_owned(), true), ("s2026".to_owned(), false)],
+        "{:?}",
+        signing()?
+    );
+    let reused = ferry(&[
+        "relay",
+        "dkim-keygen",
+        "--tenant",
+        &firm.tenant_id,
+        "--domain",
+        "firm.example",
+        "--selector",
+        "s2025",
+    ])?;
+    ensure!(
+        !reused.success,
+        "a selector is not reused: {}",
+        reused.stdout
+    );
+    let key = |verb: &str, selector: &str| {
+        ferry(&[
+            "relay",
+            "dkim-key",
+            verb,
+            "--tenant",
+            &firm.tenant_id,
+            "--domain",
+            "firm.example",
+            "--selector",
+            selector,
+        ])
+    };
+    key("activate", "s2026")?.expect_success()?;
+    key("remove", "s2025")?.expect_success()?;
+    ensure!(
+        signing()? == [("s2026".to_owned(), true)],
+        "{:?}",
+        signing()?
+    );
+    ensure!(!key("remove", "s2025")?.success, "removed twice");
+    Ok(())
+}
+
 fn walk(dir: &std::path::Path) -> Result<Vec<std::path::PathBuf>> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir)? {

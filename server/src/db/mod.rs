@@ -22,6 +22,7 @@ use sqlx::{ConnectOptions as _, Connection as _};
 use time::OffsetDateTime;
 
 pub mod audit;
+pub mod dkim_keys;
 pub mod expiry;
 pub mod people;
 pub mod policy;

@@ -329,6 +329,39 @@ impl Db {
         Ok(done == 1)
     }
 
+    /// Deletes the rows of messages finished (key shredded) that arrived before `before`: the
+    /// proof records stay in the audit chain; envelopes and states do not stay forever. How
+    /// many messages went.
+    pub async fn purge_finished_relay_messages(
+        &self,
+        before: OffsetDateTime,
+    ) -> Result<u64, DbError> {
+        let backend = self.backend();
+        let old = format!(
+            "wrapped_dek IS NULL AND {}",
+            earlier(backend, "received_at", "$1")
+        );
+        let recipients = format!(
+            "DELETE FROM relay_recipients WHERE queue_id IN (SELECT id FROM relay_messages WHERE {old})"
+        );
+        let messages = format!("DELETE FROM relay_messages WHERE {old}");
+        let purged = on_pool!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            sqlx::query(&recipients)
+                .bind(stored_time(before))
+                .execute(&mut *tx)
+                .await?;
+            let purged = sqlx::query(&messages)
+                .bind(stored_time(before))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            tx.commit().await?;
+            purged
+        });
+        Ok(purged)
+    }
+
     /// The queue ids under which `tenant_id` relayed a message with this Message-ID (one,
     /// or more when a client resubmitted it to new recipients).
     pub async fn relay_queue_ids(

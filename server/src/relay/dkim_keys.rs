@@ -1,6 +1,7 @@
 //! Tenants' DKIM keys: made by `ferry relay dkim-keygen` (the private key sealed at once, the
-//! public key printed as the DNS record to publish) and opened by the queue to sign mail from
-//! that domain.
+//! public key printed as the DNS record to publish), rotated by making a key under a new
+//! selector and activating it once its record is published (`ferry relay dkim-key activate`),
+//! removed when retired, and opened by the queue to sign mail from that domain.
 
 use ferry_relay::dkim::{self, Algorithm, DkimError, SigningKey};
 use uuid::Uuid;
@@ -8,7 +9,7 @@ use uuid::Uuid;
 use crate::audit::{Actor, AuditEntry, EventKind};
 use crate::crypto::segment::{Dek, SegmentCipher, open_object, plaintext_len_of, seal_object};
 use crate::crypto::{CryptoError, MasterKey};
-use crate::db::relay::StoredDkimKey;
+use crate::db::dkim_keys::{DkimKeyRow, StoredDkimKey};
 use crate::db::{Db, DbError};
 
 /// Why a key could not be made or opened.
@@ -35,6 +36,8 @@ pub struct PublishedKey {
     pub name: String,
     /// The TXT record's text.
     pub record: String,
+    /// Whether it signs now (the domain's first key), or waits to be activated.
+    pub active: bool,
 }
 
 fn is_dns_name(text: &str) -> bool {
@@ -67,9 +70,10 @@ pub async fn generate(
     }
     let pkcs8 = dkim::generate(algorithm)?;
     let key = SigningKey::from_pkcs8(algorithm, &domain, selector, &pkcs8)?;
-    let published = PublishedKey {
+    let mut published = PublishedKey {
         name: key.dns_name(),
         record: key.dns_record()?,
+        active: false,
     };
     let key_id = Uuid::new_v4();
     let dek = Dek::generate()?;
@@ -96,8 +100,67 @@ pub async fn generate(
         wrapped_dek,
         sealed_key,
     };
-    db.put_dkim_key(tenant, &stored, &audit).await?;
+    published.active = db.put_dkim_key(tenant, &stored, &audit).await?;
     Ok(published)
+}
+
+/// The tenant's keys (never the keys themselves).
+pub async fn list(db: &Db, tenant: Uuid) -> Result<Vec<DkimKeyRow>, DkimKeyError> {
+    Ok(db.dkim_keys(tenant).await?)
+}
+
+/// Makes `selector`'s key sign `domain`'s mail from now on (publish its record first).
+pub async fn activate(
+    db: &Db,
+    master: &MasterKey,
+    tenant: Uuid,
+    domain: &str,
+    selector: &str,
+) -> Result<(), DkimKeyError> {
+    let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+    let audit = key_event(
+        master,
+        tenant,
+        EventKind::DkimKeyActivated,
+        &domain,
+        selector,
+    )?;
+    Ok(db
+        .activate_dkim_key(tenant, &domain, selector, &audit)
+        .await?)
+}
+
+/// Deletes `selector`'s key of `domain` (a retired one; if it was the signing key, the
+/// domain's previous activated key signs again, or none).
+pub async fn remove(
+    db: &Db,
+    master: &MasterKey,
+    tenant: Uuid,
+    domain: &str,
+    selector: &str,
+) -> Result<(), DkimKeyError> {
+    let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+    let audit = key_event(master, tenant, EventKind::DkimKeyRemoved, &domain, selector)?;
+    Ok(db
+        .remove_dkim_key(tenant, &domain, selector, &audit)
+        .await?)
+}
+
+fn key_event(
+    master: &MasterKey,
+    tenant: Uuid,
+    kind: EventKind,
+    domain: &str,
+    selector: &str,
+) -> Result<AuditEntry, DkimKeyError> {
+    Ok(AuditEntry::new(
+        master,
+        tenant,
+        kind,
+        Actor::Operator,
+        None,
+        serde_json::json!({ "domain": domain, "selector": selector }),
+    )?)
 }
 
 /// The key `tenant` signs mail from `domain` with, if it has one.

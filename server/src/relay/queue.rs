@@ -476,6 +476,17 @@ impl RelayQueue {
         }
     }
 
+    /// Deletes the queue rows of messages that finished more than
+    /// [`crate::policy::MAX_RETENTION_DAYS`] ago (their proof records stay in the audit
+    /// chain); how many went.
+    ///
+    /// # Errors
+    /// The database failed.
+    pub async fn purge_finished(&self, now: OffsetDateTime) -> Result<u64, QueueError> {
+        let keep = time::Duration::days(i64::from(crate::policy::MAX_RETENTION_DAYS));
+        Ok(self.db.purge_finished_relay_messages(now - keep).await?)
+    }
+
     /// The delay before attempt `attempts + 1`: the base, doubled per attempt, at most an hour.
     fn backoff(&self, attempts: u32) -> time::Duration {
         let delay = self

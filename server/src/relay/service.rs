@@ -106,7 +106,16 @@ pub async fn run(state: AppState, config: RelayConfig) -> Result<(), RelayStartE
     println!("ferry relay listening on smtp://{local}");
 
     let claimant = format!("relay:{}:{}", config.hostname, uuid::Uuid::new_v4());
+    let mut purged_at: Option<std::time::Instant> = None;
     loop {
+        if purged_at.is_none_or(|at| at.elapsed() > Duration::from_secs(3600)) {
+            purged_at = Some(std::time::Instant::now());
+            match queue.purge_finished(time::OffsetDateTime::now_utc()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(messages = n, "purged finished relay queue rows"),
+                Err(e) => tracing::warn!(error = %e, "purging finished relay queue rows failed"),
+            }
+        }
         match queue.work(&outbound, &claimant, 32).await {
             Ok(0) => tokio::time::sleep(Duration::from_millis(500)).await,
             Ok(_) => {}

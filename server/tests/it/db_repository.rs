@@ -91,6 +91,7 @@ macro_rules! on_both_backends {
     )+};
 }
 
+mod dkim_keys;
 mod relay;
 mod share_links;
 mod shares;

@@ -11,9 +11,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, ensure};
 use ferry_e2e::{Api, Server, ferry_bin, run_ferry};
 use ferry_testkit::ChildGuard;
-use ferry_testkit::ca::TestCa;
+use ferry_testkit::ca::{Leaf, TestCa};
 use ferry_testkit::dns::DnsServer;
-use ferry_testkit::postfix::{MxTls, PostfixMx};
+use ferry_testkit::postfix::{MxTls, PostfixMx, free_port_on, loopback_ip};
 
 /// `ferry relay serve` as a child; the SMTP address it printed.
 fn start_relay(
@@ -137,6 +137,48 @@ impl Bed {
         Ok(mx)
     }
 
+    /// example.test's one MX, `mx1.example.test` on the first test address, with a
+    /// certificate from the bed's CA; DNS answers its MX and A records. The MX, its port and
+    /// its certificate.
+    pub fn example_mx(&self) -> Result<(PostfixMx, u16, Leaf)> {
+        let ip = loopback_ip(1);
+        let port = free_port_on(&[ip])?;
+        let leaf = self.ca.leaf(&["mx1.example.test"])?;
+        let mx = self.mx(
+            "mx1.example.test",
+            "example.test",
+            port,
+            ip,
+            MxTls::On(leaf.clone()),
+        )?;
+        self.dns.mx("example.test", &[(10, "mx1.example.test")])?;
+        Ok((mx, port, leaf))
+    }
+
+    /// A DKIM key for hospital.test (selector `ferry1`) made with `ferry relay dkim-keygen`:
+    /// the record to publish, `{name, record}`.
+    pub fn dkim_key(&self, algorithm: &str) -> Result<serde_json::Value> {
+        let keygen = run_ferry(
+            &self.data,
+            self.server.env(),
+            &[
+                "relay",
+                "dkim-keygen",
+                "--tenant",
+                &self.tenant.tenant_id,
+                "--domain",
+                "hospital.test",
+                "--selector",
+                "ferry1",
+                "--algorithm",
+                algorithm,
+                "--json",
+            ],
+        )?
+        .expect_success()?;
+        Ok(serde_json::from_str(keygen.stdout.trim())?)
+    }
+
     /// `ferry relay serve` pointed at this bed, with `extra` settings.
     pub fn relay(&self, mx_port: u16, extra: &[(&str, &str)]) -> Result<(ChildGuard, SocketAddr)> {
         let mut env: Vec<(String, String)> = self.server.env().to_vec();
@@ -227,4 +269,28 @@ print("ok" if dkim.verify(message, dnsfunc=dns) else "bad")
         String::from_utf8_lossy(&out.stderr)
     );
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// Fails unless swaks's `transcript` ends with the relay's 250 for a queued message.
+pub fn ensure_queued(transcript: &str) -> Result<()> {
+    ensure!(
+        transcript.contains("250 2.0.0 Ok: queued as"),
+        "{transcript}"
+    );
+    Ok(())
+}
+
+/// What `mx` received, once it holds at least `count` messages (within `within`); the MX's log
+/// in the error otherwise.
+pub fn wait_delivered(mx: &PostfixMx, count: usize, within: Duration) -> Result<Vec<Vec<u8>>> {
+    ferry_testkit::eventually(within, || {
+        let found = mx.delivered();
+        ensure!(
+            found.len() >= count,
+            "{} of {count} messages delivered",
+            found.len()
+        );
+        Ok(found)
+    })
+    .with_context(|| format!("--- MX log:\n{}", mx.log()))
 }

@@ -9,12 +9,11 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Result, ensure};
 use ferry_e2e::run_ferry;
 use ferry_testkit::ca::{Leaf, self_signed};
-use ferry_testkit::postfix::{MxTls, free_port_on, loopback_ip};
 
-use crate::bed::Bed;
+use crate::bed::{Bed, ensure_queued, wait_delivered};
 
 /// The organisation linked to the bed's tenant.
 const ORGANISATION: &str = "5f0c1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b";
@@ -49,16 +48,7 @@ fn as_exchange(
 #[test]
 fn a_microsoft_365_connector_relays_only_for_its_linked_organisation() -> Result<()> {
     let bed = Bed::new()?;
-    let mx_ip = loopback_ip(1);
-    let mx_port = free_port_on(&[mx_ip])?;
-    let mx = bed.mx(
-        "mx1.example.test",
-        "example.test",
-        mx_port,
-        mx_ip,
-        MxTls::On(bed.ca.leaf(&["mx1.example.test"])?),
-    )?;
-    bed.dns.mx("example.test", &[(10, "mx1.example.test")])?;
+    let (mx, mx_port, _) = bed.example_mx()?;
     let link = [
         "tenant",
         "link-entra",
@@ -130,16 +120,8 @@ fn a_microsoft_365_connector_relays_only_for_its_linked_organisation() -> Result
 
     // Taken: the certificate, the linked organisation, a sender of its tenant.
     let transcript = as_exchange(smtp, dir.path(), &exchange, "ward@hospital.test", &[&stamp])?;
-    ensure!(
-        transcript.contains("250 2.0.0 Ok: queued as"),
-        "{transcript}"
-    );
-    let delivered = ferry_testkit::eventually(Duration::from_secs(60), || {
-        let found = mx.delivered();
-        ensure!(!found.is_empty(), "not delivered yet");
-        Ok(found)
-    })
-    .with_context(|| format!("--- MX log:\n{}", mx.log()))?;
+    ensure_queued(&transcript)?;
+    let delivered = wait_delivered(&mx, 1, Duration::from_secs(60))?;
     let text = String::from_utf8_lossy(&delivered[0]);
     ensure!(text.contains("Subject: from Exchange Online"), "{text}");
     let accepted = bed

@@ -9,43 +9,19 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use ferry_e2e::{Api, run_ferry};
+use ferry_testkit::ca::self_signed;
+use ferry_testkit::capture::Capture;
 use ferry_testkit::dns::{Answer, RecordType};
 use ferry_testkit::postfix::{MxTls, free_port_on, loopback_ip};
 
-use crate::bed::{Bed, dkim_verify};
+use crate::bed::{Bed, dkim_verify, ensure_queued, wait_delivered};
 
 #[test]
 fn a_message_submitted_with_swaks_reaches_a_real_mx_over_verified_tls_with_proof() -> Result<()> {
     let bed = Bed::new()?;
-    let mx_ip = loopback_ip(1);
-    let mx_port = free_port_on(&[mx_ip])?;
-    let leaf = bed.ca.leaf(&["mx1.example.test"])?;
-    let mx = bed.mx(
-        "mx1.example.test",
-        "example.test",
-        mx_port,
-        mx_ip,
-        MxTls::On(leaf.clone()),
-    )?;
-    bed.dns.mx("example.test", &[(10, "mx1.example.test")])?;
+    let (mx, mx_port, leaf) = bed.example_mx()?;
     // The tenant signs mail from its domain.
-    let keygen = run_ferry(
-        &bed.data,
-        bed.server.env(),
-        &[
-            "relay",
-            "dkim-keygen",
-            "--tenant",
-            &bed.tenant.tenant_id,
-            "--domain",
-            "hospital.test",
-            "--selector",
-            "ferry1",
-            "--json",
-        ],
-    )?
-    .expect_success()?;
-    let published: serde_json::Value = serde_json::from_str(keygen.stdout.trim())?;
+    let published = bed.dkim_key("rsa")?;
     ensure!(
         published["name"] == "ferry1._domainkey.hospital.test",
         "{published}"
@@ -53,17 +29,9 @@ fn a_message_submitted_with_swaks_reaches_a_real_mx_over_verified_tls_with_proof
     let (_relay, smtp) = bed.relay(mx_port, &[])?;
 
     let transcript = bed.submit(smtp, "ward@hospital.test", "bob@example.test")?;
-    ensure!(
-        transcript.contains("250 2.0.0 Ok: queued as"),
-        "{transcript}"
-    );
+    ensure_queued(&transcript)?;
 
-    let delivered = ferry_testkit::eventually(Duration::from_secs(60), || {
-        let found = mx.delivered();
-        ensure!(!found.is_empty(), "not delivered yet");
-        Ok(found)
-    })
-    .with_context(|| format!("--- MX log:\n{}", mx.log()))?;
+    let delivered = wait_delivered(&mx, 1, Duration::from_secs(60))?;
     let text = String::from_utf8_lossy(&delivered[0]);
     ensure!(text.contains("The results are ready."), "{text}");
     ensure!(text.contains("Subject: your results"), "{text}");
@@ -169,36 +137,44 @@ fn a_message_submitted_with_swaks_reaches_a_real_mx_over_verified_tls_with_proof
 #[test]
 fn unsafe_mx_hosts_get_nothing_and_the_sender_gets_a_report_when_the_hold_ends() -> Result<()> {
     let bed = Bed::new()?;
-    let ips: Vec<_> = (1..=3).map(loopback_ip).collect();
+    let ips: Vec<_> = (1..=5).map(loopback_ip).collect();
     let port = free_port_on(&ips)?;
-    // example.test has only MX hosts that cannot prove themselves.
-    let plain = bed.mx(
-        "plain.example.test",
-        "example.test",
-        port,
-        ips[0],
-        MxTls::Off,
-    )?;
-    let expired = bed.mx(
-        "expired.example.test",
-        "example.test",
-        port,
-        ips[1],
-        MxTls::On(bed.ca.expired_leaf(&["expired.example.test"])?),
-    )?;
-    bed.dns.mx(
-        "example.test",
-        &[(10, "plain.example.test"), (20, "expired.example.test")],
-    )?;
+    // example.test has only MX hosts that cannot prove themselves: no STARTTLS, a certificate
+    // no CA vouches for, one for another name, one that expired.
+    let unsafe_hosts = [
+        ("plain.example.test", MxTls::Off),
+        (
+            "selfsigned.example.test",
+            MxTls::On(self_signed(&["selfsigned.example.test"])?),
+        ),
+        (
+            "wrongname.example.test",
+            MxTls::On(bed.ca.leaf(&["someone-else.example.test"])?),
+        ),
+        (
+            "expired.example.test",
+            MxTls::On(bed.ca.expired_leaf(&["expired.example.test"])?),
+        ),
+    ];
+    let mut unsafe_mx = Vec::new();
+    let mut preferences = Vec::new();
+    for (n, (host, tls)) in unsafe_hosts.into_iter().enumerate() {
+        unsafe_mx.push(bed.mx(host, "example.test", port, ips[n], tls)?);
+        preferences.push((10 * (n as u16 + 1), host));
+    }
+    bed.dns.mx("example.test", &preferences)?;
     // The sender's own domain, where the report goes.
     let home = bed.mx(
         "mx.hospital.test",
         "hospital.test",
         port,
-        ips[2],
+        ips[4],
         MxTls::On(bed.ca.leaf(&["mx.hospital.test"])?),
     )?;
     bed.dns.mx("hospital.test", &[(10, "mx.hospital.test")])?;
+    // The wire to the four, captured from before the first attempt to the report.
+    let dir = tempfile::tempdir()?;
+    let capture = Capture::start(dir.path(), &ips[..4], port)?;
     let (_relay, smtp) = bed.relay(
         port,
         &[
@@ -207,11 +183,18 @@ fn unsafe_mx_hosts_get_nothing_and_the_sender_gets_a_report_when_the_hold_ends()
         ],
     )?;
 
-    let transcript = bed.submit(smtp, "ward@hospital.test", "bob@example.test")?;
-    ensure!(
-        transcript.contains("250 2.0.0 Ok: queued as"),
-        "{transcript}"
+    // A message far larger than anything a refused session may carry.
+    let body = format!(
+        "The results are ready.\n{}",
+        "Patient record line.\n".repeat(5000)
     );
+    let transcript = bed.submit_with(
+        smtp,
+        "ward@hospital.test",
+        "bob@example.test",
+        &["--body", &body],
+    )?;
+    ensure_queued(&transcript)?;
 
     let reports = ferry_testkit::eventually(Duration::from_secs(60), || {
         let found = home.delivered();
@@ -236,6 +219,7 @@ fn unsafe_mx_hosts_get_nothing_and_the_sender_gets_a_report_when_the_hold_ends()
             events.join("\n")
         )
     })?;
+    let flows = capture.stop()?;
     let report = String::from_utf8_lossy(&reports[0]);
     ensure!(report.contains("report-type=delivery-status"), "{report}");
     ensure!(
@@ -249,16 +233,33 @@ fn unsafe_mx_hosts_get_nothing_and_the_sender_gets_a_report_when_the_hold_ends()
         "no content: {report}"
     );
 
-    for mx in [&plain, &expired] {
+    // Each MX's own account: no message was ever started.
+    for mx in &unsafe_mx {
         let log = mx.log();
         ensure!(!log.contains("client="), "a message was started:\n{log}");
         ensure!(mx.delivered().is_empty());
     }
     ensure!(
-        plain.log().contains("ehlo=1 quit=1 commands=2"),
+        unsafe_mx[0].log().contains("ehlo=1 quit=1 commands=2"),
         "{}",
-        plain.log()
+        unsafe_mx[0].log()
     );
+    // The wire's: every session to each of the four, and what the relay sent in it.
+    for (n, ip) in ips[..4].iter().enumerate() {
+        let sessions: Vec<_> = flows
+            .iter()
+            .filter(|f| f.server.is_some_and(|s| s.ip() == ip))
+            .collect();
+        ensure!(
+            sessions.len() >= 2,
+            "MX {n}: {} sessions captured",
+            sessions.len()
+        );
+        for session in sessions {
+            nothing_but_a_refused_starttls(&session.to_server, n == 0)
+                .with_context(|| format!("to MX {n} ({ip})"))?;
+        }
+    }
     let deferred = bed
         .audit()?
         .iter()
@@ -268,9 +269,58 @@ fn unsafe_mx_hosts_get_nothing_and_the_sender_gets_a_report_when_the_hold_ends()
         .filter(|e| e["details"]["outcome"]["status"] == "deferred")
         .count();
     ensure!(
-        deferred >= 4,
-        "both MX hosts, retried: {deferred} attempts recorded"
+        deferred >= 8,
+        "four MX hosts, retried: {deferred} attempts recorded"
     );
+    Ok(())
+}
+
+/// What a relay may send an MX that cannot prove itself: `EHLO`, then `STARTTLS` and a TLS
+/// handshake it abandons (a few records, far smaller than the message), or — without STARTTLS
+/// on offer — `QUIT`. Never an envelope command or a byte of content in clear.
+fn nothing_but_a_refused_starttls(sent: &[u8], plain: bool) -> Result<()> {
+    let text = String::from_utf8_lossy(sent);
+    ensure!(
+        !text.contains("MAIL FROM") && !text.contains("RCPT TO") && !text.contains("DATA"),
+        "an envelope command went out: {text:?}"
+    );
+    ensure!(
+        !text.contains("results are ready") && !text.contains("Patient record"),
+        "content went out in clear"
+    );
+    let ehlo = b"EHLO relay.ferry.test\r\n";
+    let rest = sent
+        .strip_prefix(ehlo.as_slice())
+        .context("not EHLO first")?;
+    if plain {
+        ensure!(
+            rest == b"QUIT\r\n",
+            "after EHLO: {:?}",
+            String::from_utf8_lossy(rest)
+        );
+        return Ok(());
+    }
+    let mut records = rest
+        .strip_prefix(b"STARTTLS\r\n".as_slice())
+        .context("no STARTTLS")?;
+    // Only TLS records follow (content types 20–23, TLS 1.0–1.2 record versions), and all of
+    // them together are a handshake's worth, not a 100 KB message.
+    ensure!(
+        records.len() < 4096,
+        "{} bytes after STARTTLS",
+        records.len()
+    );
+    while let Some(header) = records.get(..5) {
+        let length = usize::from(u16::from_be_bytes([header[3], header[4]]));
+        ensure!(
+            (20..=23).contains(&header[0]) && header[1] == 3 && header[2] <= 3,
+            "not a TLS record: {header:?}"
+        );
+        records = records
+            .get(5 + length..)
+            .context("a truncated TLS record")?;
+    }
+    ensure!(records.is_empty(), "bytes after the last TLS record");
     Ok(())
 }
 
@@ -304,15 +354,7 @@ fn message_ids(messages: &[Vec<u8>]) -> Vec<String> {
 #[test]
 fn messages_queued_when_the_relay_is_killed_are_delivered_once_after_restart() -> Result<()> {
     let bed = Bed::new()?;
-    let mx_ip = loopback_ip(1);
-    let mx_port = free_port_on(&[mx_ip])?;
-    let mx = bed.mx(
-        "mx1.example.test",
-        "example.test",
-        mx_port,
-        mx_ip,
-        MxTls::On(bed.ca.leaf(&["mx1.example.test"])?),
-    )?;
+    let (mx, mx_port, _) = bed.example_mx()?;
     // DNS fails at first: every message is held after its first attempt.
     bed.dns
         .set("example.test", RecordType::MX, Answer::ServFail);
@@ -326,10 +368,7 @@ fn messages_queued_when_the_relay_is_killed_are_delivered_once_after_restart() -
             "bob@example.test",
             &["--header", &format!("Message-ID: {id}")],
         )?;
-        ensure!(
-            transcript.contains("250 2.0.0 Ok: queued as"),
-            "{transcript}"
-        );
+        ensure_queued(&transcript)?;
     }
     ferry_testkit::eventually(Duration::from_secs(30), || {
         let held = bed
@@ -344,11 +383,7 @@ fn messages_queued_when_the_relay_is_killed_are_delivered_once_after_restart() -
 
     bed.dns.mx("example.test", &[(10, "mx1.example.test")])?;
     let (_relay, _) = bed.relay(mx_port, &settings)?;
-    let delivered = ferry_testkit::eventually(Duration::from_secs(90), || {
-        let found = mx.delivered();
-        ensure!(found.len() >= 5, "{} of 5 delivered", found.len());
-        Ok(found)
-    })?;
+    let delivered = wait_delivered(&mx, 5, Duration::from_secs(90))?;
     std::thread::sleep(Duration::from_secs(3));
     let mut ids = message_ids(&mx.delivered());
     ensure!(
@@ -365,16 +400,7 @@ fn messages_queued_when_the_relay_is_killed_are_delivered_once_after_restart() -
 fn two_relays_on_one_postgresql_never_deliver_a_message_twice() -> Result<()> {
     let scratch = ferry_testkit::ScratchDb::create()?;
     let bed = Bed::with_env(&[("FERRY_DATABASE_URL", scratch.url())])?;
-    let mx_ip = loopback_ip(1);
-    let mx_port = free_port_on(&[mx_ip])?;
-    let mx = bed.mx(
-        "mx1.example.test",
-        "example.test",
-        mx_port,
-        mx_ip,
-        MxTls::On(bed.ca.leaf(&["mx1.example.test"])?),
-    )?;
-    bed.dns.mx("example.test", &[(10, "mx1.example.test")])?;
+    let (mx, mx_port, _) = bed.example_mx()?;
     let (_one, first) = bed.relay(mx_port, &[])?;
     let (_two, second) = bed.relay(mx_port, &[])?;
     let total = 12;
@@ -382,21 +408,9 @@ fn two_relays_on_one_postgresql_never_deliver_a_message_twice() -> Result<()> {
         let smtp = if n % 2 == 0 { first } else { second };
         let recipients = format!("bob{n}@example.test,carol{n}@example.test");
         let transcript = bed.submit(smtp, "ward@hospital.test", &recipients)?;
-        ensure!(
-            transcript.contains("250 2.0.0 Ok: queued as"),
-            "{transcript}"
-        );
+        ensure_queued(&transcript)?;
     }
-    ferry_testkit::eventually(Duration::from_secs(90), || {
-        let found = mx.delivered();
-        ensure!(
-            found.len() >= 2 * total,
-            "{} of {} copies delivered",
-            found.len(),
-            2 * total
-        );
-        Ok(())
-    })?;
+    wait_delivered(&mx, 2 * total, Duration::from_secs(90))?;
     std::thread::sleep(Duration::from_secs(3));
     // Postfix files one copy per recipient, each with its Delivered-To.
     let delivered = mx.delivered();

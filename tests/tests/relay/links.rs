@@ -9,12 +9,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
-use ferry_e2e::{
-    Api, base64, download_bytes, file_id_from_url, patch_expect_204, random_file, run_ferry,
-};
-use ferry_testkit::postfix::{MxTls, free_port_on, loopback_ip};
+use ferry_e2e::{Api, base64, download_bytes, file_id_from_url, patch_expect_204, random_file};
 
-use crate::bed::{Bed, dkim_verify};
+use crate::bed::{Bed, dkim_verify, ensure_queued, wait_delivered};
 
 /// Outlook's way of sending a link: multipart/alternative, the text part quoted-printable with
 /// the URL cut by a soft line break, the HTML part base64.
@@ -97,35 +94,8 @@ print(json.dumps(out))
 #[test]
 fn each_recipient_gets_a_link_of_their_own_and_outsiders_none_that_works() -> Result<()> {
     let bed = Bed::new()?;
-    let mx_ip = loopback_ip(1);
-    let mx_port = free_port_on(&[mx_ip])?;
-    let mx = bed.mx(
-        "mx1.example.test",
-        "example.test",
-        mx_port,
-        mx_ip,
-        MxTls::On(bed.ca.leaf(&["mx1.example.test"])?),
-    )?;
-    bed.dns.mx("example.test", &[(10, "mx1.example.test")])?;
-    let keygen = run_ferry(
-        &bed.data,
-        bed.server.env(),
-        &[
-            "relay",
-            "dkim-keygen",
-            "--tenant",
-            &bed.tenant.tenant_id,
-            "--domain",
-            "hospital.test",
-            "--selector",
-            "ferry1",
-            "--algorithm",
-            "ed25519",
-            "--json",
-        ],
-    )?
-    .expect_success()?;
-    let published: serde_json::Value = serde_json::from_str(keygen.stdout.trim())?;
+    let (mx, mx_port, _) = bed.example_mx()?;
+    let published = bed.dkim_key("ed25519")?;
 
     // The sender shares a file with bob and carol (not dave) and mails the link to all three.
     let api = Api::new(bed.server.url(), &bed.tenant.api_key)?;
@@ -157,17 +127,9 @@ fn each_recipient_gets_a_link_of_their_own_and_outsiders_none_that_works() -> Re
         "bob@example.test,carol@example.test,dave@example.test",
         &["--data", &format!("@{}", message.display())],
     )?;
-    ensure!(
-        transcript.contains("250 2.0.0 Ok: queued as"),
-        "{transcript}"
-    );
+    ensure_queued(&transcript)?;
 
-    let delivered = ferry_testkit::eventually(Duration::from_secs(60), || {
-        let found = mx.delivered();
-        ensure!(found.len() >= 3, "{} of 3 copies delivered", found.len());
-        Ok(found)
-    })
-    .with_context(|| format!("--- MX log:\n{}", mx.log()))?;
+    let delivered = wait_delivered(&mx, 3, Duration::from_secs(60))?;
     let copies = links_per_copy(&delivered)?;
     let token_of = |to: &str| -> Result<String> {
         let (_, parts) = copies

@@ -261,5 +261,22 @@ async fn queued_recipients_are_claimed_once_and_deduplicated(db: &Db) -> Result<
             == 3,
         "{states:?}"
     );
+    // Finished rows go once old enough (received at `now`), and only finished ones.
+    ensure!(
+        db.purge_finished_relay_messages(now).await? == 0,
+        "not older than now"
+    );
+    ensure!(
+        db.purge_finished_relay_messages(now + time::Duration::days(1))
+            .await?
+            >= 1
+    );
+    ensure!(matches!(
+        db.relay_message(tenant, first).await,
+        Err(ferry::db::DbError::NotFound)
+    ));
+    ensure!(db.relay_recipients(tenant, first).await?.is_empty());
+    let left = db.relay_queue_ids(tenant, "<m1@hospital.test>").await?;
+    ensure!(!left.contains(&first), "{left:?}");
     Ok(())
 }
