@@ -53,9 +53,14 @@ type RawLinkedShare = (
     Option<OffsetDateTime>,
 );
 
+/// Most links one share may have (ten per recipient of the largest share): a sender, or a
+/// relay account sending the same link again and again, cannot grow the table without bound.
+pub const MAX_LINKS_PER_SHARE: i64 = 10_000;
+
 impl Db {
     /// Inserts a recipient link with its audit event. The caller has checked that the share
-    /// is the tenant's and live, and that `recipient` is on it.
+    /// is the tenant's and live, and that `recipient` is on it. `Conflict` once the share has
+    /// [`MAX_LINKS_PER_SHARE`].
     pub async fn create_share_link(
         &self,
         new: &NewShareLink<'_>,
@@ -64,9 +69,17 @@ impl Db {
         let sql = "INSERT INTO share_links (id, share_id, tenant_id, recipient, token_selector,
                                             token_hash, created_at)
                    VALUES ($1, $2, $3, $4, $5, $6, $7)";
+        let count = "SELECT COUNT(*) FROM share_links WHERE share_id = $1";
         let at = now();
         on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
+            let (links,): (i64,) = sqlx::query_as(count)
+                .bind(new.share_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            if links >= MAX_LINKS_PER_SHARE {
+                return Err(DbError::Conflict("the share has as many links as it may"));
+            }
             sqlx::query(sql)
                 .bind(new.id)
                 .bind(new.share_id)

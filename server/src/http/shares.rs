@@ -326,7 +326,8 @@ struct LinkView {
         (status = 401, description = "No or wrong API key", body = ErrorBody),
         (status = 404, description = "No share with this id that this key created",
          body = ErrorBody),
-        (status = 409, description = "The share is revoked or expired (`share_inactive`)",
+        (status = 409, description = "The share is revoked or expired (`share_inactive`), or \
+                                      has 10,000 links already (`conflict`)",
          body = ErrorBody),
         (status = 413, description = "The body is larger than 1 MiB", body = ErrorBody),
         (status = 415, description = "The body is not `application/json`", body = ErrorBody),

@@ -8,7 +8,7 @@ use anyhow::{Context, Result, ensure};
 use ferry_testkit::eventually_async;
 use reqwest::StatusCode;
 
-use crate::harness::{ShareOptions, TestServer, on_both_databases, random_bytes};
+use crate::harness::{Backend, ShareOptions, TestServer, on_both_databases, random_bytes};
 
 /// `POST …/links {recipient}` as `key`: status and body.
 async fn mint(
@@ -136,6 +136,27 @@ async fn recipients_get_links_of_their_own(server: TestServer) -> Result<()> {
         .and_then(|links| links.iter().find(|l| l["id"] == a["id"]))
         .map(|l| l["revoked_at"].clone());
     ensure!(revoked_at.is_some_and(|at| at.is_string()), "{view:#}");
+
+    // A share has at most 10,000 links: fill it up to the bound, one more is refused.
+    let random_id = match server.backend {
+        Backend::Sqlite => "randomblob(16)",
+        Backend::Postgres => "gen_random_uuid()",
+    };
+    server
+        .execute_sql(&format!(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 9998)
+             INSERT INTO share_links (id, share_id, tenant_id, recipient, token_selector,
+                                      token_hash, created_at)
+             SELECT {random_id}, l.share_id, l.tenant_id, l.recipient, 'fill-' || n.i,
+                    l.token_hash, l.created_at
+             FROM n, share_links l WHERE l.recipient = 'b@x.eu'"
+        ))
+        .await?;
+    let (status, body) = mint(&server, &sender, &id, "b@x.eu".into()).await?;
+    ensure!(
+        status == StatusCode::CONFLICT && body["error"] == "conflict",
+        "the 10,001st link: {status} {body}"
+    );
 
     // A revoked share's links all end with it, and it gets no new ones.
     let gone = server
