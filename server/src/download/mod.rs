@@ -9,6 +9,7 @@ use uuid::Uuid;
 mod error;
 mod metered;
 mod reader;
+pub mod zip;
 
 pub use error::DownloadError;
 pub use metered::MeteredChunks;
