@@ -10,13 +10,15 @@
 //!   (`stats`), the server sampler (`sampler`) and the report (`tus_report`);
 //! - [`s3_baseline`]: `loadgen s3`, the raw S3 baseline;
 //! - [`data`], [`units`], [`procfs`]: the deterministic data source, size/duration parsing,
-//!   percentiles and rounding, `/proc` readings (also used by `range_latency`).
+//!   percentiles and rounding, `/proc` readings (also used by `range_latency`);
+//! - [`relay_bench`]: `smtp_load`, the SMTP relay benchmark's submitter, sink MX and tables.
 
 pub mod cli;
 pub mod data;
 mod download;
 mod patch_body;
 pub mod procfs;
+pub mod relay_bench;
 pub mod s3_baseline;
 mod sampler;
 mod stats;
