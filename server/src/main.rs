@@ -131,51 +131,42 @@ enum DkimKeyCommand {
         json: bool,
     },
     /// Make a key sign its domain's mail from now on (publish its TXT record first).
-    Activate {
-        /// The tenant's id.
-        #[arg(long)]
-        tenant: uuid::Uuid,
-        /// The domain (`d=`).
-        #[arg(long)]
-        domain: String,
-        /// The selector (`s=`).
-        #[arg(long)]
-        selector: String,
-    },
+    Activate(DkimKeyName),
     /// Delete a retired key (remove its TXT record a few days after it stopped signing).
-    Remove {
-        /// The tenant's id.
-        #[arg(long)]
-        tenant: uuid::Uuid,
-        /// The domain (`d=`).
-        #[arg(long)]
-        domain: String,
-        /// The selector (`s=`).
-        #[arg(long)]
-        selector: String,
-    },
+    Remove(DkimKeyName),
+}
+
+/// One DKIM key of a tenant.
+#[derive(clap::Args)]
+struct DkimKeyName {
+    /// The tenant's id.
+    #[arg(long)]
+    tenant: uuid::Uuid,
+    /// The domain (`d=`).
+    #[arg(long)]
+    domain: String,
+    /// The selector (`s=`).
+    #[arg(long)]
+    selector: String,
+}
+
+/// One sending domain of a tenant.
+#[derive(clap::Args)]
+struct RelayDomainName {
+    /// The tenant's id.
+    #[arg(long)]
+    tenant: uuid::Uuid,
+    /// The domain, e.g. hospital.example (exactly: subdomains are added on their own).
+    #[arg(long)]
+    domain: String,
 }
 
 #[derive(Subcommand)]
 enum RelayDomainCommand {
     /// Let the tenant's mail server send from a domain (one tenant per domain).
-    Add {
-        /// The tenant's id.
-        #[arg(long)]
-        tenant: uuid::Uuid,
-        /// The domain, e.g. hospital.example (exactly: subdomains are added on their own).
-        #[arg(long)]
-        domain: String,
-    },
+    Add(RelayDomainName),
     /// Stop relaying for a domain of the tenant.
-    Remove {
-        /// The tenant's id.
-        #[arg(long)]
-        tenant: uuid::Uuid,
-        /// The domain.
-        #[arg(long)]
-        domain: String,
-    },
+    Remove(RelayDomainName),
     /// List the tenant's domains, one per line (or a JSON array).
     List {
         /// The tenant's id.
@@ -594,21 +585,21 @@ async fn dkim_key_command(config: &Config, command: DkimKeyCommand) -> anyhow::R
                 }
             }
         }
-        DkimKeyCommand::Activate {
+        DkimKeyCommand::Activate(DkimKeyName {
             tenant,
             domain,
             selector,
-        } => {
+        }) => {
             dkim_keys::activate(&db, &master, tenant, &domain, &selector)
                 .await
                 .with_context(|| format!("tenant {tenant} has no key {selector} for {domain}"))?;
             println!("signing: {selector}._domainkey.{domain}");
         }
-        DkimKeyCommand::Remove {
+        DkimKeyCommand::Remove(DkimKeyName {
             tenant,
             domain,
             selector,
-        } => {
+        }) => {
             dkim_keys::remove(&db, &master, tenant, &domain, &selector)
                 .await
                 .with_context(|| format!("tenant {tenant} has no key {selector} for {domain}"))?;
@@ -622,14 +613,14 @@ async fn relay_domain_command(config: &Config, command: RelayDomainCommand) -> a
     use ferry::relay::domains;
     let (db, master) = open_db(config).await?;
     match command {
-        RelayDomainCommand::Add { tenant, domain } => {
+        RelayDomainCommand::Add(RelayDomainName { tenant, domain }) => {
             let added = domains::add(&db, &master, tenant, &domain, Actor::Operator)
                 .await
                 .with_context(|| format!("adding {domain} to tenant {tenant}"))?;
             let state = if added { "added" } else { "already there" };
             println!("{state}: {domain} for tenant {tenant}");
         }
-        RelayDomainCommand::Remove { tenant, domain } => {
+        RelayDomainCommand::Remove(RelayDomainName { tenant, domain }) => {
             domains::remove(&db, &master, tenant, &domain, Actor::Operator)
                 .await
                 .with_context(|| format!("tenant {tenant} has no relay domain {domain}"))?;

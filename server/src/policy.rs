@@ -152,7 +152,9 @@ impl Policy {
     }
 }
 
-fn valid_domain(domain: &str) -> bool {
+/// Whether `domain` (lower case) is a host name: labels of letters, digits and inner hyphens,
+/// at least two. The one rule for recipient domains and the relay's sender domains.
+pub(crate) fn valid_domain(domain: &str) -> bool {
     domain.len() <= 253
         && domain.contains('.')
         && domain.split('.').all(|label| {

@@ -28,15 +28,7 @@ pub enum RelayDomainError {
 /// host name (labels of letters, digits and inner hyphens, at least two of them).
 pub fn normalize(domain: &str) -> Option<String> {
     let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
-    let labels: Vec<&str> = domain.split('.').collect();
-    let label_ok = |l: &&str| {
-        !l.is_empty()
-            && l.len() <= 63
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    };
-    (domain.len() <= 253 && labels.len() >= 2 && labels.iter().all(label_ok)).then_some(domain)
+    crate::policy::valid_domain(&domain).then_some(domain)
 }
 
 /// Lets `tenant`'s mail server send from `domain`. `Ok(false)` when it already could.

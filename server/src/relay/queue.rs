@@ -374,13 +374,13 @@ impl RelayQueue {
         body: Vec<u8>,
         claims: &'c [ClaimedRecipient],
     ) -> Result<Vec<(Vec<&'c ClaimedRecipient>, Vec<u8>)>, QueueError> {
-        let tokens = match &self.link_prefix {
-            Some(prefix) => find_tokens(&body, prefix),
-            None => BTreeSet::new(),
-        };
-        let Some(prefix) = self.link_prefix.as_deref().filter(|_| !tokens.is_empty()) else {
+        let Some(prefix) = self.link_prefix.as_deref() else {
             return Ok(vec![(claims.iter().collect(), body)]);
         };
+        let tokens = find_tokens(&body, prefix);
+        if tokens.is_empty() {
+            return Ok(vec![(claims.iter().collect(), body)]);
+        }
         let mut copies = Vec::with_capacity(claims.len());
         for claim in claims {
             let Some(relinks) = self
