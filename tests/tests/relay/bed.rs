@@ -231,7 +231,12 @@ impl Bed {
             ])
             .args(extra)
             .output()?;
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        // swaks's own errors (a refused connection, a timeout) go to stderr: keep them.
+        Ok(format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ))
     }
 
     pub fn audit(&self) -> Result<Vec<serde_json::Value>> {
