@@ -13,6 +13,9 @@ use crate::crypto::SEGMENT_PLAINTEXT;
 
 #[cfg(test)]
 mod tests;
+mod upload_digest;
+
+pub use upload_digest::{FileDigests, UploadDigest, crc32_extend};
 
 const S: u64 = SEGMENT_PLAINTEXT as u64;
 /// Segment counts at or above this would overflow a u64 byte offset.

@@ -35,6 +35,8 @@ pub struct FileInfo {
     pub state: String,
     /// Hex BLAKE3 of the plaintext once complete.
     pub blake3: Option<String>,
+    /// CRC-32 of the plaintext once complete.
+    pub crc32: Option<u32>,
     /// When the upload or file expires.
     pub expires_at: Option<serde_json::Value>,
 }

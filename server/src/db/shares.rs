@@ -76,6 +76,10 @@ pub struct SharedFile {
     pub size: u64,
     /// Hex BLAKE3.
     pub blake3: String,
+    /// CRC-32 (for the archive's headers); `None` for a file completed before it was kept.
+    pub crc32: Option<u32>,
+    /// When its upload completed (the archive's entry time).
+    pub completed_at: OffsetDateTime,
 }
 
 /// Why files cannot be shared.
@@ -98,16 +102,37 @@ impl From<sqlx::Error> for ShareFilesError {
     }
 }
 
-type RawShared = (Uuid, String, Option<i64>, Option<String>);
+/// The columns a [`SharedFile`] is read from, in this order (see [`SHARED_COLUMNS`]).
+type RawShared = (
+    Uuid,
+    String,
+    Option<i64>,
+    Option<String>,
+    Option<i64>,
+    Option<OffsetDateTime>,
+);
 /// A file's display columns plus its upload state.
-type FileWithState = (Uuid, String, Option<i64>, Option<String>, String);
+type FileWithState = (
+    Uuid,
+    String,
+    Option<i64>,
+    Option<String>,
+    Option<i64>,
+    Option<OffsetDateTime>,
+    String,
+);
 
-fn shared_from_raw((id, name, size, blake3): RawShared) -> SharedFile {
+/// The `uploads` columns of a [`RawShared`], as alias `u`.
+const SHARED_COLUMNS: &str = "u.id, u.filename, u.length, u.blake3, u.crc32, u.completed_at";
+
+fn shared_from_raw((id, name, size, blake3, crc32, completed_at): RawShared) -> SharedFile {
     SharedFile {
         id,
         name,
         size: size.and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
         blake3: blake3.unwrap_or_default(),
+        crc32: crc32.and_then(|c| u32::try_from(c).ok()),
+        completed_at: completed_at.unwrap_or(OffsetDateTime::UNIX_EPOCH),
     }
 }
 
@@ -188,9 +213,10 @@ impl Db {
         new: &NewShare<'_>,
         audit: &AuditEntry,
     ) -> Result<Vec<SharedFile>, ShareFilesError> {
-        let file_sql = "SELECT id, filename, length, blake3, state FROM uploads
-                        WHERE id = $1 AND tenant_id = $2
-                            AND ($3 IS NULL OR owner_id = $3)";
+        let file_sql = format!(
+            "SELECT {SHARED_COLUMNS}, u.state FROM uploads u
+             WHERE u.id = $1 AND u.tenant_id = $2 AND ($3 IS NULL OR u.owner_id = $3)"
+        );
         let share_sql = "INSERT INTO shares (id, tenant_id, created_by, token_selector,
                              token_hash, note, created_at, expires_at)
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
@@ -209,18 +235,18 @@ impl Db {
             let mut tx = pool.begin_write().await?;
             let mut files = Vec::with_capacity(new.files.len());
             for file in new.files {
-                let row: Option<FileWithState> = sqlx::query_as(file_sql)
+                let row: Option<FileWithState> = sqlx::query_as(&file_sql)
                     .bind(file)
                     .bind(new.tenant_id)
                     .bind(new.files_created_by)
                     .fetch_optional(&mut *tx)
                     .await?;
-                let (id, name, size, blake3, state) =
+                let (id, name, size, blake3, crc32, completed_at, state) =
                     row.ok_or(ShareFilesError::NotFound(*file))?;
                 if state != "complete" {
                     return Err(ShareFilesError::NotComplete(*file));
                 }
-                files.push(shared_from_raw((id, name, size, blake3)));
+                files.push(shared_from_raw((id, name, size, blake3, crc32, completed_at)));
             }
             sqlx::query(share_sql)
                 .bind(new.id)
@@ -330,16 +356,32 @@ impl Db {
         tenant_id: Uuid,
         share_id: Uuid,
     ) -> Result<Vec<SharedFile>, DbError> {
-        let sql = "SELECT u.id, u.filename, u.length, u.blake3 FROM share_files f
-                   JOIN uploads u ON u.id = f.upload_id
-                   WHERE f.share_id = $1 AND u.tenant_id = $2 AND u.state = 'complete'
-                   ORDER BY f.position";
-        let rows: Vec<RawShared> = on_pool!(self, pool => sqlx::query_as(sql)
+        let sql = format!(
+            "SELECT {SHARED_COLUMNS} FROM share_files f JOIN uploads u ON u.id = f.upload_id
+             WHERE f.share_id = $1 AND u.tenant_id = $2 AND u.state = 'complete'
+             ORDER BY f.position"
+        );
+        let rows: Vec<RawShared> = on_pool!(self, pool => sqlx::query_as(&sql)
             .bind(share_id)
             .bind(tenant_id)
             .fetch_all(pool)
             .await?);
         Ok(rows.into_iter().map(shared_from_raw).collect())
+    }
+
+    /// Records the CRC-32 of a complete file that was completed before CRC-32 was kept
+    /// (computed from its bytes when an archive first needed it). Never overwrites one.
+    pub async fn record_crc32(&self, tenant_id: Uuid, id: Uuid, crc32: u32) -> Result<(), DbError> {
+        let sql = "UPDATE uploads SET crc32 = $1
+                   WHERE id = $2 AND tenant_id = $3 AND state = 'complete' AND crc32 IS NULL";
+        on_pool!(self, pool => sqlx::query(sql)
+            .bind(i64::from(crc32))
+            .bind(id)
+            .bind(tenant_id)
+            .execute(pool)
+            .await
+            .map(drop))?;
+        Ok(())
     }
 
     /// One complete file of a share; `NotFound` if it is not part of it.
@@ -349,11 +391,12 @@ impl Db {
         share_id: Uuid,
         file_id: Uuid,
     ) -> Result<SharedFile, DbError> {
-        let sql = "SELECT u.id, u.filename, u.length, u.blake3 FROM share_files f
-                   JOIN uploads u ON u.id = f.upload_id
-                   WHERE f.share_id = $1 AND f.upload_id = $2 AND u.tenant_id = $3
-                       AND u.state = 'complete'";
-        let row: Option<RawShared> = on_pool!(self, pool => sqlx::query_as(sql)
+        let sql = format!(
+            "SELECT {SHARED_COLUMNS} FROM share_files f JOIN uploads u ON u.id = f.upload_id
+             WHERE f.share_id = $1 AND f.upload_id = $2 AND u.tenant_id = $3
+                 AND u.state = 'complete'"
+        );
+        let row: Option<RawShared> = on_pool!(self, pool => sqlx::query_as(&sql)
             .bind(share_id)
             .bind(file_id)
             .bind(tenant_id)

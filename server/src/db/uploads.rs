@@ -72,6 +72,8 @@ pub struct UploadRow {
     pub store_state: Option<Vec<u8>>,
     /// Hex BLAKE3 of the plaintext once complete.
     pub blake3: Option<String>,
+    /// CRC-32 of the plaintext once complete (`None` for a file completed before it was kept).
+    pub crc32: Option<u32>,
     /// When an unfinished upload is abandoned.
     pub expires_at: Option<OffsetDateTime>,
     /// When the last byte arrived.
@@ -107,12 +109,14 @@ struct UploadRecord {
     sealed_tail: Option<Vec<u8>>,
     store_state: Option<Vec<u8>>,
     blake3: Option<String>,
+    crc32: Option<i64>,
     expires_at: Option<OffsetDateTime>,
     completed_at: Option<OffsetDateTime>,
 }
 
 const UPLOAD_COLUMNS: &str = "id, tenant_id, owner_id, length, upload_offset, metadata, \
-     filename, state, hash_state, sealed_tail, store_state, blake3, expires_at, completed_at";
+     filename, state, hash_state, sealed_tail, store_state, blake3, crc32, expires_at, \
+     completed_at";
 
 impl From<UploadRecord> for UploadRow {
     fn from(record: UploadRecord) -> UploadRow {
@@ -129,6 +133,7 @@ impl From<UploadRecord> for UploadRow {
             sealed_tail: record.sealed_tail,
             store_state: record.store_state,
             blake3: record.blake3,
+            crc32: record.crc32.and_then(|c| u32::try_from(c).ok()),
             expires_at: record.expires_at,
             completed_at: record.completed_at,
         }
@@ -165,6 +170,17 @@ pub struct NewUpload<'a> {
     pub hash_state: &'a [u8],
     /// Abandonment time.
     pub expires_at: OffsetDateTime,
+}
+
+/// What a completed upload records: its length and digests.
+#[derive(Debug, Clone, Copy)]
+pub struct CompletedFile<'a> {
+    /// Its final length in bytes.
+    pub length: u64,
+    /// Hex BLAKE3 of the whole file.
+    pub blake3_hex: &'a str,
+    /// CRC-32 of the whole file (`None` when its upload began before CRC-32 was kept).
+    pub crc32: Option<u32>,
 }
 
 /// An upload's committed state: everything a write needs to go on from `offset` after a
@@ -288,7 +304,7 @@ impl Db {
         guarded_update(done)
     }
 
-    /// Marks the upload complete with its final length and hash, if still at `from_offset`,
+    /// Marks the upload complete with its final length and digests, if still at `from_offset`,
     /// with its audit event. The file is due for destruction [`UNSHARED_TTL`] from now unless
     /// a share keeps it longer.
     pub async fn complete_upload(
@@ -296,13 +312,12 @@ impl Db {
         tenant_id: Uuid,
         id: Uuid,
         from_offset: u64,
-        length: u64,
-        blake3_hex: &str,
+        file: &CompletedFile<'_>,
         audit: &AuditEntry,
     ) -> Result<(), DbError> {
         let sql = "UPDATE uploads SET upload_offset = $1, length = $1, state = 'complete',
                        blake3 = $2, hash_state = NULL, sealed_tail = NULL, store_state = NULL,
-                       expires_at = $7,
+                       expires_at = $7, crc32 = $8,
                        completed_at = $3, updated_at = $3
                    WHERE id = $4 AND tenant_id = $5 AND upload_offset = $6
                        AND state = 'uploading'";
@@ -310,13 +325,14 @@ impl Db {
         on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
             let done = sqlx::query(sql)
-                .bind(to_i64(length))
-                .bind(blake3_hex)
+                .bind(to_i64(file.length))
+                .bind(file.blake3_hex)
                 .bind(completed_at)
                 .bind(id)
                 .bind(tenant_id)
                 .bind(to_i64(from_offset))
                 .bind(completed_at + UNSHARED_TTL)
+                .bind(file.crc32.map(i64::from))
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();

@@ -6,11 +6,13 @@
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+mod archive;
 mod error;
 mod metered;
 mod reader;
 pub mod zip;
 
+pub use archive::{Archive, begin_archive_download, open_archive};
 pub use error::DownloadError;
 pub use metered::MeteredChunks;
 pub use reader::{OpenFile, open_file};

@@ -165,6 +165,40 @@ impl ZipLayout {
     }
 }
 
+impl ZipLayout {
+    /// The empty files whose local header begins within `start..=end`: such a file has no
+    /// bytes to count, so a response that starts its entry counts as one download of it.
+    pub fn empty_files_in(&self, start: u64, end: u64) -> Vec<Uuid> {
+        let mut empty = Vec::new();
+        let mut header_at = 0;
+        for (offset, piece) in &self.pieces {
+            match piece {
+                Piece::Bytes(_) => header_at = *offset,
+                Piece::File { id, len: 0 } if (start..=end).contains(&header_at) => empty.push(*id),
+                Piece::File { .. } => {}
+            }
+        }
+        empty
+    }
+
+    /// A digest of everything the archive's bytes depend on (its structure and which files
+    /// fill it; a file's bytes never change), for its `ETag`.
+    pub fn fingerprint(&self) -> blake3::Hash {
+        let mut hasher = blake3::Hasher::new();
+        for (offset, piece) in &self.pieces {
+            hasher.update(&offset.to_le_bytes());
+            match piece {
+                Piece::Bytes(bytes) => hasher.update(b"B").update(bytes),
+                Piece::File { id, len } => hasher
+                    .update(b"F")
+                    .update(id.as_bytes())
+                    .update(&len.to_le_bytes()),
+            };
+        }
+        hasher.finalize()
+    }
+}
+
 fn usize_of(n: u64) -> usize {
     usize::try_from(n).unwrap_or(usize::MAX)
 }

@@ -26,6 +26,7 @@ pub fn router(guard: TokenGuard) -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(share_page))
         .routes(routes!(download_file))
+        .routes(routes!(download_all))
         .route_layer(middleware::from_fn_with_state(guard, guard_tokens))
 }
 
@@ -223,75 +224,173 @@ async fn download_file(
     let open = download::open_file(&state, &share, file_id)
         .await
         .map_err(page_error)?;
-    let size = open.file.size;
     let etag = format!("\"{}\"", open.file.blake3);
-    let header_text = |name| {
-        headers
-            .get(name)
-            .and_then(|v: &HeaderValue| v.to_str().ok())
-    };
-    let decision = decide(
-        header_text(header::RANGE),
-        header_text(header::IF_RANGE),
+    let head = ResponseHead::decide(
+        &headers,
         &etag,
-        size,
-    );
-
-    let mut response_headers = HeaderMap::new();
-    recipient_headers(&mut response_headers);
-    response_headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    response_headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    );
-    if let Ok(value) = HeaderValue::from_str(&etag) {
-        response_headers.insert(header::ETAG, value);
-    }
-    if let Ok(value) = HeaderValue::from_str(&page::content_disposition(&open.file.name)) {
-        response_headers.insert(header::CONTENT_DISPOSITION, value);
-    }
-    let (status, start, end) = match decision {
-        RangeDecision::Unsatisfiable => {
-            let error = AppError::new(
-                StatusCode::RANGE_NOT_SATISFIABLE,
-                "range_not_satisfiable",
-                "the range is outside the file",
-            )
-            .with_header(
-                header::CONTENT_RANGE,
-                HeaderValue::from_str(&format!("bytes */{size}"))
-                    .map_err(|e| AppError::internal(e).into_response())?,
-            );
-            return Err(with_recipient_headers(error.into_response()));
-        }
-        RangeDecision::Partial { start, end } => {
-            let range = format!("bytes {start}-{end}/{size}");
-            response_headers.insert(
-                header::CONTENT_RANGE,
-                HeaderValue::from_str(&range).map_err(|e| AppError::internal(e).into_response())?,
-            );
-            (StatusCode::PARTIAL_CONTENT, start, end)
-        }
-        RangeDecision::Full if size == 0 => {
-            response_headers.insert(header::CONTENT_LENGTH, HeaderValue::from(0u64));
-            if method == Method::HEAD {
-                return Ok((StatusCode::OK, response_headers).into_response());
-            }
-            let body = download::begin_download(&state, share, open, None, visitor)
-                .await
-                .map_err(page_error)?;
-            return Ok((StatusCode::OK, response_headers, Body::from_stream(body)).into_response());
-        }
-        RangeDecision::Full => (StatusCode::OK, 0, size - 1),
-    };
-    response_headers.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start + 1));
+        open.file.size,
+        "application/octet-stream",
+        &page::content_disposition(&open.file.name),
+    )
+    .map_err(|e| with_recipient_headers(e.into_response()))?;
     if method == Method::HEAD {
         // What a GET would answer, without a byte of the body: free, unrecorded (mail
         // scanners send HEAD to every link).
-        return Ok((status, response_headers).into_response());
+        return Ok((head.status, head.headers).into_response());
     }
-    let body = download::begin_download(&state, share, open, Some((start, end)), visitor)
+    let body = download::begin_download(&state, share, open, head.range, visitor)
         .await
         .map_err(page_error)?;
-    Ok((status, response_headers, Body::from_stream(body)).into_response())
+    Ok((head.status, head.headers, Body::from_stream(body)).into_response())
+}
+
+/// Every file of the share as one ZIP64 (stored, not compressed), with a length, an `ETag` and
+/// byte ranges like a single file, so `curl -C -` or a browser resumes it. Counts toward each
+/// file's download limit as the single files do: a response reserves, per file, the bytes of
+/// it its range covers; header bytes and a HEAD cost nothing.
+#[utoipa::path(
+    get,
+    path = "/d/{token}/all.zip",
+    tag = "recipients",
+    params(
+        ("token" = String, Path, description = "The link token"),
+        ("Range" = Option<String>, Header, nullable = false, description = "One byte range, `bytes=a-b`, \
+                                                          `bytes=a-` or `bytes=-n`"),
+        ("If-Range" = Option<String>, Header, nullable = false, description = "The `ETag`: send the range only \
+                                                             if the archive is still this one"),
+    ),
+    responses(
+        (status = 200, description = "The whole archive",
+         content(("application/zip")),
+         headers(
+             ("ETag" = String, description = "`\"zip-<hex>\"`, the same for the same files"),
+             ("Accept-Ranges" = String, description = "`bytes`"),
+             ("Content-Disposition" = String, description = "`attachment`, a name for the archive"),
+         )),
+        (status = 206, description = "The requested range of the archive",
+         content(("application/zip")),
+         headers(
+             ("Content-Range" = String, description = "`bytes a-b/size`"),
+             ("ETag" = String, description = "`\"zip-<hex>\"`"),
+             ("Accept-Ranges" = String, description = "`bytes`"),
+             ("Content-Disposition" = String, description = "`attachment`, a name for the archive"),
+         )),
+        (status = 404, description = "No such link (a page saying so)",
+         body = String, content_type = "text/html"),
+        (status = 410, description = "The link expired or was revoked, or a file the range covers was \
+                                      downloaded as often as the policy allows (a page saying so)",
+         body = String, content_type = "text/html"),
+        (status = 416, description = "The range starts beyond the archive's end",
+         body = ErrorBody,
+         headers(("Content-Range" = String, description = "`bytes */size`"))),
+        (status = 429, description = "Too many failed link lookups from this address; retry \
+                                      after `Retry-After` seconds",
+         content(("text/html"), (ErrorBody = "application/json")),
+         headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "The database or store is unavailable; retry",
+         body = ErrorBody),
+    )
+)]
+async fn download_all(
+    method: Method,
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    RecipientInfo(visitor): RecipientInfo,
+    headers: HeaderMap,
+) -> Result<Response, Response> {
+    let share = download::resolve_share(&state, &token)
+        .await
+        .map_err(page_error)?;
+    let archive = download::open_archive(&state, &share)
+        .await
+        .map_err(page_error)?;
+    let name = format!("ferry-{}.zip", &share.id.simple().to_string()[..8]);
+    let head = ResponseHead::decide(
+        &headers,
+        &archive.etag,
+        archive.layout.len(),
+        "application/zip",
+        &page::content_disposition(&name),
+    )
+    .map_err(|e| with_recipient_headers(e.into_response()))?;
+    if method == Method::HEAD {
+        return Ok((head.status, head.headers).into_response());
+    }
+    // The archive is never empty (its end records at least), so there is always a range.
+    let Some(range) = head.range else {
+        return Err(page_error(DownloadError::NotFound));
+    };
+    let body = download::begin_archive_download(&state, share, archive, range, visitor)
+        .await
+        .map_err(page_error)?;
+    Ok((head.status, head.headers, Body::from_stream(body)).into_response())
+}
+
+/// Status and headers of a byte response, and the range to send (`None`: the whole of an
+/// empty representation).
+struct ResponseHead {
+    status: StatusCode,
+    headers: HeaderMap,
+    range: Option<(u64, u64)>,
+}
+
+impl ResponseHead {
+    /// Decides `Range` / `If-Range` of `request` against a representation of `size` bytes
+    /// tagged `etag`; a range outside it is the 416 error (send it with the recipient headers).
+    fn decide(
+        request: &HeaderMap,
+        etag: &str,
+        size: u64,
+        content_type: &'static str,
+        disposition: &str,
+    ) -> Result<ResponseHead, AppError> {
+        let text = |name| {
+            request
+                .get(name)
+                .and_then(|v: &HeaderValue| v.to_str().ok())
+        };
+        let decision = decide(text(header::RANGE), text(header::IF_RANGE), etag, size);
+        let mut headers = HeaderMap::new();
+        recipient_headers(&mut headers);
+        headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        if let Ok(value) = HeaderValue::from_str(etag) {
+            headers.insert(header::ETAG, value);
+        }
+        if let Ok(value) = HeaderValue::from_str(disposition) {
+            headers.insert(header::CONTENT_DISPOSITION, value);
+        }
+        let internal = AppError::internal;
+        let (status, range) = match decision {
+            RangeDecision::Unsatisfiable => {
+                let error = AppError::new(
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    "range_not_satisfiable",
+                    "the range is outside the file",
+                )
+                .with_header(
+                    header::CONTENT_RANGE,
+                    HeaderValue::from_str(&format!("bytes */{size}")).map_err(internal)?,
+                );
+                return Err(error);
+            }
+            RangeDecision::Partial { start, end } => {
+                let range = format!("bytes {start}-{end}/{size}");
+                headers.insert(
+                    header::CONTENT_RANGE,
+                    HeaderValue::from_str(&range).map_err(internal)?,
+                );
+                (StatusCode::PARTIAL_CONTENT, Some((start, end)))
+            }
+            RangeDecision::Full if size == 0 => (StatusCode::OK, None),
+            RangeDecision::Full => (StatusCode::OK, Some((0, size - 1))),
+        };
+        let length = range.map_or(0, |(start, end)| end - start + 1);
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+        Ok(ResponseHead {
+            status,
+            headers,
+            range,
+        })
+    }
 }

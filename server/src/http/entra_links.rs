@@ -28,7 +28,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// A linked Microsoft 365 organisation.
 #[derive(Serialize, ToSchema)]
-struct LinkView {
+struct EntraLinkView {
     /// Its tenant id (`tid`).
     entra_tenant_id: Uuid,
     /// When it was linked.
@@ -39,7 +39,7 @@ struct LinkView {
 /// The tenant's links.
 #[derive(Serialize, ToSchema)]
 struct LinkList {
-    links: Vec<LinkView>,
+    links: Vec<EntraLinkView>,
 }
 
 /// A request to link the organisation a directory admin signed in from.
@@ -80,7 +80,7 @@ async fn list_links(
     Ok(Json(LinkList {
         links: links
             .into_iter()
-            .map(|link| LinkView {
+            .map(|link| EntraLinkView {
                 entra_tenant_id: link.entra_tenant_id,
                 linked_at: link.linked_at,
             })

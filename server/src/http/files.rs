@@ -59,6 +59,9 @@ struct FileStatus {
     /// Hex BLAKE3 of the whole file, once complete.
     #[schema(pattern = "^[0-9a-f]{64}$")]
     blake3: Option<String>,
+    /// CRC-32 (IEEE, as `zlib.crc32`) of the whole file, once complete; what the ZIP of
+    /// "download all" carries. `null` for a file uploaded before Ferry kept it.
+    crc32: Option<u32>,
     /// When an unfinished upload expires (24 h after its last byte); `null` otherwise.
     #[serde(with = "time::serde::rfc3339::option")]
     expires_at: Option<OffsetDateTime>,
@@ -98,5 +101,6 @@ async fn get_file(
             _ => upload_expiry(&row),
         },
         blake3: row.blake3,
+        crc32: row.crc32,
     }))
 }

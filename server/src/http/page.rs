@@ -75,6 +75,18 @@ pub fn share(token: &str, share: &ShareRow, files: &[SharedFile]) -> String {
             id = file.id,
         );
     }
+    let total: u64 = files.iter().map(|f| f.size).sum();
+    let all = if files.len() > 1 {
+        format!(
+            "<p><a class=\"button\" href=\"/d/{token}/all.zip\" download>Download all {count} \
+             files as one ZIP ({size})</a></p>",
+            token = escape(token),
+            count = files.len(),
+            size = human_size(total),
+        )
+    } else {
+        String::new()
+    };
     let note = share
         .note
         .as_deref()
@@ -85,7 +97,7 @@ pub fn share(token: &str, share: &ShareRow, files: &[SharedFile]) -> String {
         &format!(
             "<h1>Files for you</h1>{note}<p>Available until {expires}.</p>\
              <table><thead><tr><th>File</th><th>Size</th><th><span class=\"sr\">Download</span></th></tr></thead>\
-             <tbody>{rows}</tbody></table>",
+             <tbody>{rows}</tbody></table>{all}",
             expires = expiry(share.expires_at),
         ),
     )

@@ -298,7 +298,7 @@ struct CreateLinkBody {
 
 /// A recipient's own link, just minted; `url` carries its token and is shown only now.
 #[derive(Serialize, ToSchema)]
-struct LinkView {
+struct RecipientLinkView {
     /// The link id, for revoking it.
     id: Uuid,
     /// Whom it is for.
@@ -321,7 +321,7 @@ struct LinkView {
     params(("id" = String, Path, format = Uuid, description = "The share id")),
     request_body = CreateLinkBody,
     responses(
-        (status = 201, description = "The link", body = LinkView),
+        (status = 201, description = "The link", body = RecipientLinkView),
         (status = 400, description = "The body is not JSON", body = ErrorBody),
         (status = 401, description = "No or wrong API key", body = ErrorBody),
         (status = 404, description = "No share with this id that this key created",
@@ -341,11 +341,11 @@ async fn create_link(
     caller: Caller,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<CreateLinkBody>,
-) -> Result<(StatusCode, Json<LinkView>), AppError> {
+) -> Result<(StatusCode, Json<RecipientLinkView>), AppError> {
     let link = links::mint_recipient_link(&state, &caller, path_id(&id)?, &body.recipient).await?;
     Ok((
         StatusCode::CREATED,
-        Json(LinkView {
+        Json(RecipientLinkView {
             id: link.id,
             recipient: link.recipient,
             url: link.url,

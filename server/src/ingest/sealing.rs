@@ -11,7 +11,7 @@ use crate::crypto::segment::{
     SEGMENT_OVERHEAD, SEGMENT_PLAINTEXT, STORED_SEGMENT_MAX, SegmentCipher,
 };
 use crate::db::uploads::Checkpoint;
-use crate::hash::TreeHasher;
+use crate::hash::{FileDigests, UploadDigest};
 use crate::store::{ObjectReader, ObjectStore, ObjectSyncer, ObjectWriter, WriteFrom};
 use uuid::Uuid;
 
@@ -28,7 +28,7 @@ pub struct PendingCheckpoint {
 /// One upload's pipeline state between batches.
 pub struct Ingest {
     cipher: SegmentCipher,
-    hasher: TreeHasher,
+    digest: UploadDigest,
     tail: Vec<u8>,
     sealed: Vec<u8>,
     writer: Box<dyn ObjectWriter>,
@@ -90,12 +90,12 @@ impl Ingest {
         from: &Checkpoint,
         max_plaintext_len: u64,
     ) -> Result<Self, IngestError> {
-        let hasher = TreeHasher::from_bytes(&from.hash_state)?;
+        let digest = UploadDigest::from_bytes(&from.hash_state)?;
         let mut tail = Vec::with_capacity(SEGMENT_PLAINTEXT);
         if let Some(sealed) = &from.sealed_tail {
-            tail.extend_from_slice(&cipher.open_tail(hasher.segments(), sealed)?);
+            tail.extend_from_slice(&cipher.open_tail(digest.segments(), sealed)?);
         }
-        let stored_offset = hasher.segments() * STORED_SEGMENT_MAX as u64;
+        let stored_offset = digest.segments() * STORED_SEGMENT_MAX as u64;
         let writer = store.open_writer(
             file_id,
             WriteFrom {
@@ -114,7 +114,7 @@ impl Ingest {
         };
         Ok(Ingest {
             cipher,
-            hasher,
+            digest,
             tail,
             sealed: Vec::new(),
             checkpoint_every: writer.checkpoint_every().max(1),
@@ -131,7 +131,7 @@ impl Ingest {
 
     /// Plaintext bytes absorbed so far (committed or not).
     pub fn offset(&self) -> u64 {
-        self.hasher.segments() * SEGMENT_PLAINTEXT as u64 + self.tail.len() as u64
+        self.digest.segments() * SEGMENT_PLAINTEXT as u64 + self.tail.len() as u64
     }
 
     /// Hashes, seals and appends every full segment `data` completes; keeps the rest as tail.
@@ -175,15 +175,15 @@ impl Ingest {
     /// checkpoint boundary (the tail is empty there: the segment came from the data or from
     /// a completed tail) hands the sealed bytes to the store and notes the checkpoint.
     fn seal_full(&mut self, segment: &[u8]) -> Result<(), IngestError> {
-        let index = self.hasher.segments();
+        let index = self.digest.segments();
         if let Some(stored) = self.stored.as_mut() {
             stored.check(&self.cipher, index, false, segment)?;
         } else {
             self.cipher
                 .seal_into(index, false, segment, &mut self.sealed)?;
         }
-        self.hasher.push_segment(segment)?;
-        if self.hasher.segments().is_multiple_of(self.checkpoint_every) {
+        self.digest.push_segment(segment)?;
+        if self.digest.segments().is_multiple_of(self.checkpoint_every) {
             if !self.sealed.is_empty() {
                 self.writer.append(&self.sealed)?;
                 self.sealed.clear();
@@ -213,20 +213,20 @@ impl Ingest {
         let sealed_tail = if self.tail.is_empty() {
             None
         } else {
-            Some(self.cipher.seal_tail(self.hasher.segments(), &self.tail)?)
+            Some(self.cipher.seal_tail(self.digest.segments(), &self.tail)?)
         };
         Ok(Checkpoint {
             offset: self.offset(),
-            hash_state: self.hasher.to_bytes(),
+            hash_state: self.digest.to_bytes(),
             sealed_tail,
             store_state: None,
         })
     }
 
     /// Seals the tail as the final segment, ends the object durably, and returns the file's
-    /// BLAKE3 hash.
-    pub fn finish(&mut self) -> Result<blake3::Hash, IngestError> {
-        let index = self.hasher.segments();
+    /// digests (BLAKE3 and CRC-32).
+    pub fn finish(&mut self) -> Result<FileDigests, IngestError> {
+        let index = self.digest.segments();
         if let Some(stored) = self.stored.as_mut() {
             stored.check(&self.cipher, index, true, &self.tail)?;
         } else {
@@ -236,7 +236,7 @@ impl Ingest {
             self.sealed.clear();
         }
         self.writer.finish()?;
-        Ok(self.hasher.finalize(&self.tail)?)
+        Ok(self.digest.finalize(&self.tail)?)
     }
 }
 
@@ -272,7 +272,7 @@ mod tests {
         let data: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
         let start = Checkpoint {
             offset: 0,
-            hash_state: TreeHasher::new().to_bytes(),
+            hash_state: UploadDigest::new().to_bytes(),
             sealed_tail: None,
             store_state: None,
         };
@@ -292,7 +292,8 @@ mod tests {
         let mut resumed = Ingest::resume(&store, id, cipher(), &checkpoint, len).expect("resume");
         let (offsets, _) = absorb_all(&mut resumed, &data[every as usize..]);
         assert_eq!(offsets, vec![2 * every]);
-        let hash = resumed.finish().expect("finish");
-        assert_eq!(hash, blake3::hash(&data));
+        let digests = resumed.finish().expect("finish");
+        assert_eq!(digests.blake3, blake3::hash(&data));
+        assert_eq!(digests.crc32, Some(crc32fast::hash(&data)));
     }
 }

@@ -10,7 +10,7 @@ use crate::audit::EventKind;
 use crate::auth::{Caller, Intent};
 use crate::crypto::segment::Dek;
 use crate::db::uploads::{NewUpload, UploadRow, UploadState};
-use crate::hash::TreeHasher;
+use crate::hash::UploadDigest;
 use crate::objects::destroy_object;
 use crate::policy::UNFINISHED_TTL;
 use crate::state::AppState;
@@ -102,7 +102,7 @@ pub async fn create(
                 metadata: &request.metadata,
                 filename: &filename,
                 wrapped_dek: &wrapped,
-                hash_state: &TreeHasher::new().to_bytes(),
+                hash_state: &UploadDigest::new().to_bytes(),
                 expires_at: OffsetDateTime::now_utc() + UNFINISHED_TTL,
             },
             &audit,

@@ -22,7 +22,7 @@ use super::upload::{ceiling, check_length, ensure_not_gone, hold, max_upload_len
 use crate::audit::EventKind;
 use crate::auth::{Caller, Intent};
 use crate::crypto::segment::SegmentCipher;
-use crate::db::uploads::{UploadRow, UploadState};
+use crate::db::uploads::{CompletedFile, UploadRow, UploadState};
 use crate::ingest::{Committer, Ingest, Pipeline};
 use crate::state::AppState;
 use crate::telemetry::{self, UploadInFlight};
@@ -191,8 +191,8 @@ async fn finish_write(
     }
     if length == Some(offset) {
         let began = std::time::Instant::now();
-        let hash = pipeline.run(|ingest| ingest.finish()).await?;
-        let hex = hash.to_hex().to_string();
+        let digests = pipeline.run(|ingest| ingest.finish()).await?;
+        let hex = digests.blake3.to_hex().to_string();
         let audit = state.audit(
             caller.tenant_id,
             EventKind::UploadCompleted,
@@ -206,8 +206,11 @@ async fn finish_write(
                 caller.tenant_id,
                 id,
                 committer.committed(),
-                offset,
-                &hex,
+                &CompletedFile {
+                    length: offset,
+                    blake3_hex: &hex,
+                    crc32: digests.crc32,
+                },
                 &audit,
             )
             .await?;

@@ -11,7 +11,7 @@ use ferry::audit::{Actor, AuditEntry, EventKind};
 use ferry::auth::Role;
 use ferry::crypto::MasterKey;
 use ferry::db::shares::NewShare;
-use ferry::db::uploads::{Checkpoint, NewUpload};
+use ferry::db::uploads::{Checkpoint, CompletedFile, NewUpload};
 use ferry::db::{Backend, Db, DbError};
 use ferry_testkit::ScratchDb;
 use time::OffsetDateTime;
@@ -168,8 +168,11 @@ async fn complete_file(db: &Db, tenant: (Uuid, Uuid), name: &str, length: u64) -
         tenant.0,
         id,
         0,
-        length,
-        &format!("hash-of-{name}"),
+        &CompletedFile {
+            length,
+            blake3_hex: &format!("hash-of-{name}"),
+            crc32: Some(0),
+        },
         &audit(tenant.0),
     )
     .await?;

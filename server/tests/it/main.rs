@@ -13,6 +13,7 @@ mod harness;
 mod addin_manifest;
 mod audit_trail;
 mod db_repository;
+mod download_all;
 mod downloads;
 mod entra_sign_in;
 mod expiry;

@@ -37,6 +37,7 @@ const DOCUMENTED: &[(&str, &str)] = &[
     ("POST", "/api/v1/shares/{id}/links"),
     ("DELETE", "/api/v1/shares/{id}/links/{link_id}"),
     ("GET", "/d/{token}"),
+    ("GET", "/d/{token}/all.zip"),
     ("GET", "/d/{token}/f/{file}"),
     ("GET", "/healthz"),
     ("GET", "/metrics"),
@@ -52,6 +53,7 @@ const PUBLIC: &[&str] = &[
     "/addin/{name}",
     "/api/openapi.json",
     "/d/{token}",
+    "/d/{token}/all.zip",
     "/d/{token}/f/{file}",
     "/healthz",
     "/metrics",
@@ -253,5 +255,54 @@ fn http_modules_route_only_through_routes_macro() -> Result<()> {
          are documented (see src/http/openapi.rs):\n{}",
         offenders.join("\n")
     );
+    Ok(())
+}
+
+/// Every type documented as a schema has a name of its own: utoipa files schemas by the type's
+/// bare name, so two `LinkView`s in two modules silently became one, and the document described
+/// a recipient's new link as a Microsoft 365 organisation (schemathesis caught the response
+/// that did not match).
+#[test]
+fn schema_names_are_unique() -> Result<()> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/http");
+    let mut seen: std::collections::BTreeMap<String, String> = Default::default();
+    let mut clashes = Vec::new();
+    for entry in std::fs::read_dir(&dir)? {
+        let path = entry?.path();
+        let Some(file) = path.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
+            continue;
+        };
+        if !file.ends_with(".rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path)?;
+        let mut derives_schema = false;
+        for line in text.lines().map(str::trim_start) {
+            if line.starts_with("#[derive(") && line.contains("ToSchema") {
+                derives_schema = true;
+                continue;
+            }
+            if !derives_schema || line.starts_with("#[") || line.starts_with("//") {
+                continue;
+            }
+            derives_schema = false;
+            let name = line
+                .split_whitespace()
+                .skip_while(|w| !matches!(*w, "struct" | "enum"))
+                .nth(1)
+                .map(|n| n.trim_end_matches(['{', ';', '(', '<']).to_owned());
+            if let Some(name) = name
+                && let Some(other) = seen.insert(name.clone(), file.clone())
+            {
+                clashes.push(format!("{name} in {other} and {file}"));
+            }
+        }
+    }
+    ensure!(
+        seen.len() > 10,
+        "found only {} schemas: the scan is broken",
+        seen.len()
+    );
+    ensure!(clashes.is_empty(), "schema names used twice: {clashes:?}");
     Ok(())
 }

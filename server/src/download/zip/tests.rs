@@ -227,3 +227,20 @@ fn dos_times_are_packed_as_appnote_says() {
     );
     assert_eq!(dos_time(datetime!(1970-01-01 00:00:00 UTC)).1, (1 << 5) | 1);
 }
+
+#[test]
+fn an_empty_file_counts_where_its_header_begins() {
+    let files = files();
+    let entries: Vec<ZipEntry> = files.iter().map(|(e, _)| e.clone()).collect();
+    let layout = ZipLayout::new(&entries);
+    let empty = entries[0].file;
+    // Its local header is the archive's first byte; the second entry's header comes after it.
+    assert_eq!(layout.empty_files_in(0, 0), [empty]);
+    assert_eq!(layout.empty_files_in(0, layout.len() - 1), [empty]);
+    assert!(layout.empty_files_in(1, layout.len() - 1).is_empty());
+    // The fingerprint follows the layout: the same files give the same one, another CRC not.
+    let mut other = entries.clone();
+    other[2].crc32 ^= 1;
+    assert_eq!(layout.fingerprint(), ZipLayout::new(&entries).fingerprint());
+    assert_ne!(layout.fingerprint(), ZipLayout::new(&other).fingerprint());
+}

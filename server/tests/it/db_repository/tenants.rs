@@ -3,7 +3,7 @@
 use anyhow::Result;
 use ferry::auth::Role;
 use ferry::db::shares::ShareFilesError;
-use ferry::db::uploads::UploadState;
+use ferry::db::uploads::{CompletedFile, UploadState};
 use ferry::db::{Db, DbError};
 use uuid::Uuid;
 
@@ -99,8 +99,18 @@ async fn other_tenants_rows_are_not_found(db: &Db) -> Result<()> {
         Err(DbError::Conflict(_))
     ));
     assert!(matches!(
-        db.complete_upload(evil.0, open, 0, 10, "h", &audit(evil.0))
-            .await,
+        db.complete_upload(
+            evil.0,
+            open,
+            0,
+            &CompletedFile {
+                length: 10,
+                blake3_hex: "h",
+                crc32: None
+            },
+            &audit(evil.0)
+        )
+        .await,
         Err(DbError::Conflict(_))
     ));
     assert!(db.shared_files(evil.0, new.id).await?.is_empty());

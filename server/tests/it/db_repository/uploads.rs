@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result, bail};
 use ferry::db::uploads::UNSHARED_TTL;
-use ferry::db::uploads::{Checkpoint, NewUpload, UploadState};
+use ferry::db::uploads::{Checkpoint, CompletedFile, NewUpload, UploadState};
 use ferry::db::{Db, DbError};
 use time::OffsetDateTime;
 use time::macros::datetime;
@@ -49,19 +49,41 @@ async fn uploads_move_forward_only_from_the_offset_they_started_at(db: &Db) -> R
         Err(DbError::Conflict(_))
     ));
     assert!(matches!(
-        db.complete_upload(t.0, id, 0, 1000, "h", &audit(t.0)).await,
+        db.complete_upload(
+            t.0,
+            id,
+            0,
+            &CompletedFile {
+                length: 1000,
+                blake3_hex: "h",
+                crc32: None
+            },
+            &audit(t.0)
+        )
+        .await,
         Err(DbError::Conflict(_))
     ));
     assert_eq!(db.upload(t.0, id, None).await?.offset, 100);
 
     save(db, t.0, id, 100, &checkpoint(1000, None)).await?;
     assert_eq!(db.upload(t.0, id, None).await?.sealed_tail, None);
-    db.complete_upload(t.0, id, 1000, 1000, "abc", &audit(t.0))
-        .await?;
+    db.complete_upload(
+        t.0,
+        id,
+        1000,
+        &CompletedFile {
+            length: 1000,
+            blake3_hex: "abc",
+            crc32: Some(7),
+        },
+        &audit(t.0),
+    )
+    .await?;
     let row = db.upload(t.0, id, None).await?;
     assert_eq!(row.state, UploadState::Complete);
     assert_eq!((row.offset, row.length), (1000, Some(1000)));
     assert_eq!(row.blake3.as_deref(), Some("abc"));
+    assert_eq!(row.crc32, Some(7));
     assert_eq!((row.hash_state, row.sealed_tail), (None, None));
     let completed = row.completed_at.context("completed_at set")?;
     assert!((OffsetDateTime::now_utc() - completed).abs() < time::Duration::minutes(1));
@@ -74,8 +96,18 @@ async fn uploads_move_forward_only_from_the_offset_they_started_at(db: &Db) -> R
         Err(DbError::Conflict(_))
     ));
     assert!(matches!(
-        db.complete_upload(t.0, id, 1000, 1000, "abc", &audit(t.0))
-            .await,
+        db.complete_upload(
+            t.0,
+            id,
+            1000,
+            &CompletedFile {
+                length: 1000,
+                blake3_hex: "abc",
+                crc32: Some(7)
+            },
+            &audit(t.0)
+        )
+        .await,
         Err(DbError::Conflict(_))
     ));
     // Two uploads may not share an id.
