@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use crate::audit::{self, EventKind, ExportedEvent};
 use crate::auth::{Caller, Forbidden};
+use crate::branding::{self, Branding, InvalidBranding};
 use crate::crypto::CryptoError;
 use crate::db::uploads::LiveFile;
 use crate::db::{Db, DbError};
@@ -30,6 +31,9 @@ pub enum AdminError {
     /// A policy outside Ferry's limits, naming the limit (422 `invalid_policy`).
     #[error(transparent)]
     InvalidPolicy(#[from] InvalidPolicy),
+    /// A display name or logo outside the rules, naming the rule (422 `invalid_branding`).
+    #[error(transparent)]
+    InvalidBranding(#[from] InvalidBranding),
     /// The database failed.
     #[error(transparent)]
     Db(#[from] DbError),
@@ -127,6 +131,54 @@ pub async fn set_policy(
         .await?;
     tracing::info!(tenant = %caller.tenant_id, "policy changed");
     Ok(policy)
+}
+
+/// How the caller's tenant appears on its recipients' pages (as stored; a logo whose type is
+/// not one Ferry shows is left out).
+pub async fn tenant_branding(state: &AppState, caller: &Caller) -> Result<Branding, AdminError> {
+    caller.require_admin()?;
+    Ok(branding::of_tenant(&state.db, caller.tenant_id)
+        .await?
+        .1
+        .to_api())
+}
+
+/// Replaces the tenant's display name and logo once they pass the rules; `branding.changed`
+/// records the new name and the logo's type and size (not the image), in the same transaction.
+pub async fn set_branding(
+    state: &AppState,
+    caller: &Caller,
+    branding: &Branding,
+) -> Result<Branding, AdminError> {
+    caller.require_admin()?;
+    let valid = branding.validated()?;
+    let audit = state.audit(
+        caller.tenant_id,
+        EventKind::BrandingChanged,
+        caller.actor(),
+        None,
+        serde_json::json!({
+            "display_name": valid.display_name,
+            "logo": valid.logo.as_ref().map(|l| serde_json::json!({
+                "content_type": l.content_type, "bytes": l.bytes.len(),
+            })),
+        }),
+    )?;
+    let logo = valid
+        .logo
+        .as_ref()
+        .map(|l| (l.content_type, l.bytes.as_slice()));
+    state
+        .db
+        .set_branding(
+            caller.tenant_id,
+            valid.display_name.as_deref(),
+            logo,
+            &audit,
+        )
+        .await?;
+    tracing::info!(tenant = %caller.tenant_id, "branding changed");
+    Ok(valid.to_api())
 }
 
 /// One page of the tenant's live files, in id order.

@@ -91,6 +91,8 @@ pub enum EventKind {
     FileExpired,
     /// An admin changed the tenant's policy.
     PolicyChanged,
+    /// An admin changed how the tenant appears on recipients' pages.
+    BrandingChanged,
     /// An API key was created.
     KeyCreated,
     /// An API key was revoked: refused from then on.
@@ -141,6 +143,7 @@ impl EventKind {
             EventKind::Download => "file.downloaded",
             EventKind::FileExpired => "file.expired",
             EventKind::PolicyChanged => "policy.changed",
+            EventKind::BrandingChanged => "branding.changed",
             EventKind::KeyCreated => "key.created",
             EventKind::KeyRevoked => "key.revoked",
             EventKind::PersonAdded => "person.added",

@@ -20,8 +20,9 @@
 //!   lock across instances), [`audit`] (the tamper-evident chain), [`telemetry`] (metrics for
 //!   `/metrics`), [`ratelimit`] (budgets of failed link lookups).
 //! - **Foundations** — [`db`] (sqlx repositories), [`store`] (object storage backends),
-//!   [`crypto`] (segment format v1, key hierarchy), [`hash`] (resumable BLAKE3 tree),
-//!   [`policy`] (a tenant's policy and Ferry's retention limits).
+//!   [`crypto`] (segment format v1, key hierarchy), [`hash`] (resumable BLAKE3 tree and
+//!   CRC-32), [`policy`] (a tenant's policy and Ferry's retention limits), [`branding`] (a
+//!   tenant's name and logo on its pages), [`i18n`] (the recipient pages' languages).
 //! - **Wiring** — [`config`] (defaults, `ferry.toml`, `FERRY_*`), [`state`], [`app`]
 //!   (start-up).
 
@@ -30,12 +31,14 @@ pub mod admin;
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod branding;
 pub mod config;
 pub mod crypto;
 pub mod db;
 pub mod download;
 pub mod hash;
 pub mod http;
+pub mod i18n;
 pub mod ingest;
 pub mod jobs;
 pub mod objects;

@@ -168,7 +168,7 @@ fn check_visit(
         eprintln!("chromium console {}: {}", warning.kind, warning.text);
     }
     ensure!(
-        visit.title.contains("Ferry"),
+        visit.title.starts_with("Files for you — "),
         "page title {:?}\n{}",
         visit.title,
         context()

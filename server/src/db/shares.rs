@@ -384,6 +384,23 @@ impl Db {
         Ok(())
     }
 
+    /// The address of the person who created share `share_id`, if a person did (an API key
+    /// has none): shown to recipients as the sender.
+    pub async fn share_sender_address(
+        &self,
+        tenant_id: Uuid,
+        share_id: Uuid,
+    ) -> Result<Option<String>, DbError> {
+        let sql = "SELECT p.address FROM shares s JOIN principals p ON p.id = s.created_by
+                   WHERE s.id = $1 AND s.tenant_id = $2";
+        let row: Option<(Option<String>,)> = on_pool!(self, pool => sqlx::query_as(sql)
+            .bind(share_id)
+            .bind(tenant_id)
+            .fetch_optional(pool)
+            .await?);
+        Ok(row.and_then(|(address,)| address))
+    }
+
     /// One complete file of a share; `NotFound` if it is not part of it.
     pub async fn shared_file(
         &self,

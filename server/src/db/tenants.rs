@@ -30,7 +30,62 @@ pub struct TenantRow {
     pub name: String,
 }
 
+/// A tenant's branding as stored, with its name to fall back on.
+#[derive(Debug, Clone)]
+pub struct StoredBranding {
+    /// The tenant's unique name.
+    pub name: String,
+    /// The display name its admins set, if any.
+    pub display_name: Option<String>,
+    /// The logo and its content type, if any.
+    pub logo: Option<(String, Vec<u8>)>,
+}
+
 impl Db {
+    /// Tenant `id`'s branding; `NotFound` if there is no such tenant.
+    pub async fn branding(&self, id: Uuid) -> Result<StoredBranding, DbError> {
+        let sql = "SELECT name, display_name, logo_type, logo FROM tenants WHERE id = $1";
+        type Row = (String, Option<String>, Option<String>, Option<Vec<u8>>);
+        let row: Option<Row> = on_pool!(self, pool => sqlx::query_as(sql)
+            .bind(id)
+            .fetch_optional(pool)
+            .await?);
+        let (name, display_name, logo_type, logo) = found(row)?;
+        Ok(StoredBranding {
+            name,
+            display_name,
+            logo: logo_type.zip(logo),
+        })
+    }
+
+    /// Replaces tenant `id`'s display name and logo (already validated), with its audit event.
+    pub async fn set_branding(
+        &self,
+        id: Uuid,
+        display_name: Option<&str>,
+        logo: Option<(&str, &[u8])>,
+        audit: &AuditEntry,
+    ) -> Result<(), DbError> {
+        let sql = "UPDATE tenants SET display_name = $1, logo_type = $2, logo = $3 WHERE id = $4";
+        on_pool!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            let done = sqlx::query(sql)
+                .bind(display_name)
+                .bind(logo.map(|(t, _)| t))
+                .bind(logo.map(|(_, b)| b))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if done == 0 {
+                return Err(DbError::NotFound);
+            }
+            append_in((&mut tx).into(), audit).await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
     /// Creates a tenant; `Conflict` if the name is taken.
     pub async fn create_tenant(&self, name: &str) -> Result<TenantRow, DbError> {
         let id = Uuid::new_v4();

@@ -11,9 +11,12 @@ pub enum DownloadError {
     /// No such link or file (404; says nothing about whether a token ever existed).
     #[error("not found")]
     NotFound,
-    /// The link expired or was revoked (410).
+    /// The link expired (`revoked` false) or was revoked (410).
     #[error("this link has expired or was revoked")]
-    Gone,
+    Gone {
+        /// Whether its sender withdrew it (else it expired).
+        revoked: bool,
+    },
     /// The file was downloaded through this link as often as the tenant's policy allows (410).
     #[error("this file was downloaded as many times as allowed")]
     LimitReached,

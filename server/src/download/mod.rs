@@ -19,6 +19,7 @@ pub use reader::{OpenFile, open_file};
 
 use crate::audit::{Actor, EventKind};
 use crate::auth::parse_link_token;
+use crate::branding::{self, Logo};
 use crate::db::share_status::DownloadCost;
 use crate::db::shares::{ShareRow, SharedFile};
 use crate::db::{Db, DbError};
@@ -44,11 +45,11 @@ pub async fn resolve_token(db: &Db, token: &str) -> Result<ShareRow, DownloadErr
         return Err(DownloadError::NotFound);
     }
     let now = OffsetDateTime::now_utc();
-    if ShareState::at(now, share.revoked_at, share.ended_at, share.expires_at) != ShareState::Active
-    {
-        return Err(DownloadError::Gone);
+    match ShareState::at(now, share.revoked_at, share.ended_at, share.expires_at) {
+        ShareState::Active => Ok(share),
+        ShareState::Expired => Err(DownloadError::Gone { revoked: false }),
+        ShareState::Revoked => Err(DownloadError::Gone { revoked: true }),
     }
-    Ok(share)
 }
 
 /// Who is at the other end of a recipient's request, for the audit log.
@@ -146,17 +147,36 @@ async fn share_files(state: &AppState, share: &ShareRow) -> Result<Vec<SharedFil
     Ok(state.db.shared_files(share.tenant_id, share.id).await?)
 }
 
-/// The share page of `token`: the share and its files. A GET records `page.opened`; a HEAD
-/// (`record_visit` false: a mail scanner, a link checker) is not someone opening the page.
-/// Neither counts as a download: mail scanners open links before people do.
+/// What the share page shows.
+pub struct SharePage {
+    /// The share (its note and expiry).
+    pub share: ShareRow,
+    /// Its files, in the share's order.
+    pub files: Vec<SharedFile>,
+    /// The name the tenant shows recipients (its display name, else its name).
+    pub tenant_name: String,
+    /// Its logo, if it set one.
+    pub logo: Option<Logo>,
+    /// The sender's address, when a person (not an API key) shared the files.
+    pub sender: Option<String>,
+}
+
+/// The share page of `token`: the share, its files, who sent them. A GET records
+/// `page.opened`; a HEAD (`record_visit` false: a mail scanner, a link checker) is not someone
+/// opening the page. Neither counts as a download: mail scanners open links before people do.
 pub async fn open_page(
     state: &AppState,
     token: &str,
     visitor: &Visitor,
     record_visit: bool,
-) -> Result<(ShareRow, Vec<SharedFile>), DownloadError> {
+) -> Result<SharePage, DownloadError> {
     let share = resolve_share(state, token).await?;
     let files = share_files(state, &share).await?;
+    let (name, branding) = branding::of_tenant(&state.db, share.tenant_id).await?;
+    let sender = state
+        .db
+        .share_sender_address(share.tenant_id, share.id)
+        .await?;
     if record_visit {
         record(
             state,
@@ -168,7 +188,13 @@ pub async fn open_page(
         )
         .await?;
     }
-    Ok((share, files))
+    Ok(SharePage {
+        share,
+        files,
+        tenant_name: branding.display_name.unwrap_or(name),
+        logo: branding.logo,
+        sender,
+    })
 }
 
 /// Serves `[start, end]` of an opened file (`None`: the whole of an empty file): reserves the

@@ -21,6 +21,7 @@ use super::json::ApiJson;
 use crate::admin;
 use crate::audit::ExportedEvent;
 use crate::auth::Caller;
+use crate::branding::Branding;
 use crate::policy::Policy;
 use crate::state::AppState;
 
@@ -28,6 +29,7 @@ use crate::state::AppState;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(get_policy, put_policy))
+        .routes(routes!(get_branding, put_branding))
         .routes(routes!(list_files))
         .routes(routes!(export_audit))
         .routes(routes!(list_deliveries))
@@ -86,6 +88,54 @@ async fn put_policy(
     ApiJson(policy): ApiJson<Policy>,
 ) -> Result<Json<Policy>, AppError> {
     Ok(Json(admin::set_policy(&state, &caller, policy).await?))
+}
+
+/// How the tenant appears on its recipients' pages.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/branding",
+    tag = "admin",
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The tenant's display name and logo", body = Branding),
+        (status = 401, description = "No or wrong API key", body = ErrorBody),
+        (status = 403, description = "A sender key: this needs an admin key", body = ErrorBody),
+        (status = 503, description = "The database is unavailable; retry", body = ErrorBody),
+    )
+)]
+async fn get_branding(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Branding>, AppError> {
+    Ok(Json(admin::tenant_branding(&state, &caller).await?))
+}
+
+/// Replaces the tenant's display name and logo (`null` removes either).
+#[utoipa::path(
+    put,
+    path = "/api/v1/admin/branding",
+    tag = "admin",
+    security(("api_key" = [])),
+    request_body = Branding,
+    responses(
+        (status = 200, description = "The branding as stored", body = Branding),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 401, description = "No or wrong API key", body = ErrorBody),
+        (status = 403, description = "A sender key: this needs an admin key", body = ErrorBody),
+        (status = 413, description = "The body is larger than 1 MiB", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json`", body = ErrorBody),
+        (status = 422, description = "Not a branding (`invalid`), or a name or logo outside \
+                                      the rules (`invalid_branding`, naming the rule)",
+         body = ErrorBody),
+        (status = 503, description = "The database is unavailable; retry", body = ErrorBody),
+    )
+)]
+async fn put_branding(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(branding): ApiJson<Branding>,
+) -> Result<Json<Branding>, AppError> {
+    Ok(Json(admin::set_branding(&state, &caller, &branding).await?))
 }
 
 /// A page of the file list.

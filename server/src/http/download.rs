@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, FromRequestParts, Path, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use utoipa_axum::router::OpenApiRouter;
@@ -14,10 +14,11 @@ use utoipa_axum::routes;
 
 use super::error::{AppError, ErrorBody};
 use super::guard::TokenGuard;
-use super::page;
+use super::page::{self, Refusal};
 use super::path::path_id;
 use super::range::{RangeDecision, decide};
 use crate::download::{self, DownloadError, Visitor};
+use crate::i18n::Locale;
 use crate::state::AppState;
 
 /// Routes recipients use, behind `guard`: a client out of failed lookups gets 429 before
@@ -63,11 +64,12 @@ fn recipient_headers(headers: &mut HeaderMap) {
         header::CACHE_CONTROL,
         HeaderValue::from_static("private, no-store"),
     );
+    if let Ok(policy) = HeaderValue::from_str(&page::CSP) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, policy);
+    }
     headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
-        ),
+        HeaderName::from_static("x-robots-tag"),
+        HeaderValue::from_static("noindex, nofollow"),
     );
 }
 
@@ -100,21 +102,37 @@ impl<S: Send + Sync> FromRequestParts<S> for RecipientInfo {
     }
 }
 
-fn page_error(e: DownloadError) -> Response {
-    let (status, text) = match e {
-        DownloadError::NotFound => (StatusCode::NOT_FOUND, "This link does not exist."),
-        DownloadError::Gone => (
-            StatusCode::GONE,
-            "This link has expired or was revoked. Ask the sender for a new one.",
-        ),
-        DownloadError::LimitReached => (
-            StatusCode::GONE,
-            "This file was downloaded as many times as its sender allows. Ask the sender to \
-             share it again.",
-        ),
+/// The page for a link or file that cannot be served (404 unknown, 410 expired, revoked or
+/// exhausted), in the recipient's language; anything else is the API's JSON error.
+fn page_error(locale: Locale, e: DownloadError) -> Response {
+    let (status, why) = match e {
+        DownloadError::NotFound => (StatusCode::NOT_FOUND, Refusal::Unknown),
+        DownloadError::Gone { revoked: false } => (StatusCode::GONE, Refusal::Expired),
+        DownloadError::Gone { revoked: true } => (StatusCode::GONE, Refusal::Revoked),
+        DownloadError::LimitReached => (StatusCode::GONE, Refusal::Exhausted),
         other => return with_recipient_headers(AppError::from(other).into_response()),
     };
-    with_recipient_headers((status, Html(page::message(text))).into_response())
+    with_recipient_headers((status, Html(page::refusal(locale, why))).into_response())
+}
+
+/// The language a recipient's request asks for: `?lang=` (the page's switch), else
+/// `Accept-Language`, else English.
+struct Language(Locale);
+
+impl<S: Send + Sync> FromRequestParts<S> for Language {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let asked = parts
+            .uri
+            .query()
+            .and_then(|query| query.split('&').find_map(|pair| pair.strip_prefix("lang=")));
+        let accept = parts
+            .headers
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok());
+        Ok(Language(Locale::choose(asked, accept)))
+    }
 }
 
 fn with_recipient_headers(mut response: Response) -> Response {
@@ -150,13 +168,20 @@ async fn share_page(
     State(state): State<AppState>,
     Path(token): Path<String>,
     RecipientInfo(visitor): RecipientInfo,
+    Language(locale): Language,
 ) -> Response {
     let record_visit = method != Method::HEAD;
-    let (share, files) = match download::open_page(&state, &token, &visitor, record_visit).await {
+    let opened = match download::open_page(&state, &token, &visitor, record_visit).await {
         Ok(opened) => opened,
-        Err(e) => return page_error(e),
+        Err(e) => return page_error(locale, e),
     };
-    with_recipient_headers(Html(page::share(&token, &share, &files)).into_response())
+    let html = page::share(locale, &token, &opened, time::OffsetDateTime::now_utc());
+    let mut response = with_recipient_headers(Html(html).into_response());
+    // The page's language follows Accept-Language unless ?lang= chose it.
+    response
+        .headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("Accept-Language"));
+    response
 }
 
 /// File bytes. Each response reserves the bytes of its range against the policy's download
@@ -213,8 +238,10 @@ async fn download_file(
     State(state): State<AppState>,
     Path((token, file)): Path<(String, String)>,
     RecipientInfo(visitor): RecipientInfo,
+    Language(locale): Language,
     headers: HeaderMap,
 ) -> Result<Response, Response> {
+    let page_error = |e| page_error(locale, e);
     // A malformed file id is refused before the link is looked up: whatever the link's state,
     // such a URL names nothing (404, never the link's 410).
     let file_id = path_id(&file).map_err(|_| page_error(DownloadError::NotFound))?;
@@ -296,8 +323,10 @@ async fn download_all(
     State(state): State<AppState>,
     Path(token): Path<String>,
     RecipientInfo(visitor): RecipientInfo,
+    Language(locale): Language,
     headers: HeaderMap,
 ) -> Result<Response, Response> {
+    let page_error = |e| page_error(locale, e);
     let share = download::resolve_share(&state, &token)
         .await
         .map_err(page_error)?;

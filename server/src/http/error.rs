@@ -179,7 +179,7 @@ impl From<DownloadError> for AppError {
     fn from(e: DownloadError) -> Self {
         match e {
             DownloadError::NotFound => AppError::not_found(),
-            DownloadError::Gone => AppError::new(StatusCode::GONE, "gone", e.to_string()),
+            DownloadError::Gone { .. } => AppError::new(StatusCode::GONE, "gone", e.to_string()),
             DownloadError::LimitReached => {
                 AppError::new(StatusCode::GONE, "download_limit_reached", e.to_string())
             }
@@ -264,6 +264,11 @@ impl From<AdminError> for AppError {
             AdminError::InvalidPolicy(invalid) => AppError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid_policy",
+                invalid.0,
+            ),
+            AdminError::InvalidBranding(invalid) => AppError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_branding",
                 invalid.0,
             ),
             AdminError::Db(db) => db.into(),

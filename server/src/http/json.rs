@@ -1,4 +1,5 @@
-//! A JSON body extractor whose rejections use the API's error shape.
+//! A JSON body extractor whose rejections use the API's error shape, and which takes only
+//! objects (as every request body of the API is).
 
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
@@ -17,8 +18,21 @@ where
     type Rejection = AppError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(ApiJson(value)),
+        match axum::Json::<serde_json::Value>::from_request(req, state).await {
+            // Every body of this API is an object: serde would also take a struct from an
+            // array (`[null, null]`), which the document does not allow.
+            Ok(axum::Json(value)) if !value.is_object() => Err(AppError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                "the body must be a JSON object",
+            )),
+            Ok(axum::Json(value)) => serde_json::from_value(value).map(ApiJson).map_err(|e| {
+                AppError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid",
+                    format!("Failed to deserialize the JSON body into the target type: {e}"),
+                )
+            }),
             Err(rejection) => {
                 let status = rejection.status();
                 let code = match status {

@@ -130,7 +130,7 @@ pub async fn relink_for_recipient(
 ) -> Result<Relink, ShareError> {
     let share = match resolve_token(db, token).await {
         Ok(share) => share,
-        Err(DownloadError::NotFound | DownloadError::Gone) => return Ok(Relink::Untouched),
+        Err(DownloadError::NotFound | DownloadError::Gone { .. }) => return Ok(Relink::Untouched),
         Err(DownloadError::Db(e)) => return Err(e.into()),
         Err(other) => return Err(ShareError::Unresolved(other.to_string())),
     };

@@ -136,7 +136,7 @@ async fn the_share_page_lists_files_and_bad_links_are_404(server: TestServer) ->
     assert_eq!(page.headers()["referrer-policy"], "no-referrer");
     let html = page.text().await?;
     assert!(
-        html.contains("&lt;script&gt;x&lt;/script&gt;.txt"),
+        html.contains("&#60;script&#62;x&#60;/script&#62;.txt"),
         "names are escaped"
     );
     assert!(!html.contains("<script>"));

@@ -23,6 +23,7 @@ mod metrics;
 mod openapi;
 mod policy;
 mod recipient_links;
+mod recipient_page;
 mod relay_state;
 mod retention;
 mod revoke;

@@ -22,6 +22,8 @@ const DOCUMENTED: &[(&str, &str)] = &[
     ("GET", "/addin/{name}"),
     ("GET", "/api/openapi.json"),
     ("GET", "/api/v1/admin/audit"),
+    ("GET", "/api/v1/admin/branding"),
+    ("PUT", "/api/v1/admin/branding"),
     ("GET", "/api/v1/admin/deliveries"),
     ("GET", "/api/v1/admin/entra-links"),
     ("POST", "/api/v1/admin/entra-links"),
