@@ -34,8 +34,8 @@ pub async fn resolve_share(state: &AppState, token: &str) -> Result<ShareRow, Do
     resolve_token(&state.db, token).await
 }
 
-/// [`resolve_share`] on a database alone: the relay resolves the links in a message with it.
-pub async fn resolve_token(db: &Db, token: &str) -> Result<ShareRow, DownloadError> {
+/// The share behind a genuine token, whatever its state; `NotFound` for anything else.
+async fn verified_share(db: &Db, token: &str) -> Result<ShareRow, DownloadError> {
     let presented = parse_link_token(token).ok_or(DownloadError::NotFound)?;
     let share = match db.share_by_selector(presented.selector).await {
         Err(DbError::NotFound) => db.share_by_link_selector(presented.selector).await?,
@@ -44,6 +44,21 @@ pub async fn resolve_token(db: &Db, token: &str) -> Result<ShareRow, DownloadErr
     if !presented.matches(&share.token_hash) {
         return Err(DownloadError::NotFound);
     }
+    Ok(share)
+}
+
+/// Who a genuine token's link is from (the tenant's shown name and logo), even when the link no
+/// longer works: its expired, withdrawn or used-up page is the tenant's page too. `None` for a
+/// token that is not genuine, so an unknown link's page never says whose it could have been.
+pub async fn sender_of_token(state: &AppState, token: &str) -> Option<(String, Option<Logo>)> {
+    let share = verified_share(&state.db, token).await.ok()?;
+    let (name, branding) = branding::of_tenant(&state.db, share.tenant_id).await.ok()?;
+    Some((branding.display_name.unwrap_or(name), branding.logo))
+}
+
+/// [`resolve_share`] on a database alone: the relay resolves the links in a message with it.
+pub async fn resolve_token(db: &Db, token: &str) -> Result<ShareRow, DownloadError> {
+    let share = verified_share(db, token).await?;
     let now = OffsetDateTime::now_utc();
     match ShareState::at(now, share.revoked_at, share.ended_at, share.expires_at) {
         ShareState::Active => Ok(share),

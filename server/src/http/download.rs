@@ -103,8 +103,9 @@ impl<S: Send + Sync> FromRequestParts<S> for RecipientInfo {
 }
 
 /// The page for a link or file that cannot be served (404 unknown, 410 expired, revoked or
-/// exhausted), in the recipient's language; anything else is the API's JSON error.
-fn page_error(locale: Locale, e: DownloadError) -> Response {
+/// exhausted), in the recipient's language and, for a genuine link, headed by its tenant's
+/// name and logo; anything else is the API's JSON error.
+async fn refuse(state: &AppState, token: &str, locale: Locale, e: DownloadError) -> Response {
     let (status, why) = match e {
         DownloadError::NotFound => (StatusCode::NOT_FOUND, Refusal::Unknown),
         DownloadError::Gone { revoked: false } => (StatusCode::GONE, Refusal::Expired),
@@ -112,7 +113,25 @@ fn page_error(locale: Locale, e: DownloadError) -> Response {
         DownloadError::LimitReached => (StatusCode::GONE, Refusal::Exhausted),
         other => return with_recipient_headers(AppError::from(other).into_response()),
     };
-    with_recipient_headers((status, Html(page::refusal(locale, why))).into_response())
+    // An unknown link's page is the same whoever asks: no lookup that could tell it apart.
+    let from = match why {
+        Refusal::Unknown => None,
+        _ => download::sender_of_token(state, token).await,
+    };
+    with_recipient_headers((status, Html(page::refusal(locale, why, from))).into_response())
+}
+
+/// `result`, or the page refusing it.
+async fn or_refuse<T>(
+    result: Result<T, DownloadError>,
+    state: &AppState,
+    token: &str,
+    locale: Locale,
+) -> Result<T, Response> {
+    match result {
+        Ok(value) => Ok(value),
+        Err(e) => Err(refuse(state, token, locale, e).await),
+    }
 }
 
 /// The language a recipient's request asks for: `?lang=` (the page's switch), else
@@ -173,7 +192,7 @@ async fn share_page(
     let record_visit = method != Method::HEAD;
     let opened = match download::open_page(&state, &token, &visitor, record_visit).await {
         Ok(opened) => opened,
-        Err(e) => return page_error(locale, e),
+        Err(e) => return refuse(&state, &token, locale, e).await,
     };
     let html = page::share(locale, &token, &opened, time::OffsetDateTime::now_utc());
     let mut response = with_recipient_headers(Html(html).into_response());
@@ -241,16 +260,29 @@ async fn download_file(
     Language(locale): Language,
     headers: HeaderMap,
 ) -> Result<Response, Response> {
-    let page_error = |e| page_error(locale, e);
     // A malformed file id is refused before the link is looked up: whatever the link's state,
     // such a URL names nothing (404, never the link's 410).
-    let file_id = path_id(&file).map_err(|_| page_error(DownloadError::NotFound))?;
-    let share = download::resolve_share(&state, &token)
-        .await
-        .map_err(page_error)?;
-    let open = download::open_file(&state, &share, file_id)
-        .await
-        .map_err(page_error)?;
+    let file_id = or_refuse(
+        path_id(&file).map_err(|_| DownloadError::NotFound),
+        &state,
+        &token,
+        locale,
+    )
+    .await?;
+    let share = or_refuse(
+        download::resolve_share(&state, &token).await,
+        &state,
+        &token,
+        locale,
+    )
+    .await?;
+    let open = or_refuse(
+        download::open_file(&state, &share, file_id).await,
+        &state,
+        &token,
+        locale,
+    )
+    .await?;
     let etag = format!("\"{}\"", open.file.blake3);
     let head = ResponseHead::decide(
         &headers,
@@ -265,9 +297,13 @@ async fn download_file(
         // scanners send HEAD to every link).
         return Ok((head.status, head.headers).into_response());
     }
-    let body = download::begin_download(&state, share, open, head.range, visitor)
-        .await
-        .map_err(page_error)?;
+    let body = or_refuse(
+        download::begin_download(&state, share, open, head.range, visitor).await,
+        &state,
+        &token,
+        locale,
+    )
+    .await?;
     Ok((head.status, head.headers, Body::from_stream(body)).into_response())
 }
 
@@ -326,13 +362,20 @@ async fn download_all(
     Language(locale): Language,
     headers: HeaderMap,
 ) -> Result<Response, Response> {
-    let page_error = |e| page_error(locale, e);
-    let share = download::resolve_share(&state, &token)
-        .await
-        .map_err(page_error)?;
-    let archive = download::open_archive(&state, &share)
-        .await
-        .map_err(page_error)?;
+    let share = or_refuse(
+        download::resolve_share(&state, &token).await,
+        &state,
+        &token,
+        locale,
+    )
+    .await?;
+    let archive = or_refuse(
+        download::open_archive(&state, &share).await,
+        &state,
+        &token,
+        locale,
+    )
+    .await?;
     let name = format!("ferry-{}.zip", &share.id.simple().to_string()[..8]);
     let head = ResponseHead::decide(
         &headers,
@@ -347,11 +390,15 @@ async fn download_all(
     }
     // The archive is never empty (its end records at least), so there is always a range.
     let Some(range) = head.range else {
-        return Err(page_error(DownloadError::NotFound));
+        return Err(refuse(&state, &token, locale, DownloadError::NotFound).await);
     };
-    let body = download::begin_archive_download(&state, share, archive, range, visitor)
-        .await
-        .map_err(page_error)?;
+    let body = or_refuse(
+        download::begin_archive_download(&state, share, archive, range, visitor).await,
+        &state,
+        &token,
+        locale,
+    )
+    .await?;
     Ok((head.status, head.headers, Body::from_stream(body)).into_response())
 }
 

@@ -14,6 +14,7 @@ use base64::Engine as _;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
+use crate::branding::Logo;
 use crate::download::SharePage;
 use crate::i18n::{LOCALES, Locale};
 
@@ -145,15 +146,17 @@ impl Refusal {
     }
 }
 
-/// The page for a link that shows no files, in `locale`.
-pub fn refusal(locale: Locale, why: Refusal) -> String {
+/// The page for a link that shows no files, in `locale`, headed by the tenant's name and logo
+/// when the link is a genuine one of its (`from`), else by Ferry's name.
+pub fn refusal(locale: Locale, why: Refusal, from: Option<(String, Option<Logo>)>) -> String {
     let key = why.key();
+    let (brand, logo) = from.unwrap_or_else(|| ("Ferry".to_owned(), None));
     let page = MessageTemplate {
         chrome: Chrome::new(
             locale,
             locale.text(&format!("{key}.title")).to_owned(),
-            "Ferry".to_owned(),
-            None,
+            brand,
+            logo.as_ref().map(Logo::data_url),
         ),
         body: locale.text(&format!("{key}.body")),
     };
@@ -346,14 +349,22 @@ mod tests {
         let dutch = share(Locale::Nl, "tok", &page("a.pdf", "n"), now);
         assert!(dutch.contains("Bestanden voor u") && dutch.contains("8 december 2026"));
         assert!(dutch.contains("nog 5 dagen") && dutch.contains("1,5\u{a0}KiB"));
-        let german = refusal(Locale::De, Refusal::Revoked);
+        let german = refusal(Locale::De, Refusal::Revoked, None);
         assert!(
             german.contains("Dieser Link wurde zurückgezogen"),
             "{german}"
         );
-        let french = refusal(Locale::Fr, Refusal::Exhausted);
+        let french = refusal(
+            Locale::Fr,
+            Refusal::Exhausted,
+            Some(("Ziekenhuis".into(), None)),
+        );
         assert!(french.contains("Limite de téléchargements atteinte"));
-        assert!(refusal(Locale::En, Refusal::Unknown).contains("This link does not work"));
+        assert!(
+            french.contains("<span class=\"brand-name\">Ziekenhuis</span>"),
+            "{french}"
+        );
+        assert!(refusal(Locale::En, Refusal::Unknown, None).contains("This link does not work"));
     }
 
     #[test]

@@ -222,6 +222,40 @@ async fn admins_brand_their_tenants_pages(server: TestServer) -> Result<()> {
         "the logo as a data: URL"
     );
 
+    // A withdrawn link of the tenant's is still its page; an unknown one names nobody.
+    let share_id = server.share_created(&[id]).await?;
+    let withdrawn = share_id["url"].as_str().context("url")?.to_owned();
+    let revoke = server
+        .client
+        .delete(format!(
+            "{}/api/v1/shares/{}",
+            server.base,
+            share_id["id"].as_str().context("id")?
+        ))
+        .bearer_auth(&server.key)
+        .send()
+        .await?;
+    ensure!(revoke.status() == StatusCode::NO_CONTENT);
+    let (status, html) = page(&server, &withdrawn, "en").await?;
+    ensure!(
+        status == StatusCode::GONE && html.contains("Rivierenland"),
+        "{html}"
+    );
+    let (status, html) = page(
+        &server,
+        &format!(
+            "{}{}",
+            &withdrawn[..withdrawn.len() - 1],
+            if withdrawn.ends_with('A') { 'B' } else { 'A' }
+        ),
+        "en",
+    )
+    .await?;
+    ensure!(
+        status == StatusCode::NOT_FOUND && !html.contains("Rivierenland"),
+        "{html}"
+    );
+
     // Another tenant's pages keep their own name.
     let other = server.other_tenant_key().await?;
     let file = server
