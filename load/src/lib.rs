@@ -11,12 +11,14 @@
 //! - [`s3_baseline`]: `loadgen s3`, the raw S3 baseline;
 //! - [`data`], [`units`], [`procfs`]: the deterministic data source, size/duration parsing,
 //!   percentiles and rounding, `/proc` readings (also used by `range_latency`);
-//! - [`relay_bench`]: `smtp_load`, the SMTP relay benchmark's submitter, sink MX and tables.
+//! - [`relay_bench`]: `smtp_load`, the SMTP relay benchmark's submitter, sink MX and tables;
+//! - [`primitives`]: `primitives`, what an upload's real work costs on this host, one core.
 
 pub mod cli;
 pub mod data;
 mod download;
 mod patch_body;
+pub mod primitives;
 pub mod procfs;
 pub mod relay_bench;
 pub mod s3_baseline;
