@@ -125,29 +125,41 @@ impl SegmentCipher {
         plaintext: &[u8],
         out: &mut Vec<u8>,
     ) -> Result<(), CryptoError> {
-        let mut nonce = [0u8; NONCE_LEN];
-        aws_lc_rs::rand::fill(&mut nonce).map_err(|_| CryptoError::Random)?;
-        let rollback = out.len();
-        out.reserve(plaintext.len() + SEGMENT_OVERHEAD);
-        out.extend_from_slice(&nonce);
         let start = out.len();
-        out.extend_from_slice(plaintext);
-        let sealed = self.key.seal_in_place_separate_tag(
-            Nonce::assume_unique_for_key(nonce),
-            Aad::from(aad),
-            &mut out[start..],
-        );
-        match sealed {
-            Ok(tag) => {
-                out.extend_from_slice(tag.as_ref());
-                Ok(())
-            }
-            Err(_) => {
-                // Never leave plaintext behind in the caller's buffer.
-                out.truncate(rollback);
-                Err(CryptoError::Malformed("AES-GCM refused to seal the input"))
-            }
+        out.resize(start + plaintext.len() + SEGMENT_OVERHEAD, 0);
+        let sealed = self.seal_to_slice(aad, plaintext, &mut out[start..]);
+        if sealed.is_err() {
+            out.truncate(start);
         }
+        sealed
+    }
+
+    /// Writes `nonce ‖ ciphertext ‖ tag` into `out` (exactly `plaintext.len() + 28` bytes),
+    /// under a random nonce, encrypting straight from `plaintext`: the plaintext is read once
+    /// and never copied first.
+    fn seal_to_slice(
+        &self,
+        aad: &[u8],
+        plaintext: &[u8],
+        out: &mut [u8],
+    ) -> Result<(), CryptoError> {
+        if out.len() != plaintext.len() + SEGMENT_OVERHEAD {
+            return Err(CryptoError::Malformed(
+                "the output must be the plaintext plus nonce and tag",
+            ));
+        }
+        let (nonce_out, sealed) = out.split_at_mut(NONCE_LEN);
+        aws_lc_rs::rand::fill(nonce_out).map_err(|_| CryptoError::Random)?;
+        let nonce = Nonce::try_assume_unique_for_key(nonce_out)
+            .map_err(|_| CryptoError::Malformed("a nonce must be 12 bytes"))?;
+        let (ciphertext, tag) = sealed.split_at_mut(plaintext.len());
+        self.key
+            .seal_out_of_place_scatter(nonce, Aad::from(aad), plaintext, ciphertext, &[], tag)
+            .map_err(|_| {
+                // Nothing half-written may pass for a segment.
+                ciphertext.fill(0);
+                CryptoError::Malformed("AES-GCM refused to seal the input")
+            })
     }
 
     /// Verifies and decrypts `nonce ‖ ciphertext ‖ tag` in place.
@@ -165,7 +177,7 @@ impl SegmentCipher {
     }
 
     /// Appends nonce ‖ ciphertext ‖ tag of segment `index` to `out` (random nonce from
-    /// `aws_lc_rs::rand`), encrypting in place in `out` (no other allocation).
+    /// `aws_lc_rs::rand`), encrypting from `plaintext` straight into `out`.
     ///
     /// AAD = `b"ferry/v1" ‖ file id (16) ‖ index (u64 BE) ‖ last (u8: 1 or 0)`.
     /// Fails with [`CryptoError::Malformed`] (and leaves `out` untouched) if `plaintext` is longer
@@ -181,6 +193,22 @@ impl SegmentCipher {
     ) -> Result<(), CryptoError> {
         check_segment_len(plaintext.len(), last)?;
         self.seal_append(&self.segment_aad(index, last), plaintext, out)
+    }
+
+    /// Like [`SegmentCipher::seal_into`], into `out` of exactly `plaintext.len() + 28` bytes
+    /// (a slot of a reused buffer: nothing is allocated or zeroed per segment).
+    ///
+    /// Fails as `seal_into` does, and with [`CryptoError::Malformed`] if `out` has another
+    /// length.
+    pub fn seal_to(
+        &self,
+        index: u64,
+        last: bool,
+        plaintext: &[u8],
+        out: &mut [u8],
+    ) -> Result<(), CryptoError> {
+        check_segment_len(plaintext.len(), last)?;
+        self.seal_to_slice(&self.segment_aad(index, last), plaintext, out)
     }
 
     /// Verifies and decrypts one stored segment in place; returns the plaintext sub-slice.

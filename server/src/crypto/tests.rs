@@ -253,6 +253,32 @@ fn seal_refuses_impossible_segments_and_leaves_out_untouched() {
 }
 
 #[test]
+fn seal_to_writes_a_segment_into_a_slot_of_exactly_its_size() {
+    let (_, _, c) = cipher();
+    let plain = data(S, 9);
+    let mut slot = vec![7u8; S + SEGMENT_OVERHEAD];
+    c.seal_to(3, false, &plain, &mut slot).unwrap();
+    assert_ne!(
+        slot[NONCE_LEN..NONCE_LEN + S],
+        plain[..],
+        "the slot holds ciphertext"
+    );
+    assert_eq!(c.open_in_place(3, false, &mut slot).unwrap(), &plain[..]);
+
+    // A slot of any other size is refused, and no ciphertext is written into it.
+    for len in [S + SEGMENT_OVERHEAD - 1, S + SEGMENT_OVERHEAD + 1, 0] {
+        let mut slot = vec![7u8; len];
+        let r = c.seal_to(3, false, &plain, &mut slot);
+        assert!(matches!(r, Err(CryptoError::Malformed(_))), "{len}");
+        assert!(slot.iter().all(|b| *b == 7), "{len}");
+    }
+    // The segment rules hold as for seal_into.
+    let mut slot = vec![0u8; S + SEGMENT_OVERHEAD];
+    let r = c.seal_to(3, true, &plain, &mut slot);
+    assert!(matches!(r, Err(CryptoError::Malformed(_))));
+}
+
+#[test]
 fn tails() {
     let (dek, _, c) = cipher();
     let plain = data(S - 1, 4);

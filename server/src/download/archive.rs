@@ -83,9 +83,10 @@ async fn crc_from_bytes(
     if file.size > 0 {
         let open = open_file(state, share, file.id).await?;
         let mut chunks = super::reader::stream_range(state, open, 0, file.size - 1).await?;
-        while let Some(chunk) = chunks.recv().await {
-            let chunk = chunk.map_err(|e| DownloadError::Task(e.to_string()))?;
-            crc = crc32_extend(crc, &chunk);
+        while let Some(batch) = chunks.recv().await {
+            for chunk in batch.map_err(|e| DownloadError::Task(e.to_string()))? {
+                crc = crc32_extend(crc, &chunk);
+            }
         }
     }
     state.db.record_crc32(share.tenant_id, file.id, crc).await?;
@@ -187,12 +188,12 @@ async fn stream_parts(
     state: AppState,
     share: ShareRow,
     parts: Vec<Part>,
-    tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
+    tx: mpsc::Sender<Result<Vec<Bytes>, std::io::Error>>,
 ) {
     for part in parts {
         match part {
             Part::Bytes(bytes) => {
-                if tx.send(Ok(bytes)).await.is_err() {
+                if tx.send(Ok(vec![bytes])).await.is_err() {
                     return;
                 }
             }

@@ -3,6 +3,12 @@
 //!
 //! Every segment is authenticated before any of its bytes leave: a tampered object fails the
 //! request (before the headers if the first segments are bad, by aborting the body after).
+//!
+//! A batch is read into a buffer of the download's own small pool and decrypted in place;
+//! each segment's plaintext leaves as a slice of that buffer (no copy, no zeroing), and the
+//! buffer returns to the pool when the last slice has been sent.
+
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -20,6 +26,53 @@ use crate::store::ObjectReader;
 /// Segments read and verified per step: 512 KiB of plaintext. A download holds at most three
 /// batches (one being read, one queued, one being sent), so memory stays flat per recipient.
 const SEGMENTS_PER_BATCH: u64 = 8;
+/// Freed buffers a download keeps for reuse: as many as it can hold at once.
+const POOLED_BUFFERS: usize = 3;
+
+/// Verified plaintext in order, a batch at a time: the slices of one batch go out together
+/// (one vectored write), or the error that cut the stream off.
+pub type Batches = mpsc::Receiver<Result<Vec<Bytes>, std::io::Error>>;
+
+/// The batch buffers of one download, reused as the recipient's side releases them.
+#[derive(Clone, Default)]
+struct BufferPool(Arc<Mutex<Vec<Vec<u8>>>>);
+
+impl BufferPool {
+    /// A buffer of exactly `len` bytes, reused when one is free (its old bytes are
+    /// overwritten by the read that follows; only growth is zeroed).
+    fn take(&self, len: usize) -> PooledBuffer {
+        let reused = self.0.lock().ok().and_then(|mut free| free.pop());
+        let mut buf = reused.unwrap_or_default();
+        buf.resize(len, 0);
+        PooledBuffer {
+            buf,
+            pool: self.clone(),
+        }
+    }
+}
+
+/// A batch buffer that goes back to its pool when dropped (when the last slice of it sent
+/// to the recipient is released).
+struct PooledBuffer {
+    buf: Vec<u8>,
+    pool: BufferPool,
+}
+
+impl AsRef<[u8]> for PooledBuffer {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+impl Drop for PooledBuffer {
+    fn drop(&mut self) {
+        if let Ok(mut free) = self.pool.0.lock()
+            && free.len() < POOLED_BUFFERS
+        {
+            free.push(std::mem::take(&mut self.buf));
+        }
+    }
+}
 
 /// A file of a share, ready to be read.
 pub struct OpenFile {
@@ -49,6 +102,7 @@ pub async fn open_file(
 /// Reads plaintext `[start, end]` of a file, batch by batch, verifying every segment.
 struct RangeReader {
     reader: Box<dyn ObjectReader>,
+    buffers: BufferPool,
     cipher: SegmentCipher,
     plaintext_len: u64,
     span: SegmentSpan,
@@ -58,7 +112,8 @@ struct RangeReader {
 }
 
 impl RangeReader {
-    fn next_batch(&mut self) -> Result<Option<Bytes>, DownloadError> {
+    /// The next batch's plaintext, one slice of a shared buffer per segment.
+    fn next_batch(&mut self) -> Result<Option<Vec<Bytes>>, DownloadError> {
         if self.next > self.span.last {
             return Ok(None);
         }
@@ -75,21 +130,19 @@ impl RangeReader {
         } else {
             (last + 1) * STORED_SEGMENT_MAX as u64
         };
-        let mut buffer = vec![
-            0u8;
-            usize::try_from(stored_end - stored_start)
-                .map_err(|_| DownloadError::Integrity)?
-        ];
-        self.reader.read_exact_at(stored_start, &mut buffer)?;
+        let len =
+            usize::try_from(stored_end - stored_start).map_err(|_| DownloadError::Integrity)?;
+        let mut buffer = self.buffers.take(len);
+        self.reader.read_exact_at(stored_start, &mut buffer.buf)?;
 
-        // Decrypt each segment in place and slide the wanted plaintext to the front of the
-        // same buffer: one allocation and no extra copy per batch.
+        // Decrypt each segment in place and note where its wanted plaintext lies.
+        let mut wanted = Vec::with_capacity((last - self.next + 1) as usize);
         let mut read_at = 0usize;
-        let mut write_at = 0usize;
         for index in self.next..=last {
             let (plain_len, is_last) = segment_plain_len(self.plaintext_len, index);
             let stored_len = plain_len + SEGMENT_OVERHEAD;
             let segment = buffer
+                .buf
                 .get_mut(read_at..read_at + stored_len)
                 .ok_or(DownloadError::Integrity)?;
             let plain_len = self.cipher.open_in_place(index, is_last, segment)?.len();
@@ -102,13 +155,14 @@ impl RangeReader {
                 .saturating_sub(segment_start)
                 .min(plain_len as u64) as usize;
             let plain_at = read_at + NONCE_LEN;
-            buffer.copy_within(plain_at + from..plain_at + to, write_at);
-            write_at += to - from;
+            if to > from {
+                wanted.push(plain_at + from..plain_at + to);
+            }
             read_at += stored_len;
         }
-        buffer.truncate(write_at);
         self.next = last + 1;
-        Ok(Some(Bytes::from(buffer)))
+        let shared = Bytes::from_owner(buffer);
+        Ok(Some(wanted.into_iter().map(|r| shared.slice(r)).collect()))
     }
 }
 
@@ -120,7 +174,7 @@ pub async fn stream_range(
     open: OpenFile,
     start: u64,
     end: u64,
-) -> Result<mpsc::Receiver<Result<Bytes, std::io::Error>>, DownloadError> {
+) -> Result<Batches, DownloadError> {
     let store = state.store.clone();
     let plaintext_len = open.file.size;
     let file_id = open.file.id;
@@ -136,6 +190,7 @@ pub async fn stream_range(
         let reader = store.open_reader(file_id, expected)?;
         let mut range = RangeReader {
             reader,
+            buffers: BufferPool::default(),
             cipher: open.cipher,
             plaintext_len,
             span,
@@ -151,8 +206,8 @@ pub async fn stream_range(
 
     let (tx, rx) = mpsc::channel(1);
     // Queue the first batch now, so the response's headers and first bytes leave together.
-    if let Some(bytes) = first
-        && tx.try_send(Ok(bytes)).is_err()
+    if let Some(segments) = first
+        && tx.try_send(Ok(segments)).is_err()
     {
         return Err(DownloadError::Task("download channel closed".into()));
     }
@@ -175,7 +230,7 @@ pub async fn stream_range(
             };
             reader = next;
             let batch = match batch {
-                Ok(Some(bytes)) => Ok(bytes),
+                Ok(Some(segments)) => Ok(segments),
                 Ok(None) => return,
                 Err(e) => {
                     tracing::error!(file = %file_id, error = %e, "download aborted");
@@ -189,4 +244,39 @@ pub async fn stream_range(
         }
     });
     Ok(rx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_buffer_returns_to_the_pool_when_its_last_slice_is_dropped() {
+        let pool = BufferPool::default();
+        let mut first = pool.take(1000);
+        first.buf[..3].copy_from_slice(b"abc");
+        let address = first.buf.as_ptr();
+        let shared = Bytes::from_owner(first);
+        let (a, b) = (shared.slice(0..1), shared.slice(1..3));
+        drop(shared);
+        drop(a);
+        assert!(
+            pool.0.lock().expect("lock").is_empty(),
+            "a slice is still out"
+        );
+        assert_eq!(&b[..], b"bc");
+        drop(b);
+        // Reused, at the size asked for, without a new allocation.
+        let again = pool.take(800);
+        assert_eq!(again.buf.as_ptr(), address);
+        assert_eq!(again.buf.len(), 800);
+    }
+
+    #[test]
+    fn the_pool_keeps_no_more_buffers_than_a_download_holds() {
+        let pool = BufferPool::default();
+        let held: Vec<_> = (0..POOLED_BUFFERS + 2).map(|_| pool.take(10)).collect();
+        drop(held);
+        assert_eq!(pool.0.lock().expect("lock").len(), POOLED_BUFFERS);
+    }
 }

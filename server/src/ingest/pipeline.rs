@@ -1,11 +1,14 @@
-//! The two-deep upload pipeline: one batch is filled from the request body on the async side
-//! while the previous one is hashed, sealed and written on a blocking thread. Memory per
-//! busy upload is two batches and the sealed output of one, whatever the file's size; an
-//! upload whose client is slower than the server holds only what arrived since it last
-//! waited (see [`Pipeline::idle`]), so hundreds of slow uploads cost little.
+//! The two-deep upload pipeline: one batch is gathered from the request body on the async
+//! side while the previous one is hashed, sealed and written on a blocking thread. A batch is
+//! the body's own frames (reference-counted `Bytes` from the HTTP reader), never copied: each
+//! byte is read once, by the hashing and sealing. Memory per busy upload is two batches and
+//! the sealed output of one, whatever the file's size; an upload whose client is slower than
+//! the server holds only what arrived since it last waited (see [`Pipeline::idle`]), so
+//! hundreds of slow uploads cost little.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use bytes::Bytes;
 use tokio::task::JoinHandle;
 
 use super::error::IngestError;
@@ -30,14 +33,20 @@ fn batch_len() -> usize {
         BATCH_MANY
     }
 }
-type InFlight = JoinHandle<(Ingest, Vec<u8>, Result<(), IngestError>)>;
+type InFlight = JoinHandle<(Ingest, Result<(), IngestError>)>;
 
-/// The two-deep pipeline: one batch being filled here while the previous one is absorbed.
+/// Body frames gathered for one step of the blocking side.
+#[derive(Default)]
+struct Batch {
+    frames: Vec<Bytes>,
+    len: usize,
+}
+
+/// The two-deep pipeline: one batch being gathered here while the previous one is absorbed.
 pub struct Pipeline {
     ingest: Option<Ingest>,
     in_flight: Option<InFlight>,
-    filling: Vec<u8>,
-    spare: Vec<u8>,
+    filling: Batch,
     /// The latest checkpoint the absorbed batches reached.
     pending: Option<PendingCheckpoint>,
 }
@@ -50,62 +59,55 @@ impl Pipeline {
             pending: None,
             ingest: Some(ingest),
             in_flight: None,
-            filling: Vec::new(),
-            spare: Vec::new(),
+            filling: Batch::default(),
         }
     }
 
     /// Waits for the batch being absorbed, if any.
     async fn join_in_flight(&mut self) -> Result<(), IngestError> {
         if let Some(handle) = self.in_flight.take() {
-            let (mut ingest, mut buffer, result) =
+            let (mut ingest, result) =
                 handle.await.map_err(|e| IngestError::Task(e.to_string()))?;
             if let Some(pending) = ingest.take_checkpoint() {
                 self.pending = Some(pending);
             }
             self.ingest = Some(ingest);
-            // Only a full batch's buffer is worth keeping: the body is keeping up.
-            if buffer.len() >= BATCH_MANY {
-                buffer.clear();
-                self.spare = buffer;
-            }
             result?;
         }
         Ok(())
     }
 
-    /// Hands the filled batch to a blocking thread.
+    /// Hands the gathered batch to a blocking thread.
     async fn dispatch(&mut self) -> Result<(), IngestError> {
         self.join_in_flight().await?;
-        if self.filling.is_empty() {
+        if self.filling.len == 0 {
             return Ok(());
         }
         let mut ingest = self
             .ingest
             .take()
             .ok_or_else(|| IngestError::Task("pipeline lost".into()))?;
-        let batch = std::mem::replace(&mut self.filling, std::mem::take(&mut self.spare));
+        let batch = std::mem::take(&mut self.filling);
         self.in_flight = Some(tokio::task::spawn_blocking(move || {
-            let result = ingest.absorb(&batch);
-            if batch.len() < BATCH_MANY {
+            let result = ingest.absorb(&batch.frames);
+            if batch.len < BATCH_MANY {
                 ingest.release_buffers();
             }
-            (ingest, batch, result)
+            (ingest, result)
         }));
         Ok(())
     }
 
     /// The body has nothing more for now. If the blocking side is idle too, what arrived is
-    /// absorbed at once rather than held until a batch fills, and the spare buffer is
-    /// dropped: a client slower than the server costs the bytes it sent since the last wait,
-    /// not two batches. A busy blocking side is left alone (the body's pause lets it catch up).
+    /// absorbed at once rather than held until a batch fills: a client slower than the server
+    /// costs the bytes it sent since the last wait, not two batches. A busy blocking side is
+    /// left alone (the body's pause lets it catch up).
     pub async fn idle(&mut self) -> Result<(), IngestError> {
         if self.in_flight.as_ref().is_some_and(|h| !h.is_finished()) {
             return Ok(());
         }
         self.join_in_flight().await?;
-        self.spare = Vec::new();
-        if !self.filling.is_empty() {
+        if self.filling.len > 0 {
             self.dispatch().await?;
         }
         Ok(())
@@ -117,7 +119,7 @@ impl Pipeline {
     /// its bytes (on disk, the same offsets; in S3, the same part number).
     pub async fn quiesce(&mut self) {
         if let Some(handle) = self.in_flight.take()
-            && let Ok((ingest, _, _)) = handle.await
+            && let Ok((ingest, _)) = handle.await
         {
             self.ingest = Some(ingest);
         }
@@ -131,16 +133,16 @@ impl Pipeline {
         self.pending.take()
     }
 
-    /// Adds body bytes; full batches go to the blocking side.
-    pub async fn push(&mut self, mut bytes: &[u8]) -> Result<(), IngestError> {
-        let batch = batch_len();
-        while !bytes.is_empty() {
-            let take = batch.saturating_sub(self.filling.len()).min(bytes.len());
-            self.filling.extend_from_slice(&bytes[..take]);
-            bytes = &bytes[take..];
-            if self.filling.len() >= batch {
-                self.dispatch().await?;
-            }
+    /// Adds a frame of the body (kept as it is, not copied); a full batch goes to the
+    /// blocking side.
+    pub async fn push(&mut self, frame: Bytes) -> Result<(), IngestError> {
+        if frame.is_empty() {
+            return Ok(());
+        }
+        self.filling.len += frame.len();
+        self.filling.frames.push(frame);
+        if self.filling.len >= batch_len() {
+            self.dispatch().await?;
         }
         Ok(())
     }

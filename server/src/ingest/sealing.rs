@@ -30,7 +30,7 @@ pub struct Ingest {
     cipher: SegmentCipher,
     digest: UploadDigest,
     tail: Vec<u8>,
-    sealed: Vec<u8>,
+    sealed: SealedBuffer,
     writer: Box<dyn ObjectWriter>,
     /// Segments between checkpoints, as the store wants them.
     checkpoint_every: u64,
@@ -116,7 +116,7 @@ impl Ingest {
             cipher,
             digest,
             tail,
-            sealed: Vec::new(),
+            sealed: SealedBuffer::default(),
             checkpoint_every: writer.checkpoint_every().max(1),
             writer,
             pending: None,
@@ -134,8 +134,17 @@ impl Ingest {
         self.digest.segments() * SEGMENT_PLAINTEXT as u64 + self.tail.len() as u64
     }
 
-    /// Hashes, seals and appends every full segment `data` completes; keeps the rest as tail.
-    pub fn absorb(&mut self, mut data: &[u8]) -> Result<(), IngestError> {
+    /// Hashes, seals and appends every full segment the pieces complete, in one write to the
+    /// store; keeps the rest as tail. A segment is read in place from its piece; only one that
+    /// spans two pieces is gathered in the tail first.
+    pub fn absorb(&mut self, pieces: &[impl AsRef<[u8]>]) -> Result<(), IngestError> {
+        for piece in pieces {
+            self.absorb_piece(piece.as_ref())?;
+        }
+        self.flush_sealed()
+    }
+
+    fn absorb_piece(&mut self, mut data: &[u8]) -> Result<(), IngestError> {
         if !self.tail.is_empty() {
             let take = (SEGMENT_PLAINTEXT - self.tail.len()).min(data.len());
             self.tail.extend_from_slice(&data[..take]);
@@ -153,8 +162,13 @@ impl Ingest {
             data = rest;
         }
         self.tail.extend_from_slice(data);
+        Ok(())
+    }
+
+    /// Hands the segments sealed so far to the store, in one write.
+    fn flush_sealed(&mut self) -> Result<(), IngestError> {
         if !self.sealed.is_empty() {
-            self.writer.append(&self.sealed)?;
+            self.writer.append(self.sealed.filled())?;
             self.sealed.clear();
         }
         Ok(())
@@ -168,7 +182,7 @@ impl Ingest {
     /// Frees the sealed-output buffer, which grows to a whole batch's size: after a short
     /// batch (a slow client) the next one is likely short too.
     pub fn release_buffers(&mut self) {
-        self.sealed = Vec::new();
+        self.sealed = SealedBuffer::default();
     }
 
     /// Seals a full segment (or, for an object already stored, checks it); at a
@@ -179,15 +193,15 @@ impl Ingest {
         if let Some(stored) = self.stored.as_mut() {
             stored.check(&self.cipher, index, false, segment)?;
         } else {
-            self.cipher
-                .seal_into(index, false, segment, &mut self.sealed)?;
+            let cipher = &self.cipher;
+            self.sealed
+                .append(segment.len() + SEGMENT_OVERHEAD, |slot| {
+                    cipher.seal_to(index, false, segment, slot)
+                })?;
         }
         self.digest.push_segment(segment)?;
         if self.digest.segments().is_multiple_of(self.checkpoint_every) {
-            if !self.sealed.is_empty() {
-                self.writer.append(&self.sealed)?;
-                self.sealed.clear();
-            }
+            self.flush_sealed()?;
             self.pending = Some(PendingCheckpoint {
                 checkpoint: self.state()?,
                 syncer: self.writer.syncer()?,
@@ -230,13 +244,51 @@ impl Ingest {
         if let Some(stored) = self.stored.as_mut() {
             stored.check(&self.cipher, index, true, &self.tail)?;
         } else {
-            self.cipher
-                .seal_into(index, true, &self.tail, &mut self.sealed)?;
-            self.writer.append(&self.sealed)?;
-            self.sealed.clear();
+            let (cipher, tail) = (&self.cipher, &self.tail);
+            self.sealed.append(tail.len() + SEGMENT_OVERHEAD, |slot| {
+                cipher.seal_to(index, true, tail, slot)
+            })?;
+            self.flush_sealed()?;
         }
         self.writer.finish()?;
         Ok(self.digest.finalize(&self.tail)?)
+    }
+}
+
+/// Sealed segments waiting for one write to the store. The buffer is only ever grown and
+/// its bytes overwritten, so sealing a segment neither allocates nor zeroes memory.
+#[derive(Default)]
+struct SealedBuffer {
+    buf: Vec<u8>,
+    len: usize,
+}
+
+impl SealedBuffer {
+    /// Appends `n` bytes that `write` fills whole; they are kept only if it succeeds.
+    fn append<E>(
+        &mut self,
+        n: usize,
+        write: impl FnOnce(&mut [u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let end = self.len + n;
+        if self.buf.len() < end {
+            self.buf.resize(end, 0);
+        }
+        write(&mut self.buf[self.len..end])?;
+        self.len = end;
+        Ok(())
+    }
+
+    fn filled(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn clear(&mut self) {
+        self.len = 0;
     }
 }
 
@@ -252,7 +304,7 @@ mod tests {
     fn absorb_all(ingest: &mut Ingest, data: &[u8]) -> (Vec<u64>, Option<PendingCheckpoint>) {
         let (mut offsets, mut first) = (Vec::new(), None);
         for piece in data.chunks((3 << 20) + 7) {
-            ingest.absorb(piece).expect("absorb");
+            ingest.absorb(&[piece]).expect("absorb");
             if let Some(pending) = ingest.take_checkpoint() {
                 offsets.push(pending.checkpoint.offset);
                 first.get_or_insert(pending);
@@ -295,5 +347,61 @@ mod tests {
         let digests = resumed.finish().expect("finish");
         assert_eq!(digests.blake3, blake3::hash(&data));
         assert_eq!(digests.crc32, Some(crc32fast::hash(&data)));
+    }
+
+    #[test]
+    fn frames_of_any_size_give_the_object_and_digests_of_the_whole() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = DiskStore::open(dir.path()).expect("store");
+        let (id, dek) = (Uuid::new_v4(), Dek::generate().expect("dek"));
+        let cipher = SegmentCipher::new(&dek, id).expect("cipher");
+        let len = 5 * SEGMENT_PLAINTEXT + 999;
+        let data: Vec<u8> = (0..len).map(|i| (i * 7 % 253) as u8).collect();
+        // Frames as an HTTP reader hands them out: tiny, exactly a segment, spanning two or
+        // three segments, cut one byte either side of a boundary.
+        let sizes = [1, 65_535, 65_536, 2, 200_000, 65_537, 10];
+        let mut frames = Vec::new();
+        let mut rest = &data[..];
+        for size in sizes.iter().cycle() {
+            if rest.is_empty() {
+                break;
+            }
+            let (frame, tail) = rest.split_at((*size).min(rest.len()));
+            frames.push(bytes::Bytes::copy_from_slice(frame));
+            rest = tail;
+        }
+        let start = Checkpoint {
+            offset: 0,
+            hash_state: UploadDigest::new().to_bytes(),
+            sealed_tail: None,
+            store_state: None,
+        };
+        let mut ingest = Ingest::resume(&store, id, cipher, &start, len as u64).expect("resume");
+        ingest.absorb(&frames[..3]).expect("absorb");
+        ingest.absorb(&frames[3..]).expect("absorb");
+        assert_eq!(ingest.offset(), len as u64);
+        let digests = ingest.finish().expect("finish");
+        assert_eq!(digests.blake3, blake3::hash(&data));
+        assert_eq!(digests.crc32, Some(crc32fast::hash(&data)));
+
+        // The object opens, segment by segment, to the data.
+        let cipher = SegmentCipher::new(&dek, id).expect("cipher");
+        let mut reader = store
+            .open_reader(id, 0..crate::crypto::segment::stored_len(len as u64))
+            .expect("reader");
+        let mut plain = Vec::new();
+        for index in 0..crate::crypto::segment::segment_count(len as u64) {
+            let (plain_len, last) = crate::crypto::segment::segment_plain_len(len as u64, index);
+            let mut segment = vec![0u8; plain_len + SEGMENT_OVERHEAD];
+            reader
+                .read_exact_at(index * STORED_SEGMENT_MAX as u64, &mut segment)
+                .expect("read");
+            plain.extend_from_slice(
+                cipher
+                    .open_in_place(index, last, &mut segment)
+                    .expect("open"),
+            );
+        }
+        assert_eq!(plain, data);
     }
 }

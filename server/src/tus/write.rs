@@ -309,7 +309,7 @@ where
         if let Some(checksum) = request.checksum.as_mut() {
             checksum.update(&bytes);
         }
-        pipeline.push(&bytes).await?;
+        pipeline.push(bytes).await?;
         // A body with a checksum commits nothing until the whole of it is verified.
         if let Some(pending) = pipeline.take_checkpoint()
             && request.checksum.is_none()
