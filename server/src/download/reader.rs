@@ -26,8 +26,10 @@ use crate::store::ObjectReader;
 /// Segments read and verified per step: 512 KiB of plaintext. A download holds at most three
 /// batches (one being read, one queued, one being sent), so memory stays flat per recipient.
 const SEGMENTS_PER_BATCH: u64 = 8;
-/// Freed buffers a download keeps for reuse: as many as it can hold at once.
-const POOLED_BUFFERS: usize = 3;
+/// Freed buffers a download keeps for reuse. One is enough for a download that keeps up (the
+/// buffer hyper has just sent is the next one read: three measured no cheaper); more would be
+/// memory held per recipient for nothing.
+const POOLED_BUFFERS: usize = 1;
 
 /// Verified plaintext in order, a batch at a time: the slices of one batch go out together
 /// (one vectored write), or the error that cut the stream off.
@@ -273,7 +275,7 @@ mod tests {
     }
 
     #[test]
-    fn the_pool_keeps_no_more_buffers_than_a_download_holds() {
+    fn the_pool_keeps_no_more_than_its_spares() {
         let pool = BufferPool::default();
         let held: Vec<_> = (0..POOLED_BUFFERS + 2).map(|_| pool.take(10)).collect();
         drop(held);
