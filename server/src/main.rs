@@ -1,14 +1,14 @@
 //! The `ferry` command: the HTTP service and the operator's tools.
 
-/// The process's allocator: jemalloc. An upload's batch holds the request body's frames
-/// while they are sealed, so hyper reads the next bytes into a fresh buffer of up to 400 KiB.
-/// glibc's allocator handed such buffers back to the kernel when they were freed (trimming
-/// its arenas) and the next ones were faulted in again, page by page: 20,000–56,000 page
-/// faults per GiB uploaded, up to a sixth of the server's CPU in a profile, and more with many
-/// uploads on many threads. jemalloc keeps freed pages for reuse and returns them over
-/// seconds: about 2,000 faults per GiB, 4–11 % less CPU for one upload and about a quarter
-/// less with 32 at once, within the memory bars (load/README.md, "Issue 18, part 3";
-/// mimalloc, measured too, held three times the memory under 32 uploads).
+/// The process's allocator: jemalloc. An upload's batch holds the request body's frames while
+/// they are sealed, so hyper reads the next bytes into a fresh buffer of up to 400 KiB. glibc's
+/// allocator handed such buffers back to the kernel when they were freed (trimming its arenas)
+/// and the next ones were faulted in again, page by page: 31,000–56,000 page faults per GiB
+/// uploaded on average, up to a sixth of the server's CPU in a profile, and more with many
+/// uploads on many threads. jemalloc keeps freed pages for reuse and returns them over seconds:
+/// about 2,000 faults per GiB, 4–11 % less CPU for one upload and about a quarter less with 32
+/// at once, within the memory bars (load/README.md, "Issue 18, part 3"; mimalloc, measured too,
+/// held three times the memory under 32 uploads).
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
